@@ -1,0 +1,180 @@
+"""The `cascade` command: run, validate, demo.
+
+Exit codes: 0 a verified answer; 3 an unverified answer, or every tier failed;
+2 a usage or configuration error; 1 an internal error (set CASCADE_DEBUG=1 for a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from cascade.config import CascadeConfig, load_config
+from cascade.engine import Cascade
+from cascade.errors import ConfigError, ExhaustedError
+from cascade.logging import configure_logging
+from cascade.render import cost_table, path_of, print_result, to_json, usd
+from cascade.secrets import redact
+from cascade.types import Result
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_UNVERIFIED = 0, 1, 2, 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_format, "warning" if args.quiet else "info")
+    stderr = Console(stderr=True)
+    try:
+        return int(args.handler(args, stderr))
+    except ConfigError as exc:
+        stderr.print(f"[red]error:[/] {exc}", highlight=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        return 130
+    except Exception as exc:
+        if os.environ.get("CASCADE_DEBUG"):
+            raise
+        stderr.print(
+            f"[red]internal error:[/] {redact(f'{type(exc).__name__}: {exc}')} "
+            "(set CASCADE_DEBUG=1 for a traceback)",
+            highlight=False,
+        )
+        return EXIT_INTERNAL
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cascade", description="Cheapest model first, verified answers, every attempt billed."
+    )
+    parser.add_argument("--log-format", choices=["console", "json"], default="console",
+                        help="format of the per-attempt events on stderr")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="answer one prompt")
+    run.add_argument("config", type=Path)
+    run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")
+    run.add_argument("--system", help="system prompt")
+    run.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    run.set_defaults(handler=_run)
+
+    validate = sub.add_parser("validate", help="check a config without calling any model")
+    validate.add_argument("config", type=Path)
+    validate.set_defaults(handler=_validate)
+
+    demo = sub.add_parser("demo", help="offline demo on a bundled example set (no API key)")
+    demo.add_argument("--json", action="store_true", help="print each result as a JSON line")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _run(args: argparse.Namespace, stderr: Console) -> int:
+    prompt = args.prompt
+    if prompt is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise ConfigError("no prompt: give one as an argument or on stdin")
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty")
+    cascade = Cascade.from_config(args.config)
+    try:
+        result = asyncio.run(_answer(cascade, prompt, args.system))
+    except ExhaustedError as exc:
+        if args.json:
+            print(to_json({**exc.result.to_dict(), "error": str(exc)}))
+        stderr.print(f"[red]no answer:[/] {exc}", highlight=False)
+        return EXIT_UNVERIFIED
+    if args.json:
+        print(to_json(result.to_dict()))
+    else:
+        print(result.output)
+        print_result(stderr, result)
+    return EXIT_OK if result.verified else EXIT_UNVERIFIED
+
+
+async def _answer(cascade: Cascade, prompt: str, system: str | None) -> Result:
+    async with cascade:
+        return await cascade.arun(prompt, system=system)
+
+
+def _validate(args: argparse.Namespace, stderr: Console) -> int:
+    config = load_config(args.config)
+    cascade = Cascade.from_config(config)  # resolves prices and verifiers: their errors show here
+    table = Table(title=f"{args.config}: valid")
+    for column in ("tier", "model", "provider", "price", "API key"):
+        table.add_column(column)
+    for tier_config, tier in zip(config.tiers, cascade.tiers, strict=True):
+        for model_config, model in zip([tier_config, *tier_config.alternates], tier.models, strict=True):
+            table.add_row(tier.name, model.model, model_config.provider, _describe_price(model.price),
+                          _key_status(model_config.key_env))
+    Console().print(table)
+    names = ", ".join(v.type for v in config.verifiers) or "none (every answer is accepted)"
+    print(f"verifiers: {names}; on_exhausted: {config.on_exhausted}")
+    return EXIT_OK
+
+
+def _describe_price(price: object) -> str:
+    from cascade.accounting import CatalogPrice, Price
+    from cascade.types import Usage
+
+    if isinstance(price, Price):
+        return f"${price.input_per_mtok}/${price.output_per_mtok} per Mtok (config)"
+    if isinstance(price, CatalogPrice):
+        per_mtok_in = price.cost(Usage(1_000, 0)) * 1000
+        per_mtok_out = price.cost(Usage(0, 1_000)) * 1000
+        return f"${per_mtok_in.normalize()}/${per_mtok_out.normalize()} per Mtok (genai-prices)"
+    return type(price).__name__
+
+
+def _key_status(env_var: str | None) -> str:
+    if env_var is None:
+        return "not needed"
+    return f"{env_var} set" if os.environ.get(env_var) else f"[yellow]{env_var} not set[/]"
+
+
+def _demo(args: argparse.Namespace, stderr: Console) -> int:
+    import json
+
+    config_text = resources.files("cascade.demo").joinpath("demo.yaml").read_text("utf-8")
+    import yaml
+
+    from cascade.config import parse_config
+
+    config: CascadeConfig = parse_config(yaml.safe_load(config_text), source="demo.yaml")
+    examples = resources.files("cascade.demo").joinpath("examples.jsonl").read_text("utf-8")
+    prompts = [json.loads(line)["prompt"] for line in examples.splitlines() if line.strip()]
+    cascade = Cascade.from_config(config)
+    results = asyncio.run(_answer_all(cascade, prompts))
+    if args.json:
+        for result in results:
+            print(to_json(result.to_dict()))
+        return EXIT_OK
+    out = Console()
+    table = Table(title="cascade demo: gpt-4o-mini first, claude-sonnet-4-5 when the answer fails")
+    for column in ("prompt", "path (✓ accepted, ✗ rejected by, ! failed)", "answer", "cost"):
+        table.add_column(column)
+    for prompt, result in zip(prompts, results, strict=True):
+        table.add_row(prompt[:40], path_of(result.attempts), (result.output or "")[:40],
+                      usd(result.cost.total_usd))
+    out.print(table)
+    out.print(cost_table(results))
+    return EXIT_OK
+
+
+async def _answer_all(cascade: Cascade, prompts: Sequence[str]) -> list[Result]:
+    async with cascade:
+        return [await cascade.arun(p) for p in prompts]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Adapter for the Anthropic messages API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+
+from cascade.errors import ProviderError, ProviderTimeout, TransientProviderError
+from cascade.providers.base import error_message, missing_key_error, status_error
+from cascade.secrets import redact
+from cascade.tokens import fill_usage
+from cascade.types import Completion, Request
+
+DEFAULT_MAX_TOKENS = 1024  # the messages API requires max_tokens; this is used when params omit it
+
+
+class AnthropicAdapter:
+    """Calls `client.messages.create`; the client's own retries must be off."""
+
+    def __init__(
+        self,
+        client: anthropic.AsyncAnthropic | None,
+        model: str,
+        params: dict[str, Any] | None = None,
+        *,
+        missing_key_env: str | None = None,
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.params = {"max_tokens": DEFAULT_MAX_TOKENS, **(params or {})}
+        self._missing_key_env = missing_key_env
+
+    async def complete(self, request: Request) -> Completion:
+        if self.client is None:
+            raise missing_key_error(self._missing_key_env)
+        kwargs: dict[str, Any] = dict(self.params)
+        if request.system:
+            kwargs["system"] = request.system
+        try:
+            response = await self.client.messages.create(
+                model=self.model,
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
+                **kwargs,
+            )
+        except anthropic.APIError as exc:
+            raise translate_anthropic_error(exc) from None
+        content = getattr(response, "content", None)
+        if content is None:
+            raise TransientProviderError("malformed response: no content")
+        text = "".join(_block_text(block) for block in content)
+        usage = response.usage
+        return Completion(
+            text=text,
+            model=response.model or self.model,
+            usage=fill_usage(
+                usage.input_tokens if usage else None,
+                usage.output_tokens if usage else None,
+                request.text(),
+                text,
+            ),
+            finish_reason=response.stop_reason,
+        )
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+
+def _block_text(block: Any) -> str:
+    """Text of one content block; a forced tool call's input is the answer, as JSON."""
+    if block.type == "text":
+        return str(block.text)
+    if block.type == "tool_use":
+        return json.dumps(block.input)
+    return ""
+
+
+def translate_anthropic_error(exc: anthropic.APIError) -> ProviderError:
+    """The cascade error for an Anthropic SDK error (529 overloaded is transient)."""
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderTimeout("timeout: no answer within the tier's timeout_s")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return TransientProviderError(redact(f"connection error: {exc.message}"))
+    if isinstance(exc, anthropic.APIStatusError):
+        return status_error(exc.status_code, error_message(exc.body, exc.message), exc.response.headers)
+    return TransientProviderError(redact(f"malformed response: {exc.message}"))
+

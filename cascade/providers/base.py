@@ -1,0 +1,76 @@
+"""What every provider adapter offers, and the helpers they share."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+from cascade.errors import PermanentProviderError, ProviderError, TransientProviderError
+from cascade.secrets import redact
+from cascade.types import Completion, Request
+
+# HTTP statuses worth a retry; everything else 4xx is the caller's mistake and won't change.
+TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+MAX_RETRY_AFTER_S = 120.0
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One model behind one API. Raises ProviderError (transient or permanent) on failure."""
+
+    model: str
+
+    async def complete(self, request: Request) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+def status_error(status: int, message: str, headers: Mapping[str, str] | None) -> ProviderError:
+    """The cascade error for an HTTP error status, with retry-after when the server sent one."""
+    text = redact(f"HTTP {status}: {message}")
+    if status in TRANSIENT_STATUSES or status >= 500:
+        return TransientProviderError(
+            text, status=status, retry_after_s=parse_retry_after(headers or {})
+        )
+    return PermanentProviderError(text, status=status)
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return _bounded(float(raw_ms) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return _bounded(float(raw))
+    except ValueError:
+        parsed = email.utils.parsedate_tz(raw)
+        if parsed is None:
+            return None
+        return _bounded(email.utils.mktime_tz(parsed) - time.time())
+
+
+def _bounded(seconds: float) -> float | None:
+    if seconds != seconds or seconds < 0:  # NaN or in the past
+        return None
+    return min(seconds, MAX_RETRY_AFTER_S)
+
+
+def error_message(body: object, fallback: str) -> str:
+    """The server's own message from an error body of either wire format."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return fallback
+
+
+def missing_key_error(env_var: str | None) -> PermanentProviderError:
+    return PermanentProviderError(f"no API key: environment variable {env_var} is not set")

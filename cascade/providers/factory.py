@@ -1,0 +1,68 @@
+"""Builds runtime tiers and provider adapters from config."""
+
+from __future__ import annotations
+
+import anthropic
+import openai
+
+from cascade.accounting import CatalogPrice, Price, Pricing
+from cascade.config import ModelConfig, TierConfig
+from cascade.errors import ConfigError
+from cascade.providers.anthropic import AnthropicAdapter
+from cascade.providers.base import Provider
+from cascade.providers.openai import OpenAIAdapter
+from cascade.providers.simulated import SimulatedProvider
+from cascade.secrets import read_key
+from cascade.tiers import Tier, TierModel
+
+# An OpenAI-compatible local server (vLLM, Ollama) usually ignores the key but the SDK wants one.
+_LOCAL_PLACEHOLDER_KEY = "not-needed"
+
+
+def build_provider(config: ModelConfig) -> Provider:
+    """The adapter for one configured model. The SDK clients' own retries are off: every
+    try is ours to count and bill."""
+    if config.provider == "simulated":
+        return SimulatedProvider(config.model, examples=config.examples or "builtin")
+    key = read_key(config.key_env)
+    if key is None and config.base_url:
+        key = _LOCAL_PLACEHOLDER_KEY
+    if config.provider == "openai":
+        client = (
+            openai.AsyncOpenAI(
+                api_key=key, base_url=config.base_url, max_retries=0, timeout=config.timeout_s
+            )
+            if key
+            else None
+        )
+        return OpenAIAdapter(client, config.model, config.params, missing_key_env=config.key_env)
+    if config.provider == "anthropic":
+        aclient = (
+            anthropic.AsyncAnthropic(
+                api_key=key, base_url=config.base_url, max_retries=0, timeout=config.timeout_s
+            )
+            if key
+            else None
+        )
+        return AnthropicAdapter(aclient, config.model, config.params, missing_key_env=config.key_env)
+    raise ConfigError(f"unknown provider {config.provider!r}")  # pragma: no cover (Literal-checked)
+
+
+def price_of(config: ModelConfig) -> Pricing:
+    """The tier's own `price:` if set, else the model's list price from genai-prices."""
+    if config.price is not None:
+        return Price(config.price.input_per_mtok, config.price.output_per_mtok)
+    return CatalogPrice(config.model, config.provider)
+
+
+def build_tier(config: TierConfig, *, where: str = "tiers") -> Tier:
+    """A runtime tier; a model without a known price is a ConfigError naming its field."""
+    models = []
+    for i, model_config in enumerate([config, *config.alternates]):
+        field = where if i == 0 else f"{where}.alternates.{i - 1}"
+        try:
+            price = price_of(model_config)
+        except ConfigError as exc:
+            raise ConfigError(f"{field}.price: {exc}") from None
+        models.append(TierModel(build_provider(model_config), price, model_config.retry))
+    return Tier(config.name, tuple(models))

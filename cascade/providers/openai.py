@@ -1,0 +1,82 @@
+"""Adapter for the OpenAI chat completions API, and any server that speaks it (vLLM, Ollama, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from cascade.errors import ProviderError, ProviderTimeout, TransientProviderError
+from cascade.providers.base import error_message, missing_key_error, status_error
+from cascade.secrets import redact
+from cascade.tokens import fill_usage
+from cascade.types import Completion, Request
+
+
+class OpenAIAdapter:
+    """Calls `client.chat.completions.create`; the client's own retries must be off."""
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI | None,
+        model: str,
+        params: dict[str, Any] | None = None,
+        *,
+        missing_key_env: str | None = None,
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.params = dict(params or {})
+        self._missing_key_env = missing_key_env
+
+    def _messages(self, request: Request) -> list[dict[str, str]]:
+        messages = [{"role": "system", "content": request.system}] if request.system else []
+        messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        return messages
+
+    async def complete(self, request: Request) -> Completion:
+        if self.client is None:
+            raise missing_key_error(self._missing_key_env)
+        try:
+            response = await self.client.chat.completions.create(
+                model=self.model, messages=self._messages(request), **self.params  # type: ignore[arg-type]
+            )
+        except openai.APIError as exc:
+            raise translate_openai_error(exc) from None
+        if not getattr(response, "choices", None):
+            raise TransientProviderError("malformed response: no choices")
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        usage = response.usage
+        logprobs = None
+        if choice.logprobs is not None and choice.logprobs.content:
+            logprobs = tuple(t.logprob for t in choice.logprobs.content)
+        return Completion(
+            text=text,
+            model=response.model or self.model,
+            usage=fill_usage(
+                usage.prompt_tokens if usage else None,
+                usage.completion_tokens if usage else None,
+                request.text(),
+                text,
+            ),
+            finish_reason=choice.finish_reason,
+            logprobs=logprobs,
+        )
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+
+def translate_openai_error(exc: openai.APIError) -> ProviderError:
+    """The cascade error for an OpenAI SDK error: transient ones are retried, others are not."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderTimeout("timeout: no answer within the tier's timeout_s")
+    if isinstance(exc, openai.APIConnectionError):
+        return TransientProviderError(redact(f"connection error: {exc.message}"))
+    if isinstance(exc, openai.APIStatusError):
+        return status_error(exc.status_code, error_message(exc.body, exc.message), exc.response.headers)
+    # APIResponseValidationError and other undecodable answers: a proxy hiccup as often as not
+    return TransientProviderError(redact(f"malformed response: {exc.message}"))
+

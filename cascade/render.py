@@ -1,0 +1,81 @@
+"""How results look on a terminal (rich) and as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cascade.types import ZERO, Attempt, Outcome, Result
+
+_MARK = {
+    Outcome.ACCEPTED: "[green]✓[/]",
+    Outcome.REJECTED: "[yellow]✗[/]",
+    Outcome.ERROR: "[red]![/]",
+    Outcome.ABORTED: "[red]⨯[/]",
+}
+
+
+def to_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+def usd(amount: Decimal) -> str:
+    return f"${amount:.6f}"
+
+
+def path_of(attempts: Sequence[Attempt]) -> str:
+    """`small ✗ hedging → large ✓`: which models were tried and why each was left."""
+    steps = []
+    for a in attempts:
+        why = ""
+        if a.outcome is Outcome.REJECTED:
+            why = " " + next((v.verifier for v in a.verdicts if not v.passed), "")
+        elif a.outcome is Outcome.ERROR:
+            why = " " + (a.error or "error").split(":")[0]
+        steps.append(f"{a.tier} {_MARK[a.outcome]}{why}")
+    return " → ".join(steps)
+
+
+def print_result(console: Console, result: Result) -> None:
+    """A short account of one result (the answer itself goes to stdout separately)."""
+    cost = result.cost
+    status = "[green]verified[/]" if result.verified else "[yellow]UNVERIFIED[/]"
+    console.print(f"{status} answer from [bold]{result.tier}[/] ({result.model})")
+    console.print(f"path: {path_of(result.attempts)}")
+    for a in result.attempts:
+        for v in a.verdicts:
+            if not v.passed:
+                console.print(f"  [dim]{a.tier}/{v.verifier}:[/] {v.reason}", highlight=False)
+        if a.error:
+            console.print(f"  [dim]{a.tier} ({a.model}) try {a.retry + 1}:[/] {a.error}", highlight=False)
+    console.print(
+        f"cost {usd(cost.total_usd)} (wasted {usd(cost.wasted_usd)}, verification "
+        f"{usd(cost.verification_usd)}); top tier alone ≈ {usd(cost.baseline_usd)}, "
+        f"saved {usd(cost.saved_usd)}"
+    )
+
+
+def cost_table(results: Sequence[Result]) -> Table:
+    """Totals over many results."""
+    costs = [r.cost for r in results]
+    total = sum((c.total_usd for c in costs), ZERO)
+    baseline = sum((c.baseline_usd for c in costs), ZERO)
+    table = Table(title="Cost report", show_header=False)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("requests", str(len(results)))
+    table.add_row("verified", str(sum(r.verified for r in results)))
+    table.add_row("attempts (all billed)", str(sum(len(r.attempts) for r in results)))
+    table.add_row("total cost", usd(total))
+    table.add_row("  wasted on escalation", usd(sum((c.wasted_usd for c in costs), ZERO)))
+    table.add_row("  verification", usd(sum((c.verification_usd for c in costs), ZERO)))
+    table.add_row("top tier alone (baseline)", usd(baseline))
+    saved = baseline - total
+    share = f" ({saved / baseline:.0%})" if baseline else ""
+    table.add_row("saved", usd(saved) + share)
+    return table

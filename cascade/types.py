@@ -1,0 +1,243 @@
+"""The values that flow through a cascade: requests, completions, verdicts, attempts, results.
+
+All are frozen. Money is `Decimal`; a result's cost figures are computed from its
+attempts every time they are read, so there is one ledger and no second bookkeeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the caller asks: a conversation and an optional system prompt."""
+
+    messages: tuple[Message, ...]
+    system: str | None = None
+
+    @classmethod
+    def from_prompt(cls, prompt: str, *, system: str | None = None) -> Request:
+        return cls(messages=(Message("user", prompt),), system=system)
+
+    @classmethod
+    def from_messages(
+        cls, messages: Sequence[Mapping[str, str]], *, system: str | None = None
+    ) -> Request:
+        """Build from OpenAI-style dicts; a `system` message becomes the system prompt."""
+        turns: list[Message] = []
+        for m in messages:
+            if m["role"] == "system":
+                system = m["content"] if system is None else f"{system}\n\n{m['content']}"
+            else:
+                turns.append(Message(m["role"], m["content"]))
+        return cls(messages=tuple(turns), system=system)
+
+    def text(self) -> str:
+        """All the text of the request, for token estimates."""
+        parts = [self.system or ""] + [m.content for m in self.messages]
+        return "\n".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens of one call. `estimated` is True when any part was counted by us, not reported."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    estimated: bool = False
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.estimated or other.estimated,
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One answer from one model."""
+
+    text: str
+    model: str
+    usage: Usage
+    finish_reason: str | None = None
+    logprobs: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What a verifier judges: the request, the answer, and where the answer came from."""
+
+    request: Request
+    completion: Completion
+    tier: str
+    tier_index: int
+    is_last_tier: bool
+
+    @property
+    def text(self) -> str:
+        return self.completion.text
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verifier's decision with its reason. `cost_usd` is what the check itself paid (judges)."""
+
+    verifier: str
+    passed: bool
+    reason: str
+    score: float | None = None
+    cost_usd: Decimal = ZERO
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verifier": self.verifier,
+            "passed": self.passed,
+            "score": self.score,
+            "reason": self.reason,
+            "cost_usd": _money(self.cost_usd),
+        }
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"  # answer passed every verifier and was returned
+    REJECTED = "rejected"  # answer failed a verifier
+    ERROR = "error"  # the call failed (after or without retries)
+    ABORTED = "aborted"  # the call was cut short on purpose (budget, stream stopped early)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One call to one model, paid for whatever became of it."""
+
+    tier: str
+    model: str
+    outcome: Outcome
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: Decimal = ZERO
+    latency_s: float = 0.0
+    verdicts: tuple[Verdict, ...] = ()
+    error: str | None = None
+    output: str | None = None
+    retry: int = 0  # 0 for the first try on this model, n for the n-th retry
+
+    @property
+    def verification_usd(self) -> Decimal:
+        return sum((v.cost_usd for v in self.verdicts), ZERO)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "model": self.model,
+            "outcome": str(self.outcome),
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "usage_estimated": self.usage.estimated,
+            "latency_s": round(self.latency_s, 4),
+            "cost_usd": _money(self.cost_usd),
+            "verification_usd": _money(self.verification_usd),
+            "error": self.error,
+            "retry": self.retry,
+            "output": self.output,
+        }
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """Where the money of one request went.
+
+    total = generation of every attempt + verification; wasted = generation of every
+    attempt whose answer was not returned; saved = baseline - total (may be negative).
+    """
+
+    total_usd: Decimal
+    wasted_usd: Decimal
+    verification_usd: Decimal
+    baseline_usd: Decimal
+
+    @property
+    def saved_usd(self) -> Decimal:
+        return self.baseline_usd - self.total_usd
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total_usd": _money(self.total_usd),
+            "wasted_usd": _money(self.wasted_usd),
+            "verification_usd": _money(self.verification_usd),
+            "baseline_usd": _money(self.baseline_usd),
+            "saved_usd": _money(self.saved_usd),
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    """The answer of a cascade and the full record of how it was reached.
+
+    `output` is None only when no model produced any answer at all.
+    `returned` is the index in `attempts` of the attempt whose answer is `output`.
+    """
+
+    output: str | None
+    verified: bool
+    attempts: tuple[Attempt, ...]
+    returned: int | None
+    baseline_usd: Decimal
+    stop_reason: str = "accepted"  # accepted | exhausted | budget
+
+    @property
+    def returned_attempt(self) -> Attempt | None:
+        return None if self.returned is None else self.attempts[self.returned]
+
+    @property
+    def tier(self) -> str | None:
+        a = self.returned_attempt
+        return a.tier if a else None
+
+    @property
+    def model(self) -> str | None:
+        a = self.returned_attempt
+        return a.model if a else None
+
+    @property
+    def cost(self) -> CostReport:
+        generation = sum((a.cost_usd for a in self.attempts), ZERO)
+        verification = sum((a.verification_usd for a in self.attempts), ZERO)
+        wasted = sum(
+            (a.cost_usd for i, a in enumerate(self.attempts) if i != self.returned), ZERO
+        )
+        return CostReport(generation + verification, wasted, verification, self.baseline_usd)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "verified": self.verified,
+            "tier": self.tier,
+            "model": self.model,
+            "stop_reason": self.stop_reason,
+            "attempts": [a.to_dict() for a in self.attempts],
+            "cost": self.cost.to_dict(),
+        }
+
+
+def _money(value: Decimal) -> float:
+    """Decimal dollars as a JSON number.
+
+    Costs are quantized to 1e-12 USD when computed, so the float's shortest repr is the
+    exact decimal: `json.loads(..., parse_float=Decimal)` gives back the ledger's value.
+    """
+    return float(value)

@@ -1,0 +1,116 @@
+"""Hedging and refusal detection with a weighted English lexicon.
+
+Each phrase found adds its weight (once per phrase, however often it occurs); the answer
+fails when the total reaches `threshold`. Refusals weigh the threshold on their own.
+The verdict's score is 1 / (1 + total): 1.0 for an answer with no hedge at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from cascade.types import Candidate, Verdict
+
+REFUSAL = 1.0
+DEFAULT_LEXICON: dict[str, float] = {
+    # refusals
+    "i cannot help": REFUSAL,
+    "i can't help": REFUSAL,
+    "i cannot assist": REFUSAL,
+    "i can't assist": REFUSAL,
+    "i'm unable to": REFUSAL,
+    "i am unable to": REFUSAL,
+    "i'm not able to": REFUSAL,
+    "i am not able to": REFUSAL,
+    "i won't be able to": REFUSAL,
+    "as an ai": REFUSAL,
+    "as a language model": REFUSAL,
+    "i cannot provide": REFUSAL,
+    "i can't provide": REFUSAL,
+    "i cannot answer": REFUSAL,
+    "i can't answer": REFUSAL,
+    "i don't have access": 0.8,
+    # strong hedges
+    "i don't know": 1.0,
+    "i do not know": 1.0,
+    "i'm not sure": 1.0,
+    "i am not sure": 1.0,
+    "not entirely sure": 0.8,
+    "i'm not certain": 0.8,
+    "i am not certain": 0.8,
+    "i cannot be certain": 0.8,
+    "i can't be certain": 0.8,
+    "i may be wrong": 0.8,
+    "i might be wrong": 0.8,
+    "hard to say": 0.7,
+    "difficult to say": 0.7,
+    "i'm not confident": 0.8,
+    # weak hedges: several together fail the answer
+    "it depends": 0.4,
+    "unclear": 0.4,
+    "i think": 0.3,
+    "i believe": 0.3,
+    "probably": 0.3,
+    "possibly": 0.3,
+    "perhaps": 0.3,
+    "might be": 0.3,
+    "may be": 0.2,
+    "it seems": 0.3,
+    "roughly": 0.2,
+    "i guess": 0.5,
+}
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+
+
+class HedgingVerifier:
+    """Fails answers that hedge or refuse. Phrases can be added (with weights) or removed."""
+
+    name = "hedging"
+
+    def __init__(
+        self,
+        threshold: float = 1.0,
+        add: Mapping[str, float] | None = None,
+        remove: Sequence[str] = (),
+    ) -> None:
+        if threshold <= 0:
+            raise ValueError("threshold must be positive")
+        lexicon = {**DEFAULT_LEXICON, **{_normalise(k): float(v) for k, v in (add or {}).items()}}
+        for phrase in remove:
+            lexicon.pop(_normalise(phrase), None)
+        self.threshold = threshold
+        self.lexicon = lexicon
+        # one alternation, longest phrase first, so "i'm not sure" wins over shorter overlaps
+        phrases = sorted(lexicon, key=len, reverse=True)
+        self._pattern = re.compile(
+            r"(?<![\w'])(" + "|".join(re.escape(p) for p in phrases) + r")(?![\w'])"
+        ) if phrases else None
+
+    def find(self, text: str) -> dict[str, float]:
+        """The lexicon phrases present in `text`, with their weights."""
+        if self._pattern is None:
+            return {}
+        found = {m.group(1) for m in self._pattern.finditer(_normalise(text))}
+        return {p: self.lexicon[p] for p in sorted(found)}
+
+    def __call__(self, candidate: Candidate) -> Verdict:
+        found = self.find(candidate.text)
+        total = sum(found.values())
+        score = 1.0 / (1.0 + total)
+        if not found:
+            return Verdict(self.name, True, "no hedging or refusal phrases", score=score)
+        listed = ", ".join(f'"{p}" ({w:g})' for p, w in found.items())
+        passed = total < self.threshold
+        verdict = "below" if passed else "reaches"
+        return Verdict(
+            self.name,
+            passed,
+            f"hedging weight {total:g} {verdict} threshold {self.threshold:g}: {listed}",
+            score=score,
+        )
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.translate(_APOSTROPHES).lower().split())
