@@ -56,23 +56,24 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cascade", description="Cheapest model first, verified answers, every attempt billed."
     )
-    parser.add_argument("--log-format", choices=["console", "json"], default="console",
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-format", choices=["console", "json"], default="console",
                         help="format of the per-attempt events on stderr")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    common.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="answer one prompt")
+    run = sub.add_parser("run", parents=[common], help="answer one prompt")
     run.add_argument("config", type=Path)
     run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")
     run.add_argument("--system", help="system prompt")
     run.add_argument("--json", action="store_true", help="print the whole result as JSON")
     run.set_defaults(handler=_run)
 
-    validate = sub.add_parser("validate", help="check a config without calling any model")
+    validate = sub.add_parser("validate", parents=[common], help="check a config without calling any model")
     validate.add_argument("config", type=Path)
     validate.set_defaults(handler=_validate)
 
-    demo = sub.add_parser("demo", help="offline demo on a bundled example set (no API key)")
+    demo = sub.add_parser("demo", parents=[common], help="offline demo on a bundled example set (no API key)")
     demo.add_argument("--json", action="store_true", help="print each result as a JSON line")
     demo.set_defaults(handler=_demo)
     return parser

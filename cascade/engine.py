@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from cascade._sync import LoopThread
+from cascade._sync import run_sync
 from cascade.accounting import baseline_cost
 from cascade.config import CascadeConfig, load_config
 from cascade.errors import ExhaustedError, ProviderError, ProviderTimeout
@@ -48,7 +48,6 @@ class Cascade:
         self._models_per_tier = [len(t.models) for t in self.tiers]
         self._tier_rank = {t.name: i for i, t in enumerate(self.tiers)}
         self._log = get_logger()
-        self._sync = LoopThread()
 
     @classmethod
     def from_config(cls, config: CascadeConfig | str | Path) -> Cascade:
@@ -86,7 +85,7 @@ class Cascade:
 
     def run(self, prompt: str | Request, *, system: str | None = None) -> Result:
         """Sync twin of `arun`."""
-        return self._sync.run(self.arun(prompt, system=system))
+        return run_sync(self.arun(prompt, system=system))
 
     async def _attempt(self, request: Request, at: Position, ledger: list[Attempt]) -> Attempt:
         """Call one model (with retries), verify its answer, and put every try in the ledger."""
@@ -199,8 +198,7 @@ class Cascade:
                 await model.provider.aclose()
 
     def close(self) -> None:
-        self._sync.run(self.aclose())
-        self._sync.stop()
+        run_sync(self.aclose())
 
     async def __aenter__(self) -> Cascade:
         return self

@@ -22,28 +22,41 @@ def _redact_values(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return {k: redact(v) if isinstance(v, str) else v for k, v in event.items()}
 
 
-def configure_logging(fmt: LogFormat = "console", level: str = "info") -> None:
-    """Send cascade's events to stderr in `fmt` at `level` and above."""
+def _processors(fmt: LogFormat) -> list[Any]:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact_values,
+        renderer,
+    ]
+
+
+def _level(level: str) -> Any:
+    return structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()])
+
+
+def configure_logging(fmt: LogFormat = "console", level: str = "info") -> None:
+    """Send cascade's events to stderr in `fmt` at `level` and above (the CLI calls this)."""
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact_values,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        processors=_processors(fmt),
+        wrapper_class=_level(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
 
 
 def get_logger() -> Any:
-    return structlog.get_logger("cascade")
+    """The application's structlog logger if it configured structlog; else one of our own
+    that writes warnings and above to stderr, never to the stdout a program may be using."""
+    if structlog.is_configured():
+        return structlog.get_logger("cascade")
+    return structlog.wrap_logger(
+        structlog.PrintLogger(sys.stderr), processors=_processors("console"),
+        wrapper_class=_level("warning"),
+    )

@@ -16,7 +16,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
@@ -66,7 +67,8 @@ def retrying(config: RetryConfig) -> AsyncRetrying:
     return AsyncRetrying(
         stop=stop_after_attempt(config.max_attempts) | stop_if_retry_after_exceeds(config.max_wait_s),
         wait=wait_retry_after(
-            wait_exponential_jitter(initial=config.initial_wait_s, max=config.max_wait_s)
+            wait_exponential(multiplier=config.initial_wait_s, max=config.max_wait_s)
+            + wait_random(0, config.initial_wait_s)
         ),
         retry=retry_if_exception(_is_transient),
         reraise=True,

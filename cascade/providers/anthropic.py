@@ -46,6 +46,8 @@ class AnthropicAdapter:
             )
         except anthropic.APIError as exc:
             raise translate_anthropic_error(exc) from None
+        except ValueError as exc:  # the SDK lets a non-JSON body escape as JSONDecodeError
+            raise TransientProviderError(f"malformed response: {exc}") from None
         content = getattr(response, "content", None)
         if content is None:
             raise TransientProviderError("malformed response: no content")

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import anthropic
-import openai
-
 from cascade.accounting import CatalogPrice, Price, Pricing
 from cascade.config import ModelConfig, TierConfig
 from cascade.errors import ConfigError
-from cascade.providers.anthropic import AnthropicAdapter
 from cascade.providers.base import Provider
-from cascade.providers.openai import OpenAIAdapter
-from cascade.providers.simulated import SimulatedProvider
 from cascade.secrets import read_key
 from cascade.tiers import Tier, TierModel
 
-# An OpenAI-compatible local server (vLLM, Ollama) usually ignores the key but the SDK wants one.
+# An OpenAI-compatible server of one's own (vLLM, Ollama) usually ignores the key, but the
+# SDK insists on one: with a base_url and no key set, this stands in.
 _LOCAL_PLACEHOLDER_KEY = "not-needed"
 
 
@@ -23,11 +18,17 @@ def build_provider(config: ModelConfig) -> Provider:
     """The adapter for one configured model. The SDK clients' own retries are off: every
     try is ours to count and bill."""
     if config.provider == "simulated":
+        from cascade.providers.simulated import SimulatedProvider
+
         return SimulatedProvider(config.model, examples=config.examples or "builtin")
     key = read_key(config.key_env)
-    if key is None and config.base_url:
-        key = _LOCAL_PLACEHOLDER_KEY
     if config.provider == "openai":
+        if key is None and config.base_url:
+            key = _LOCAL_PLACEHOLDER_KEY
+        import openai
+
+        from cascade.providers.openai import OpenAIAdapter
+
         client = (
             openai.AsyncOpenAI(
                 api_key=key, base_url=config.base_url, max_retries=0, timeout=config.timeout_s
@@ -37,6 +38,10 @@ def build_provider(config: ModelConfig) -> Provider:
         )
         return OpenAIAdapter(client, config.model, config.params, missing_key_env=config.key_env)
     if config.provider == "anthropic":
+        import anthropic
+
+        from cascade.providers.anthropic import AnthropicAdapter
+
         aclient = (
             anthropic.AsyncAnthropic(
                 api_key=key, base_url=config.base_url, max_retries=0, timeout=config.timeout_s

@@ -43,6 +43,8 @@ class OpenAIAdapter:
             )
         except openai.APIError as exc:
             raise translate_openai_error(exc) from None
+        except ValueError as exc:  # the SDK lets a non-JSON body escape as JSONDecodeError
+            raise TransientProviderError(f"malformed response: {exc}") from None
         if not getattr(response, "choices", None):
             raise TransientProviderError("malformed response: no choices")
         choice = response.choices[0]

@@ -1,0 +1,124 @@
+"""Config loading: the documented shape works; every mistake names the file and the field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cascade import Cascade, ConfigError, load_config
+
+REPO = Path(__file__).resolve().parent.parent
+ISSUE_SHAPE = """
+tiers:
+  - name: small
+    provider: openai
+    model: gpt-4o-mini
+    base_url: http://127.0.0.1:8000/v1
+    api_key_env: OPENAI_API_KEY
+    price: {input_per_mtok: 0.15, output_per_mtok: 0.60}
+    params: {max_tokens: 512, temperature: 0}
+    timeout_s: 30
+  - name: large
+    provider: anthropic
+    model: claude-opus-4-8
+verifiers:
+  - type: hedging
+on_exhausted: return_best
+max_cost_usd: 0.05
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cascade.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_the_documented_shape_loads_and_builds(tmp_path):
+    config = load_config(write(tmp_path, ISSUE_SHAPE))
+    assert [t.name for t in config.tiers] == ["small", "large"]
+    assert config.tiers[0].params == {"max_tokens": 512, "temperature": 0}
+    cascade = Cascade.from_config(config)
+    assert [t.primary.model for t in cascade.tiers] == ["gpt-4o-mini", "claude-opus-4-8"]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_builds(path):
+    Cascade.from_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tiers: []", "tiers: List should have at least 1 item"),
+        ("tiers:\n  - name: a\n    provider: openai\n", "tiers.0.model: Field required"),
+        ("tiers:\n  - {name: a, provider: nope, model: m}\n", "tiers.0.provider"),
+        ("tiers:\n  - {name: a, provider: openai, model: m, tmeout_s: 3}\n",
+         "tiers.0.tmeout_s: Extra inputs are not permitted"),
+        ("tiers:\n  - {name: a, provider: openai, model: gpt-4o-mini}\non_exhausted: maybe\n",
+         "on_exhausted"),
+        ("tiers:\n  - {name: a, provider: openai, model: gpt-4o-mini}\n"
+         "  - {name: a, provider: openai, model: gpt-4o}\n", "tier names must be unique; repeated: a"),
+        ("tiers: [\n", "not valid YAML"),
+        ("- just a list\n", "must be a mapping"),
+    ],
+)
+def test_bad_configs_name_the_file_and_the_field(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_unknown_price_names_the_tier_field(tmp_path):
+    path = write(tmp_path, "tiers:\n  - {name: a, provider: openai, model: my-local-llama}\n")
+    with pytest.raises(ConfigError, match=r"tiers\.0\.price: no known price for model 'my-local-llama'"):
+        Cascade.from_config(path)
+
+
+def test_unknown_verifier_type_lists_the_known_ones(tmp_path):
+    path = write(tmp_path, "tiers:\n  - {name: a, provider: simulated, model: gpt-4o-mini}\n"
+                           "verifiers:\n  - type: hedgign\n")
+    with pytest.raises(ConfigError, match=r"unknown verifier type 'hedgign' \(known: .*hedging"):
+        Cascade.from_config(path)
+
+
+def test_bad_verifier_setting_names_the_verifier(tmp_path):
+    path = write(tmp_path, "tiers:\n  - {name: a, provider: simulated, model: gpt-4o-mini}\n"
+                           "verifiers:\n  - {type: hedging, treshold: 2}\n")
+    with pytest.raises(ConfigError, match=r"verifiers\.0 \(hedging\):.*treshold"):
+        Cascade.from_config(path)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
+    return subprocess.run([sys.executable, "-m", "cascade.cli", *args], capture_output=True,
+                          text=True, input=stdin, env=env, timeout=60)
+
+
+def test_cli_validate_exits_2_with_field_and_no_traceback(tmp_path):
+    path = write(tmp_path, "tiers:\n  - name: a\n    provider: openai\n")
+    proc = cli("validate", str(path))
+    assert proc.returncode == 2
+    assert "tiers.0.model: Field required" in proc.stderr and str(path) in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_cli_validate_accepts_a_good_config(tmp_path):
+    proc = cli("validate", str(write(tmp_path, ISSUE_SHAPE)))
+    assert proc.returncode == 0, proc.stderr
+    assert "gpt-4o-mini" in proc.stdout and "claude-opus-4-8" in proc.stdout
+
+
+def test_cli_run_without_prompt_is_a_usage_error(tmp_path):
+    proc = cli("run", str(REPO / "configs" / "demo.yaml"), stdin="")
+    assert proc.returncode == 2 and "prompt is empty" in proc.stderr

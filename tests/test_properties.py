@@ -1,0 +1,99 @@
+"""Properties that hold for every ladder and every sequence of model behaviours."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cascade import Candidate, Cascade, ExhaustedError, Outcome, PermanentProviderError, Result
+from cascade import TransientProviderError, Verdict
+from cascade.policy import Position, next_position
+from tests.conftest import scripted_tier
+
+# What one call to a model does.
+BEHAVIOURS = ["good", "bad", "transient", "permanent"]
+
+
+def reply(behaviour: str) -> object:
+    if behaviour == "transient":
+        return TransientProviderError("HTTP 503")
+    if behaviour == "permanent":
+        return PermanentProviderError("HTTP 400")
+    return behaviour
+
+
+def accepts_good(candidate: Candidate) -> Verdict:
+    return Verdict("good_only", candidate.text == "good", candidate.text)
+
+
+# a ladder: 1-4 tiers, each 1-3 models, each model with a script of up to 4 behaviours
+ladders = st.lists(
+    st.lists(st.lists(st.sampled_from(BEHAVIOURS), max_size=4), min_size=1, max_size=3),
+    min_size=1,
+    max_size=4,
+)
+
+
+def run_ladder(ladder: list[list[list[str]]]) -> Result:
+    tiers = [
+        scripted_tier(f"t{i}", *[(f"t{i}m{j}", [reply(b) for b in script]) for j, script in enumerate(models)])
+        for i, models in enumerate(ladder)
+    ]
+    for tier in tiers:
+        for model in tier.models:
+            model.provider.default = PermanentProviderError("script exhausted")  # type: ignore[attr-defined]
+    try:
+        return Cascade(tiers, [accepts_good]).run("q")
+    except ExhaustedError as exc:
+        return exc.result
+
+
+@settings(max_examples=150, deadline=None)
+@given(ladders)
+def test_tiers_are_tried_in_order_and_none_after_the_first_accepted(ladder):
+    result = run_ladder(ladder)
+    tier_indexes = [int(a.tier[1:]) for a in result.attempts]
+    assert tier_indexes == sorted(tier_indexes)
+    accepted = [i for i, a in enumerate(result.attempts) if a.outcome is Outcome.ACCEPTED]
+    assert len(accepted) <= 1
+    if accepted:
+        assert accepted[0] == len(result.attempts) - 1
+        assert result.verified and result.output == "good"
+
+
+@settings(max_examples=150, deadline=None)
+@given(ladders)
+def test_the_total_is_the_sum_of_the_attempts(ladder):
+    result = run_ladder(ladder)
+    cost = result.cost
+    assert cost.total_usd == sum((a.cost_usd + a.verification_usd for a in result.attempts), Decimal(0))
+    assert cost.wasted_usd + (result.returned_attempt.cost_usd if result.returned_attempt else 0) == sum(
+        (a.cost_usd for a in result.attempts), Decimal(0)
+    )
+    assert cost.saved_usd == cost.baseline_usd - cost.total_usd
+
+
+@given(
+    st.lists(st.integers(1, 4), min_size=1, max_size=5).flatmap(
+        lambda counts: st.tuples(
+            st.just(counts),
+            st.integers(0, len(counts) - 1).flatmap(
+                lambda t: st.tuples(st.just(t), st.integers(0, counts[t] - 1))
+            ),
+            st.sampled_from(list(Outcome)),
+        )
+    )
+)
+def test_next_position_only_moves_forward(case):
+    counts, (tier, model), outcome = case
+    here = Position(tier, model)
+    nxt = next_position(counts, here, outcome)
+    if outcome is Outcome.ACCEPTED:
+        assert nxt is None
+    elif nxt is not None:
+        assert nxt > here
+        assert nxt.tier < len(counts) and nxt.model < counts[nxt.tier]
+        if outcome is Outcome.REJECTED:
+            assert nxt == Position(tier + 1, 0)
