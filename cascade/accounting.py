@@ -76,6 +76,7 @@ class CatalogPrice:
                 f"output_per_mtok: ...}}` to its tier (use 0 for a free local model)"
             ) from None
 
+
 def baseline_cost(
     attempts: Sequence[Attempt],
     returned: int | None,

@@ -57,8 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="cascade", description="Cheapest model first, verified answers, every attempt billed."
     )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--log-format", choices=["console", "json"], default="console",
-                        help="format of the per-attempt events on stderr")
+    common.add_argument(
+        "--log-format",
+        choices=["console", "json"],
+        default="console",
+        help="format of the per-attempt events on stderr",
+    )
     common.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -75,7 +79,13 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", parents=[common], help="offline demo on a bundled example set (no API key)")
     demo.add_argument("--json", action="store_true", help="print each result as a JSON line")
-    demo.set_defaults(handler=_demo)
+    demo.add_argument(
+        "--events",
+        dest="quiet",
+        action="store_false",
+        help="also log every attempt (off by default: the tables tell the story)",
+    )
+    demo.set_defaults(handler=_demo, quiet=True)
     return parser
 
 
@@ -116,8 +126,13 @@ def _validate(args: argparse.Namespace, stderr: Console) -> int:
         table.add_column(column)
     for tier_config, tier in zip(config.tiers, cascade.tiers, strict=True):
         for model_config, model in zip([tier_config, *tier_config.alternates], tier.models, strict=True):
-            table.add_row(tier.name, model.model, model_config.provider, _describe_price(model.price),
-                          _key_status(model_config.key_env))
+            table.add_row(
+                tier.name,
+                model.model,
+                model_config.provider,
+                _describe_price(model.price),
+                _key_status(model_config.key_env),
+            )
     Console().print(table)
     names = ", ".join(v.type for v in config.verifiers) or "none (every answer is accepted)"
     print(f"verifiers: {names}; on_exhausted: {config.on_exhausted}")
@@ -160,14 +175,21 @@ def _demo(args: argparse.Namespace, stderr: Console) -> int:
         for result in results:
             print(to_json(result.to_dict()))
         return EXIT_OK
-    out = Console()
+    out = Console(width=max(Console().width, 120))
     table = Table(title="cascade demo: gpt-4o-mini first, claude-sonnet-4-5 when the answer fails")
     for column in ("prompt", "path (✓ accepted, ✗ rejected by, ! failed)", "answer", "cost"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for prompt, result in zip(prompts, results, strict=True):
-        table.add_row(prompt[:40], path_of(result.attempts), (result.output or "")[:40],
-                      usd(result.cost.total_usd))
+        table.add_row(prompt, path_of(result.attempts), result.output or "", usd(result.cost.total_usd))
     out.print(table)
+    out.print("[bold]Why answers were escalated[/]")
+    for prompt, result in zip(prompts, results, strict=True):
+        for attempt in result.attempts:
+            reason = attempt.error or next(
+                (f"{v.verifier}: {v.reason}" for v in attempt.verdicts if not v.passed), None
+            )
+            if reason:
+                out.print(f"  {prompt[:45]:45}  {attempt.tier}: {reason}", highlight=False)
     out.print(cost_table(results))
     return EXIT_OK
 

@@ -58,12 +58,8 @@ class Cascade:
         if not isinstance(config, CascadeConfig):
             config = load_config(config)
         tiers = [build_tier(t, where=f"tiers.{i}") for i, t in enumerate(config.tiers)]
-        verifiers = [
-            build_verifier(v, where=f"verifiers.{i}") for i, v in enumerate(config.verifiers)
-        ]
-        return cls(
-            tiers, verifiers, on_exhausted=config.on_exhausted, max_cost_usd=config.max_cost_usd
-        )
+        verifiers = [build_verifier(v, where=f"verifiers.{i}") for i, v in enumerate(config.verifiers)]
+        return cls(tiers, verifiers, on_exhausted=config.on_exhausted, max_cost_usd=config.max_cost_usd)
 
     # -- running -------------------------------------------------------------------------
 
@@ -176,7 +172,11 @@ class Cascade:
     ) -> Result:
         top = self.tiers[-1]
         baseline = baseline_cost(
-            ledger, returned, top.name, top.primary.model, top.primary.price,
+            ledger,
+            returned,
+            top.name,
+            top.primary.model,
+            top.primary.price,
             estimate_tokens(request.text()),
         )
         output = ledger[returned].output if returned is not None else None

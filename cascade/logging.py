@@ -57,6 +57,7 @@ def get_logger() -> Any:
     if structlog.is_configured():
         return structlog.get_logger("cascade")
     return structlog.wrap_logger(
-        structlog.PrintLogger(sys.stderr), processors=_processors("console"),
+        structlog.PrintLogger(sys.stderr),
+        processors=_processors("console"),
         wrapper_class=_level("warning"),
     )

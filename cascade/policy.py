@@ -24,9 +24,7 @@ class Position:
 START = Position(0, 0)
 
 
-def next_position(
-    models_per_tier: Sequence[int], here: Position, outcome: Outcome
-) -> Position | None:
+def next_position(models_per_tier: Sequence[int], here: Position, outcome: Outcome) -> Position | None:
     """Where to go after `outcome` at `here`; None when the cascade is done.
 
     An accepted answer ends the cascade. A rejected answer escalates to the next tier:

@@ -16,7 +16,7 @@ _MARK = {
     Outcome.ACCEPTED: "[green]✓[/]",
     Outcome.REJECTED: "[yellow]✗[/]",
     Outcome.ERROR: "[red]![/]",
-    Outcome.ABORTED: "[red]⨯[/]",
+    Outcome.ABORTED: "[red]-[/]",
 }
 
 

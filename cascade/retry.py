@@ -36,7 +36,7 @@ def _retry_after(state: RetryCallState) -> float | None:
     return exc.retry_after_s if isinstance(exc, ProviderError) else None
 
 
-class wait_retry_after(wait_base):  # noqa: N801  (tenacity's naming for strategies)
+class wait_retry_after(wait_base):
     """Wait what the server asked for, else fall back to another wait strategy."""
 
     def __init__(self, fallback: wait_base) -> None:
@@ -47,7 +47,7 @@ class wait_retry_after(wait_base):  # noqa: N801  (tenacity's naming for strateg
         return asked if asked is not None else self.fallback(retry_state)
 
 
-class stop_if_retry_after_exceeds(stop_base):  # noqa: N801
+class stop_if_retry_after_exceeds(stop_base):
     """Stop when the server asks for a longer wait than we are willing to sit through."""
 
     def __init__(self, max_wait_s: float) -> None:

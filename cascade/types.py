@@ -33,9 +33,7 @@ class Request:
         return cls(messages=(Message("user", prompt),), system=system)
 
     @classmethod
-    def from_messages(
-        cls, messages: Sequence[Mapping[str, str]], *, system: str | None = None
-    ) -> Request:
+    def from_messages(cls, messages: Sequence[Mapping[str, str]], *, system: str | None = None) -> Request:
         """Build from OpenAI-style dicts; a `system` message becomes the system prompt."""
         turns: list[Message] = []
         for m in messages:
@@ -217,9 +215,7 @@ class Result:
     def cost(self) -> CostReport:
         generation = sum((a.cost_usd for a in self.attempts), ZERO)
         verification = sum((a.verification_usd for a in self.attempts), ZERO)
-        wasted = sum(
-            (a.cost_usd for i, a in enumerate(self.attempts) if i != self.returned), ZERO
-        )
+        wasted = sum((a.cost_usd for i, a in enumerate(self.attempts) if i != self.returned), ZERO)
         return CostReport(generation + verification, wasted, verification, self.baseline_usd)
 
     def to_dict(self) -> dict[str, Any]:

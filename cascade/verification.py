@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Union
 
 from cascade.secrets import redact
 from cascade.types import Candidate, Verdict
 
-VerifierResult = Union[Verdict, bool]
-Verifier = Callable[[Candidate], Union[VerifierResult, Awaitable[VerifierResult]]]
+VerifierResult = Verdict | bool
+Verifier = Callable[[Candidate], VerifierResult | Awaitable[VerifierResult]]
 
 
 def verifier_name(verifier: Verifier) -> str:

@@ -21,7 +21,8 @@ ANTHROPIC_KEY = "sk-ant-test-TOPSECRET-0987654321"
 @pytest.fixture
 def config(tmp_path, fake_server) -> Path:
     path = tmp_path / "cascade.yaml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         tiers:
           - name: small
             provider: openai
@@ -38,14 +39,21 @@ def config(tmp_path, fake_server) -> Path:
         verifiers:
           - type: non_empty
           - type: hedging
-    """))
+    """)
+    )
     return path
 
 
 def cascade_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
-    return subprocess.run([sys.executable, "-m", "cascade.cli", *args], capture_output=True,
-                          text=True, input=stdin, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cascade.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=env,
+        timeout=120,
+    )
 
 
 def assert_no_key(proc: subprocess.CompletedProcess[str]) -> None:
@@ -54,7 +62,9 @@ def assert_no_key(proc: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_run_escalates_hedged_answer_to_anthropic_and_bills_both(config, fake_server):
-    fake_server.script("gpt-4o-mini", [Reply.text("I'm not sure. Possibly 12?", input_tokens=30, output_tokens=9)])
+    fake_server.script(
+        "gpt-4o-mini", [Reply.text("I'm not sure. Possibly 12?", input_tokens=30, output_tokens=9)]
+    )
     fake_server.script("claude-opus-4-8", [Reply.text("The answer is 12.", input_tokens=31, output_tokens=6)])
     proc = cascade_cli("run", str(config), "What is 3 * 4?", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -90,11 +100,15 @@ def test_500_then_success_retries_same_tier(config, fake_server):
     result = json.loads(proc.stdout)
     assert proc.returncode == 0
     assert [(a["tier"], a["outcome"], a["retry"]) for a in result["attempts"]] == [
-        ("small", "error", 0), ("small", "accepted", 1)]
+        ("small", "error", 0),
+        ("small", "accepted", 1),
+    ]
 
 
 def test_401_not_retried_falls_through(config, fake_server):
-    fake_server.script("gpt-4o-mini", [Reply.status(401, message=f"Incorrect API key provided: {OPENAI_KEY}")])
+    fake_server.script(
+        "gpt-4o-mini", [Reply.status(401, message=f"Incorrect API key provided: {OPENAI_KEY}")]
+    )
     fake_server.script("claude-opus-4-8", [Reply.text("From Anthropic.")])
     proc = cascade_cli("run", str(config), "q", "--json", "--log-format", "json")
     assert proc.returncode == 0

@@ -57,12 +57,19 @@ def test_every_shipped_config_loads_and_builds(path):
         ("tiers: []", "tiers: List should have at least 1 item"),
         ("tiers:\n  - name: a\n    provider: openai\n", "tiers.0.model: Field required"),
         ("tiers:\n  - {name: a, provider: nope, model: m}\n", "tiers.0.provider"),
-        ("tiers:\n  - {name: a, provider: openai, model: m, tmeout_s: 3}\n",
-         "tiers.0.tmeout_s: Extra inputs are not permitted"),
-        ("tiers:\n  - {name: a, provider: openai, model: gpt-4o-mini}\non_exhausted: maybe\n",
-         "on_exhausted"),
-        ("tiers:\n  - {name: a, provider: openai, model: gpt-4o-mini}\n"
-         "  - {name: a, provider: openai, model: gpt-4o}\n", "tier names must be unique; repeated: a"),
+        (
+            "tiers:\n  - {name: a, provider: openai, model: m, tmeout_s: 3}\n",
+            "tiers.0.tmeout_s: Extra inputs are not permitted",
+        ),
+        (
+            "tiers:\n  - {name: a, provider: openai, model: gpt-4o-mini}\non_exhausted: maybe\n",
+            "on_exhausted",
+        ),
+        (
+            "tiers:\n  - {name: a, provider: openai, model: gpt-4o-mini}\n"
+            "  - {name: a, provider: openai, model: gpt-4o}\n",
+            "tier names must be unique; repeated: a",
+        ),
         ("tiers: [\n", "not valid YAML"),
         ("- just a list\n", "must be a mapping"),
     ],
@@ -82,15 +89,20 @@ def test_unknown_price_names_the_tier_field(tmp_path):
 
 
 def test_unknown_verifier_type_lists_the_known_ones(tmp_path):
-    path = write(tmp_path, "tiers:\n  - {name: a, provider: simulated, model: gpt-4o-mini}\n"
-                           "verifiers:\n  - type: hedgign\n")
+    path = write(
+        tmp_path,
+        "tiers:\n  - {name: a, provider: simulated, model: gpt-4o-mini}\nverifiers:\n  - type: hedgign\n",
+    )
     with pytest.raises(ConfigError, match=r"unknown verifier type 'hedgign' \(known: .*hedging"):
         Cascade.from_config(path)
 
 
 def test_bad_verifier_setting_names_the_verifier(tmp_path):
-    path = write(tmp_path, "tiers:\n  - {name: a, provider: simulated, model: gpt-4o-mini}\n"
-                           "verifiers:\n  - {type: hedging, treshold: 2}\n")
+    path = write(
+        tmp_path,
+        "tiers:\n  - {name: a, provider: simulated, model: gpt-4o-mini}\n"
+        "verifiers:\n  - {type: hedging, treshold: 2}\n",
+    )
     with pytest.raises(ConfigError, match=r"verifiers\.0 \(hedging\):.*treshold"):
         Cascade.from_config(path)
 
@@ -101,8 +113,14 @@ def test_missing_file_is_a_config_error(tmp_path):
 
 
 def cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
-    return subprocess.run([sys.executable, "-m", "cascade.cli", *args], capture_output=True,
-                          text=True, input=stdin, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cascade.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=env,
+        timeout=60,
+    )
 
 
 def test_cli_validate_exits_2_with_field_and_no_traceback(tmp_path):

@@ -30,8 +30,9 @@ def outcomes(result) -> list[tuple[str, str]]:
 
 
 def test_accepted_answer_on_first_tier_stops_there():
-    cascade = Cascade([scripted_tier("small", ("s", ["good"])), scripted_tier("large", ("l", []))],
-                      [rejects_bad])
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["good"])), scripted_tier("large", ("l", []))], [rejects_bad]
+    )
     result = cascade.run("q")
     assert result.output == "good" and result.verified and result.tier == "small"
     assert outcomes(result) == [("small", "accepted")]
@@ -62,8 +63,9 @@ def test_baseline_is_the_top_tier_attempt_when_there_was_one():
 
 
 def test_baseline_prices_the_answer_at_top_tier_rates_when_top_tier_unused():
-    cascade = Cascade([scripted_tier("small", ("s", ["good answer"])),
-                       scripted_tier("large", ("l", []), price=DEAR)])
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["good answer"])), scripted_tier("large", ("l", []), price=DEAR)]
+    )
     result = cascade.run("question")
     usage = result.attempts[0].usage
     assert result.cost.baseline_usd == DEAR.cost(usage)
@@ -78,10 +80,12 @@ def test_transient_error_is_retried_on_the_same_model():
 
 
 def test_permanent_error_is_not_retried_and_falls_through():
-    cascade = Cascade([
-        scripted_tier("small", ("s", [PermanentProviderError("HTTP 401"), "never used"])),
-        scripted_tier("large", ("l", ["good"])),
-    ])
+    cascade = Cascade(
+        [
+            scripted_tier("small", ("s", [PermanentProviderError("HTTP 401"), "never used"])),
+            scripted_tier("large", ("l", ["good"])),
+        ]
+    )
     result = cascade.run("q")
     assert outcomes(result) == [("small", "error"), ("large", "accepted")]
     assert result.attempts[0].error == "HTTP 401"
@@ -97,16 +101,22 @@ def test_alternate_is_tried_when_the_primary_fails_but_not_when_it_is_rejected()
 
 
 def test_exhausted_return_best_gives_unverified_answer():
-    cascade = Cascade([scripted_tier("small", ("s", ["bad 1"])), scripted_tier("large", ("l", ["bad 2"]))],
-                      [rejects_bad], on_exhausted="return_best")
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["bad 1"])), scripted_tier("large", ("l", ["bad 2"]))],
+        [rejects_bad],
+        on_exhausted="return_best",
+    )
     result = cascade.run("q")
     assert not result.verified and result.output == "bad 2" and result.tier == "large"
     assert result.stop_reason == "exhausted"
 
 
 def test_exhausted_raise_carries_every_attempt():
-    cascade = Cascade([scripted_tier("small", ("s", ["bad 1"])), scripted_tier("large", ("l", ["bad 2"]))],
-                      [rejects_bad], on_exhausted="raise")
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["bad 1"])), scripted_tier("large", ("l", ["bad 2"]))],
+        [rejects_bad],
+        on_exhausted="raise",
+    )
     with pytest.raises(ExhaustedError) as info:
         cascade.run("q")
     assert [a.output for a in info.value.result.attempts] == ["bad 1", "bad 2"]
@@ -114,8 +124,12 @@ def test_exhausted_raise_carries_every_attempt():
 
 
 def test_every_tier_failing_raises_even_with_return_best():
-    cascade = Cascade([scripted_tier("small", ("s", [PermanentProviderError("HTTP 403: no")])),
-                       scripted_tier("large", ("l", [PermanentProviderError("HTTP 404: gone")]))])
+    cascade = Cascade(
+        [
+            scripted_tier("small", ("s", [PermanentProviderError("HTTP 403: no")])),
+            scripted_tier("large", ("l", [PermanentProviderError("HTTP 404: gone")])),
+        ]
+    )
     with pytest.raises(ExhaustedError, match="every tier failed") as info:
         cascade.run("q")
     assert "HTTP 403" in str(info.value) and "HTTP 404" in str(info.value)
@@ -125,7 +139,8 @@ def test_every_tier_failing_raises_even_with_return_best():
 def test_budget_stops_escalation():
     cascade = Cascade(
         [scripted_tier("small", ("s", ["bad " * 100])), scripted_tier("large", ("l", ["good"]))],
-        [rejects_bad], max_cost_usd=Decimal("0.0000001"),
+        [rejects_bad],
+        max_cost_usd=Decimal("0.0000001"),
     )
     result = cascade.run("q")
     assert result.stop_reason == "budget" and not result.verified
@@ -136,8 +151,11 @@ def test_a_verifier_that_raises_fails_the_check_without_crashing():
     def broken(candidate: Candidate) -> Verdict:
         raise RuntimeError("boom")
 
-    cascade = Cascade([scripted_tier("small", ("s", ["x"])), scripted_tier("large", ("l", ["y"]))],
-                      [broken], on_exhausted="return_best")
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["x"])), scripted_tier("large", ("l", ["y"]))],
+        [broken],
+        on_exhausted="return_best",
+    )
     result = cascade.run("q")
     assert result.attempts[0].verdicts[0].reason == "verifier raised RuntimeError: boom"
     assert not result.verified
@@ -148,8 +166,9 @@ def test_async_and_bool_verifiers_work():
         await asyncio.sleep(0)
         return len(candidate.text) > 3
 
-    cascade = Cascade([scripted_tier("small", ("s", ["no"])), scripted_tier("large", ("l", ["yes indeed"]))],
-                      [long_enough])
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["no"])), scripted_tier("large", ("l", ["yes indeed"]))], [long_enough]
+    )
     result = cascade.run("q")
     assert outcomes(result) == [("small", "rejected"), ("large", "accepted")]
     assert result.attempts[0].verdicts[0].verifier == "long_enough"
@@ -171,8 +190,13 @@ def test_chain_stops_at_first_failure():
 
 
 def test_hedged_answer_escalates_with_the_phrases_in_the_reason():
-    cascade = Cascade([scripted_tier("small", ("s", ["I'm not sure, but it may be 42."])),
-                       scripted_tier("large", ("l", ["42"]))], [HedgingVerifier()])
+    cascade = Cascade(
+        [
+            scripted_tier("small", ("s", ["I'm not sure, but it may be 42."])),
+            scripted_tier("large", ("l", ["42"])),
+        ],
+        [HedgingVerifier()],
+    )
     result = cascade.run("q")
     assert result.tier == "large"
     assert "i'm not sure" in result.attempts[0].verdicts[0].reason
@@ -185,13 +209,24 @@ def test_arun_works_inside_a_running_loop():
 
 
 def test_result_json_has_the_documented_shape():
-    cascade = Cascade([scripted_tier("small", ("s", ["bad"])), scripted_tier("large", ("l", ["good"]))],
-                      [rejects_bad])
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["bad"])), scripted_tier("large", ("l", ["good"]))], [rejects_bad]
+    )
     data = cascade.run("q").to_dict()
     assert {"output", "verified", "tier", "model", "attempts", "cost"} <= set(data)
     assert {"total_usd", "wasted_usd", "verification_usd", "baseline_usd", "saved_usd"} <= set(data["cost"])
-    attempt_keys = {"tier", "model", "outcome", "verdicts", "input_tokens", "output_tokens",
-                    "usage_estimated", "latency_s", "cost_usd", "error"}
+    attempt_keys = {
+        "tier",
+        "model",
+        "outcome",
+        "verdicts",
+        "input_tokens",
+        "output_tokens",
+        "usage_estimated",
+        "latency_s",
+        "cost_usd",
+        "error",
+    }
     assert all(attempt_keys <= set(a) for a in data["attempts"])
     assert set(data["attempts"][0]["verdicts"][0]) >= {"verifier", "passed", "score", "reason"}
     assert data["attempts"][0]["outcome"] == Outcome.REJECTED

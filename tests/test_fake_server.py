@@ -47,15 +47,11 @@ def oa_client(server: FakeProviderServer, **kw) -> openai.OpenAI:
 
 
 def an_client(server: FakeProviderServer, **kw) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=server.anthropic_base_url, api_key="test-key", max_retries=0, **kw
-    )
+    return anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="test-key", max_retries=0, **kw)
 
 
 def aoa_client(server: FakeProviderServer, **kw) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=server.openai_base_url, api_key="test-key", max_retries=0, **kw
-    )
+    return openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="test-key", max_retries=0, **kw)
 
 
 def aan_client(server: FakeProviderServer, **kw) -> anthropic.AsyncAnthropic:
@@ -110,9 +106,7 @@ def test_openai_json_text_usage_and_record(server):
 
 
 def test_openai_explicit_tokens_and_length_finish(server):
-    server.script(
-        MODEL_OA, Reply.text("cut", input_tokens=11, output_tokens=22, finish_reason="max_tokens")
-    )
+    server.script(MODEL_OA, Reply.text("cut", input_tokens=11, output_tokens=22, finish_reason="max_tokens"))
     with oa_client(server) as client:
         c = client.chat.completions.create(model=MODEL_OA, messages=MSGS)
     # the Anthropic spelling is translated to OpenAI's
@@ -132,9 +126,7 @@ def test_openai_stream_text_with_include_usage():
     async def main():
         with FakeProviderServer() as server:
             text = "streaming is fun, isn't it?"
-            server.script(
-                MODEL_OA, Reply.text(text, chunk_chars=5, input_tokens=9, output_tokens=7)
-            )
+            server.script(MODEL_OA, Reply.text(text, chunk_chars=5, input_tokens=9, output_tokens=7))
             async with aoa_client(server) as client:
                 stream = await client.chat.completions.create(
                     model=MODEL_OA,
@@ -149,13 +141,9 @@ def test_openai_stream_text_with_include_usage():
     assert chunks[0].choices[0].delta.role == "assistant"
     content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert content == text
-    deltas = [
-        c.choices[0].delta.content for c in chunks[1:] if c.choices and c.choices[0].delta.content
-    ]
+    deltas = [c.choices[0].delta.content for c in chunks[1:] if c.choices and c.choices[0].delta.content]
     assert deltas[0] == text[:5] and len(deltas) == -(-len(text) // 5)
-    finish = [
-        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
-    ]
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finish == ["stop"]
     last = chunks[-1]
     assert last.choices == []
@@ -191,22 +179,15 @@ def test_openai_logprobs_json_and_stream(server):
     with oa_client(server) as client:
         c = client.chat.completions.create(model=MODEL_OA, messages=MSGS, logprobs=True)
         chunks = list(
-            client.chat.completions.create(
-                model=MODEL_OA, messages=MSGS, logprobs=True, stream=True
-            )
+            client.chat.completions.create(model=MODEL_OA, messages=MSGS, logprobs=True, stream=True)
         )
-        plain = client.chat.completions.create(
-            model=MODEL_OA, messages=MSGS
-        )  # did not ask: no logprobs
+        plain = client.chat.completions.create(model=MODEL_OA, messages=MSGS)  # did not ask: no logprobs
     content = c.choices[0].logprobs.content
     assert [t.logprob for t in content] == lps
     assert "".join(t.token for t in content) == "abcdefg"
     assert content[0].top_logprobs == [] and content[0].bytes is None
     streamed = [
-        t
-        for ch in chunks
-        if ch.choices and ch.choices[0].logprobs
-        for t in ch.choices[0].logprobs.content
+        t for ch in chunks if ch.choices and ch.choices[0].logprobs for t in ch.choices[0].logprobs.content
     ]
     assert [t.logprob for t in streamed] == lps
     assert "".join(t.token for t in streamed) == "abcdefg"
@@ -266,9 +247,7 @@ def test_anthropic_usage_false_gives_usage_none(server):
 def test_anthropic_stream_without_usage_raw_events_ok_but_helper_crashes(server):
     server.script(MODEL_AN, [Reply.text("no usage", usage=False)] * 2)
     with an_client(server) as client:
-        events = list(
-            client.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True)
-        )
+        events = list(client.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True))
         assert events[0].message.usage is None
         assert next(e for e in events if e.type == "message_delta").usage is None
         # the SDK's accumulator (messages.stream) assumes usage and fails with a bare AttributeError
@@ -443,9 +422,7 @@ def test_status_error_on_stream_request_raises_at_create():
                 with pytest.raises(openai.InternalServerError):
                     await oa.chat.completions.create(model=MODEL_OA, messages=MSGS, stream=True)
                 with pytest.raises(anthropic.OverloadedError):
-                    await an.messages.create(
-                        model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True
-                    )
+                    await an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True)
 
     asyncio.run(main())
 
@@ -570,9 +547,7 @@ def test_drop_mid_stream_openai_raises_api_connection_error():
         with FakeProviderServer() as server:
             server.script(MODEL_OA, Reply.drop(after_chars=20))
             async with aoa_client(server) as client:
-                stream = await client.chat.completions.create(
-                    model=MODEL_OA, messages=MSGS, stream=True
-                )
+                stream = await client.chat.completions.create(model=MODEL_OA, messages=MSGS, stream=True)
                 got = ""
                 # openai wraps it: APIConnectionError <- httpx2.RemoteProtocolError ("peer closed
                 # connection without sending complete message body (incomplete chunked read)")
@@ -683,9 +658,7 @@ def test_stream_error_openai_raises_plain_api_error():
         with FakeProviderServer() as server:
             server.script(MODEL_OA, Reply.stream_error("some partial text", 5))
             async with aoa_client(server) as client:
-                stream = await client.chat.completions.create(
-                    model=MODEL_OA, messages=MSGS, stream=True
-                )
+                stream = await client.chat.completions.create(model=MODEL_OA, messages=MSGS, stream=True)
                 got = ""
                 with pytest.raises(openai.APIError) as ei:
                     async for c in stream:
@@ -719,9 +692,7 @@ def test_client_closing_openai_stream_early_is_logged(slow_server):
 
     async def main():
         async with aoa_client(slow_server) as client:
-            stream = await client.chat.completions.create(
-                model=MODEL_OA, messages=MSGS, stream=True
-            )
+            stream = await client.chat.completions.create(model=MODEL_OA, messages=MSGS, stream=True)
             n = 0
             async for _ in stream:
                 n += 1
@@ -789,18 +760,12 @@ def test_default_is_OK_and_can_be_a_callable(server):
         return Reply.text(f"{req.wire}:{req.model}:{len(req.body['messages'])}")
 
     with oa_client(server) as oa, an_client(server) as an:
-        assert (
-            oa.chat.completions.create(model="m1", messages=MSGS).choices[0].message.content == "OK"
-        )
+        assert oa.chat.completions.create(model="m1", messages=MSGS).choices[0].message.content == "OK"
         server.default = answer
         assert (
-            oa.chat.completions.create(model="m1", messages=MSGS).choices[0].message.content
-            == "openai:m1:1"
+            oa.chat.completions.create(model="m1", messages=MSGS).choices[0].message.content == "openai:m1:1"
         )
-        assert (
-            an.messages.create(model="m2", messages=MSGS, max_tokens=5).content[0].text
-            == "anthropic:m2:1"
-        )
+        assert an.messages.create(model="m2", messages=MSGS, max_tokens=5).content[0].text == "anthropic:m2:1"
     assert [r.model for r in seen] == ["m1", "m2"]
     assert seen[0] is server.requests[1]
 
@@ -808,13 +773,8 @@ def test_default_is_OK_and_can_be_a_callable(server):
 def test_same_script_serves_both_wires(server):
     server.script("shared", [Reply.text("one"), Reply.text("two")])
     with oa_client(server) as oa, an_client(server) as an:
-        assert (
-            oa.chat.completions.create(model="shared", messages=MSGS).choices[0].message.content
-            == "one"
-        )
-        assert (
-            an.messages.create(model="shared", messages=MSGS, max_tokens=5).content[0].text == "two"
-        )
+        assert oa.chat.completions.create(model="shared", messages=MSGS).choices[0].message.content == "one"
+        assert an.messages.create(model="shared", messages=MSGS, max_tokens=5).content[0].text == "two"
     assert [r.wire for r in server.requests_for("shared")] == ["openai", "anthropic"]
 
 
@@ -827,10 +787,7 @@ def test_reset_clears_scripts_and_log_and_requests_is_a_copy(server):
         assert len(server.requests) == 1  # mutating the snapshot does not touch the log
         server.reset()
         assert server.requests == []
-        assert (
-            oa.chat.completions.create(model=MODEL_OA, messages=MSGS).choices[0].message.content
-            == "OK"
-        )
+        assert oa.chat.completions.create(model=MODEL_OA, messages=MSGS).choices[0].message.content == "OK"
     assert len(server.requests) == 1
 
 
@@ -860,9 +817,7 @@ def test_sync_openai_stream_closes_its_connection(server):
     async def main():
         async with aoa_client(server) as aoa:
             for _ in range(3):
-                stream = await aoa.chat.completions.create(
-                    model=MODEL_OA, messages=MSGS, stream=True
-                )
+                stream = await aoa.chat.completions.create(model=MODEL_OA, messages=MSGS, stream=True)
                 async for _ in stream:
                     pass
 
@@ -879,12 +834,8 @@ def test_many_concurrent_requests():
                     if i % 2:
                         c = await oa.chat.completions.create(model=f"m{i}", messages=MSGS)
                         return c.choices[0].message.content
-                    stream = await an.messages.create(
-                        model=f"m{i}", messages=MSGS, max_tokens=5, stream=True
-                    )
-                    return "".join(
-                        [e.delta.text async for e in stream if e.type == "content_block_delta"]
-                    )
+                    stream = await an.messages.create(model=f"m{i}", messages=MSGS, max_tokens=5, stream=True)
+                    return "".join([e.delta.text async for e in stream if e.type == "content_block_delta"])
 
                 out = await asyncio.gather(*[one(i) for i in range(200)])
             return server, out

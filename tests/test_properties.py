@@ -7,8 +7,16 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascade import Candidate, Cascade, ExhaustedError, Outcome, PermanentProviderError, Result
-from cascade import TransientProviderError, Verdict
+from cascade import (
+    Candidate,
+    Cascade,
+    ExhaustedError,
+    Outcome,
+    PermanentProviderError,
+    Result,
+    TransientProviderError,
+    Verdict,
+)
 from cascade.policy import Position, next_position
 from tests.conftest import scripted_tier
 
@@ -38,7 +46,9 @@ ladders = st.lists(
 
 def run_ladder(ladder: list[list[list[str]]]) -> Result:
     tiers = [
-        scripted_tier(f"t{i}", *[(f"t{i}m{j}", [reply(b) for b in script]) for j, script in enumerate(models)])
+        scripted_tier(
+            f"t{i}", *[(f"t{i}m{j}", [reply(b) for b in script]) for j, script in enumerate(models)]
+        )
         for i, models in enumerate(ladder)
     ]
     for tier in tiers:

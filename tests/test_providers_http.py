@@ -16,10 +16,22 @@ FAST = {"max_attempts": 3, "initial_wait_s": 0, "max_wait_s": 5}
 
 
 def two_tier(server, **overrides) -> Cascade:
-    small = {"name": "small", "provider": "openai", "model": "gpt-4o-mini",
-             "base_url": server.openai_base_url, "retry": FAST, "timeout_s": 5}
-    large = {"name": "large", "provider": "anthropic", "model": "claude-opus-4-8",
-             "base_url": server.anthropic_base_url, "retry": FAST, "timeout_s": 5}
+    small = {
+        "name": "small",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": server.openai_base_url,
+        "retry": FAST,
+        "timeout_s": 5,
+    }
+    large = {
+        "name": "large",
+        "provider": "anthropic",
+        "model": "claude-opus-4-8",
+        "base_url": server.anthropic_base_url,
+        "retry": FAST,
+        "timeout_s": 5,
+    }
     small.update(overrides.pop("small", {}))
     large.update(overrides.pop("large", {}))
     config = parse_config({"tiers": [small, large], "verifiers": [{"type": "hedging"}], **overrides})
@@ -33,7 +45,9 @@ def keys(monkeypatch):
 
 
 def test_hedged_openai_answer_escalates_to_anthropic_with_both_billed(fake_server):
-    fake_server.script("gpt-4o-mini", [Reply.text("I'm not sure, maybe 41?", input_tokens=20, output_tokens=8)])
+    fake_server.script(
+        "gpt-4o-mini", [Reply.text("I'm not sure, maybe 41?", input_tokens=20, output_tokens=8)]
+    )
     fake_server.script("claude-opus-4-8", [Reply.text("It is 42.", input_tokens=22, output_tokens=5)])
     with two_tier(fake_server) as cascade:
         result = cascade.run("What is 6 times 7?", system="Be brief.")
@@ -53,7 +67,9 @@ def test_hedged_openai_answer_escalates_to_anthropic_with_both_billed(fake_serve
     assert openai_req.body["messages"][0] == {"role": "system", "content": "Be brief."}
     assert anthropic_req.body["system"] == "Be brief." and anthropic_req.body["max_tokens"] > 0
     assert openai_req.headers["authorization"] == "Bearer sk-test-openai-SECRET123"
-    assert "sk-ant-test-SECRET456" in (anthropic_req.headers.get("x-api-key", "") + anthropic_req.headers.get("authorization", ""))
+    assert "sk-ant-test-SECRET456" in (
+        anthropic_req.headers.get("x-api-key", "") + anthropic_req.headers.get("authorization", "")
+    )
 
 
 def test_500_then_success_is_retried_on_the_same_tier(fake_server):
@@ -61,7 +77,9 @@ def test_500_then_success_is_retried_on_the_same_tier(fake_server):
     with two_tier(fake_server) as cascade:
         result = cascade.run("q")
     assert [(a.tier, a.outcome) for a in result.attempts] == [
-        ("small", Outcome.ERROR), ("small", Outcome.ACCEPTED)]
+        ("small", Outcome.ERROR),
+        ("small", Outcome.ACCEPTED),
+    ]
     assert "HTTP 500" in result.attempts[0].error
     assert len(fake_server.requests_for("claude-opus-4-8")) == 0
 
@@ -105,7 +123,9 @@ def test_a_tier_that_keeps_failing_falls_through(fake_server):
 
 
 def test_401_is_not_retried(fake_server):
-    fake_server.script("gpt-4o-mini", [Reply.status(401, message="Incorrect API key provided: sk-test-openai-SECRET123")])
+    fake_server.script(
+        "gpt-4o-mini", [Reply.status(401, message="Incorrect API key provided: sk-test-openai-SECRET123")]
+    )
     fake_server.script("claude-opus-4-8", [Reply.text("rescued")])
     with two_tier(fake_server) as cascade:
         result = cascade.run("q")
@@ -163,8 +183,12 @@ def test_every_tier_failing_raises_with_each_error(fake_server):
 def test_alternate_model_is_tried_before_escalating(fake_server):
     fake_server.script("gpt-4o-mini", [Reply.status(404, message="model not found")])
     fake_server.script("gpt-4.1-nano", [Reply.text("from the alternate")])
-    alternate = {"provider": "openai", "model": "gpt-4.1-nano", "base_url": fake_server.openai_base_url,
-                 "retry": FAST}
+    alternate = {
+        "provider": "openai",
+        "model": "gpt-4.1-nano",
+        "base_url": fake_server.openai_base_url,
+        "retry": FAST,
+    }
     with two_tier(fake_server, small={"alternates": [alternate]}) as cascade:
         result = cascade.run("q")
     assert result.output == "from the alternate" and result.tier == "small"

@@ -84,9 +84,11 @@ class HedgingVerifier:
         self.lexicon = lexicon
         # one alternation, longest phrase first, so "i'm not sure" wins over shorter overlaps
         phrases = sorted(lexicon, key=len, reverse=True)
-        self._pattern = re.compile(
-            r"(?<![\w'])(" + "|".join(re.escape(p) for p in phrases) + r")(?![\w'])"
-        ) if phrases else None
+        self._pattern = (
+            re.compile(r"(?<![\w'])(" + "|".join(re.escape(p) for p in phrases) + r")(?![\w'])")
+            if phrases
+            else None
+        )
 
     def find(self, text: str) -> dict[str, float]:
         """The lexicon phrases present in `text`, with their weights."""

@@ -88,4 +88,3 @@ def translate_anthropic_error(exc: anthropic.APIError) -> ProviderError:
     if isinstance(exc, anthropic.APIStatusError):
         return status_error(exc.status_code, error_message(exc.body, exc.message), exc.response.headers)
     return TransientProviderError(redact(f"malformed response: {exc.message}"))
-

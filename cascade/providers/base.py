@@ -31,9 +31,7 @@ def status_error(status: int, message: str, headers: Mapping[str, str] | None) -
     """The cascade error for an HTTP error status, with retry-after when the server sent one."""
     text = redact(f"HTTP {status}: {message}")
     if status in TRANSIENT_STATUSES or status >= 500:
-        return TransientProviderError(
-            text, status=status, retry_after_s=parse_retry_after(headers or {})
-        )
+        return TransientProviderError(text, status=status, retry_after_s=parse_retry_after(headers or {}))
     return PermanentProviderError(text, status=status)
 
 

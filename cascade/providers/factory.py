@@ -30,9 +30,7 @@ def build_provider(config: ModelConfig) -> Provider:
         from cascade.providers.openai import OpenAIAdapter
 
         client = (
-            openai.AsyncOpenAI(
-                api_key=key, base_url=config.base_url, max_retries=0, timeout=config.timeout_s
-            )
+            openai.AsyncOpenAI(api_key=key, base_url=config.base_url, max_retries=0, timeout=config.timeout_s)
             if key
             else None
         )

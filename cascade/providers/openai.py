@@ -39,7 +39,9 @@ class OpenAIAdapter:
             raise missing_key_error(self._missing_key_env)
         try:
             response = await self.client.chat.completions.create(
-                model=self.model, messages=self._messages(request), **self.params  # type: ignore[arg-type]
+                model=self.model,
+                messages=self._messages(request),  # type: ignore[arg-type]  # plain dicts are the wire shape
+                **self.params,
             )
         except openai.APIError as exc:
             raise translate_openai_error(exc) from None
@@ -81,4 +83,3 @@ def translate_openai_error(exc: openai.APIError) -> ProviderError:
         return status_error(exc.status_code, error_message(exc.body, exc.message), exc.response.headers)
     # APIResponseValidationError and other undecodable answers: a proxy hiccup as often as not
     return TransientProviderError(redact(f"malformed response: {exc.message}"))
-

@@ -366,9 +366,7 @@ class _Plan:
 class _Ctx:
     __slots__ = ("body", "created", "keep_alive", "model", "rid", "stream", "wire")
 
-    def __init__(
-        self, wire: str, model: str, body: dict[str, Any], stream: bool, rid: int, keep_alive: bool
-    ):
+    def __init__(self, wire: str, model: str, body: dict[str, Any], stream: bool, rid: int, keep_alive: bool):
         self.wire = wire
         self.model = model
         self.body = body
@@ -520,9 +518,7 @@ def _error_response(
         if isinstance(ra, float) and ra.is_integer():
             ra = int(ra)
         extra.append(("retry-after", str(ra)))
-    return _json_response(
-        ctx, code, _error_payload(ctx.wire, code, message, error_type, ctx.rid), extra
-    )
+    return _json_response(ctx, code, _error_payload(ctx.wire, code, message, error_type, ctx.rid), extra)
 
 
 def _tool_name(body: dict[str, Any], reply: Reply) -> str:
@@ -564,9 +560,7 @@ def _oa_json(ctx: _Ctx, reply: Reply, text: str) -> bytes:
     if reply.logprobs is not None and ctx.body.get("logprobs"):
         tokens = _split_even(text, len(reply.logprobs))
         logprobs = {
-            "content": [
-                _oa_logprob_entry(t, lp) for t, lp in zip(tokens, reply.logprobs, strict=False)
-            ],
+            "content": [_oa_logprob_entry(t, lp) for t, lp in zip(tokens, reply.logprobs, strict=False)],
             "refusal": None,
         }
     payload: dict[str, Any] = {
@@ -643,9 +637,7 @@ def _oa_stream(
             if reply.error_type == "overloaded_error"
             else "The server had an error while processing your request."
         )
-        events.append(
-            _oa_event({"error": {"message": msg, "type": et, "param": None, "code": None}})
-        )
+        events.append(_oa_event({"error": {"message": msg, "type": et, "param": None, "code": None}}))
     elif terminal == "drop":
         tail, end = b"", "abort"
     return _Plan(head=_stream_head(ctx), events=events, tail=tail, end=end, streaming=True)
@@ -698,9 +690,7 @@ def _an_json(ctx: _Ctx, reply: Reply, text: str) -> bytes:
     return _json_response(ctx, 200, payload)
 
 
-def _an_stream(
-    ctx: _Ctx, reply: Reply, pieces: list[str | float], terminal: str, full_text: str
-) -> _Plan:
+def _an_stream(ctx: _Ctx, reply: Reply, pieces: list[str | float], terminal: str, full_text: str) -> _Plan:
     message: dict[str, Any] = {
         "id": f"msg_fake{ctx.rid}",
         "type": "message",
@@ -712,9 +702,7 @@ def _an_stream(
     }
     if reply.usage:
         message["usage"] = _an_usage_in(reply, ctx.body)
-    events: list[bytes | float] = [
-        _an_event("message_start", {"type": "message_start", "message": message})
-    ]
+    events: list[bytes | float] = [_an_event("message_start", {"type": "message_start", "message": message})]
     if terminal == "malformed":
         events.append(_chunk(f"event: content_block_delta\ndata: {reply.body}\n\n".encode()))
         return _Plan(head=_stream_head(ctx), events=events, tail=_TAIL, streaming=True)
@@ -758,9 +746,7 @@ def _an_stream(
         events.append(_an_event("message_stop", '{"type":"message_stop"}'))
     elif terminal == "error":
         et = reply.error_type or "overloaded_error"
-        msg = reply.message or (
-            "Overloaded" if et == "overloaded_error" else "Internal server error"
-        )
+        msg = reply.message or ("Overloaded" if et == "overloaded_error" else "Internal server error")
         events.append(_an_event("error", {"type": "error", "error": {"type": et, "message": msg}}))
     elif terminal == "drop":
         tail, end = b"", "abort"
@@ -929,9 +915,7 @@ class FakeProviderServer:
             raise RuntimeError("FakeProviderServer already started")
         self._ready.clear()
         self._startup_error = None
-        self._thread = threading.Thread(
-            target=self._run, name=f"FakeProviderServer:{self.port}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"FakeProviderServer:{self.port}", daemon=True)
         self._thread.start()
         self._ready.wait()
         if self._startup_error is not None:
@@ -1002,9 +986,7 @@ class FakeProviderServer:
             await asyncio.wait(conns, timeout=2)
         await asyncio.sleep(0)  # let the transports' close callbacks run
 
-    async def _handle_conn(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _handle_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._conns.add(task)
@@ -1049,9 +1031,7 @@ class FakeProviderServer:
         lines = text.split("\r\n")
         parts = lines[0].split(" ")
         if len(parts) != 3:
-            writer.write(
-                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            )
+            writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
             await writer.drain()
             return None
         method, target, version = parts
@@ -1150,9 +1130,7 @@ class FakeProviderServer:
             plan = _render(ctx, reply)
         except Exception as e:
             plan = _Plan(
-                head=_error_response(
-                    ctx, 500, message=f"fake server: cannot render {reply.kind}: {e!r}"
-                )
+                head=_error_response(ctx, 500, message=f"fake server: cannot render {reply.kind}: {e!r}")
             )
         return await self._execute(rec, plan, reader, writer, keep_alive)
 
