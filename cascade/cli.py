@@ -31,7 +31,8 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_UNVERIFIED = 0, 1, 2, 3
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    configure_logging(args.log_format, "warning" if args.quiet else "info")
+    quiet = args.quiet or not getattr(args, "events", True)
+    configure_logging(args.log_format, "warning" if quiet else "info")
     stderr = Console(stderr=True)
     try:
         return int(args.handler(args, stderr))
@@ -81,11 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print each result as a JSON line")
     demo.add_argument(
         "--events",
-        dest="quiet",
-        action="store_false",
+        action="store_true",
         help="also log every attempt (off by default: the tables tell the story)",
     )
-    demo.set_defaults(handler=_demo, quiet=True)
+    demo.set_defaults(handler=_demo)
     return parser
 
 
