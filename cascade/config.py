@@ -24,6 +24,12 @@ DEFAULT_KEY_ENV: dict[str, str | None] = {
 }
 
 
+DEFAULT_REASK_PROMPT = (
+    "Your previous answer did not pass a check: {reasons}\n"
+    "Answer the original request again, correcting this. Reply with the corrected answer only."
+)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,6 +60,8 @@ class ModelConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float = Field(default=60.0, gt=0)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    # pass the chain's response schema to the provider (OpenAI response_format, Anthropic tool use)
+    structured_output: bool = False
     # simulated provider only: where its canned answers come from ("builtin" = bundled demo set)
     examples: str | None = None
 
@@ -67,14 +75,34 @@ class TierConfig(ModelConfig):
 
     name: str = Field(min_length=1)
     alternates: list[ModelConfig] = Field(default_factory=list)
+    reask: int | None = Field(default=None, ge=0, le=10)  # overrides the cascade's `reask`
 
 
 class VerifierConfig(BaseModel):
-    """`type` names a registered verifier or `module:attr`; other keys are its settings."""
+    """`type` names a registered verifier or `module:attr`; other keys are its settings.
+
+    `tiers` / `skip_tiers` limit the tiers it runs on; `overrides` maps a tier name to
+    settings that replace the defaults on that tier. `verifiers` holds the children of the
+    `all` and `any` combinators.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     type: str = Field(min_length=1)
+    tiers: list[str] | None = None
+    skip_tiers: list[str] = Field(default_factory=list)
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    verifiers: list[VerifierConfig] | None = None
+
+    def applies_to(self, tier: str) -> bool:
+        return (self.tiers is None or tier in self.tiers) and tier not in self.skip_tiers
+
+    def tier_names(self) -> set[str]:
+        """Every tier name this entry (and its children) refers to."""
+        names = set(self.tiers or ()) | set(self.skip_tiers) | set(self.overrides)
+        for child in self.verifiers or ():
+            names |= child.tier_names()
+        return names
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -86,14 +114,26 @@ class CascadeConfig(_Strict):
     verifiers: list[VerifierConfig] = Field(default_factory=list)
     on_exhausted: Literal["return_best", "raise"] = "return_best"
     max_cost_usd: Decimal | None = Field(default=None, gt=0)
+    run_all_verifiers: bool = False  # True: every verifier runs, for diagnostics
+    reask: int = Field(default=0, ge=0, le=10)  # retries on the same tier with the failure as feedback
+    reask_prompt: str = DEFAULT_REASK_PROMPT
 
     @model_validator(mode="after")
-    def _tier_names_unique(self) -> CascadeConfig:
+    def _tier_names_unique_and_known(self) -> CascadeConfig:
         names = [t.name for t in self.tiers]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"tier names must be unique; repeated: {', '.join(dupes)}")
+        for i, verifier in enumerate(self.verifiers):
+            unknown = sorted(verifier.tier_names() - set(names))
+            if unknown:
+                raise ValueError(f"verifiers.{i} names unknown tiers: {', '.join(unknown)}")
+        if "{reasons}" not in self.reask_prompt:
+            raise ValueError("reask_prompt must contain {reasons}")
         return self
+
+    def reask_for(self, tier: TierConfig) -> int:
+        return self.reask if tier.reask is None else tier.reask
 
 
 def load_config(path: str | Path) -> CascadeConfig:

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 from cascade._sync import run_sync
 from cascade.accounting import baseline_cost
-from cascade.config import CascadeConfig, load_config
-from cascade.errors import ExhaustedError, ProviderError, ProviderTimeout
+from cascade.calls import call_model, try_once
+from cascade.config import DEFAULT_REASK_PROMPT, CascadeConfig, load_config
+from cascade.errors import ExhaustedError, ProviderError
 from cascade.logging import get_logger
-from cascade.policy import START, Position, budget_exhausted, next_position, pick_best
+from cascade.policy import START, Position, budget_exhausted, next_position, pick_best, should_reask
 from cascade.retry import call_with_retries
-from cascade.secrets import redact
-from cascade.tiers import Tier, TierModel
+from cascade.tiers import Tier
 from cascade.tokens import estimate_tokens
-from cascade.types import ZERO, Attempt, Candidate, Completion, Outcome, Request, Result, Usage
-from cascade.verification import Verifier, run_chain
+from cascade.types import ZERO, Attempt, Candidate, Completion, Message, Outcome, Request, Result
+from cascade.verification import Verifier, clean_output, prepare_request, run_chain
 
 OnExhausted = Literal["return_best", "raise"]
 
@@ -27,8 +26,11 @@ OnExhausted = Literal["return_best", "raise"]
 class Cascade:
     """Sends a request up a ladder of tiers until an answer passes every verifier.
 
-    `arun` is the async core; `run` is its sync twin. Use as a context manager (sync or
-    async) or call `close`/`aclose` to release the providers' connections.
+    `verifiers` is the chain every tier runs; `chains` replaces it for the tiers it names.
+    `reask` is how many times a rejected answer is asked again on the same tier, with the
+    failed verdicts' reasons as feedback, before escalating (an int for every tier, or a
+    mapping of tier name to count). `arun` is the async core; `run` is its sync twin. Use
+    as a context manager (sync or async), or call `close`/`aclose`, to release connections.
     """
 
     def __init__(
@@ -36,15 +38,23 @@ class Cascade:
         tiers: Sequence[Tier],
         verifiers: Sequence[Verifier] = (),
         *,
+        chains: Mapping[str, Sequence[Verifier]] | None = None,
         on_exhausted: OnExhausted = "return_best",
         max_cost_usd: Decimal | None = None,
+        stop_at_first_failure: bool = True,
+        reask: int | Mapping[str, int] = 0,
+        reask_prompt: str = DEFAULT_REASK_PROMPT,
     ) -> None:
         if not tiers:
             raise ValueError("a cascade needs at least one tier")
         self.tiers = tuple(tiers)
         self.verifiers = tuple(verifiers)
+        self.chains = {name: tuple(chain) for name, chain in (chains or {}).items()}
         self.on_exhausted = on_exhausted
         self.max_cost_usd = max_cost_usd
+        self.stop_at_first_failure = stop_at_first_failure
+        self.reask = reask
+        self.reask_prompt = reask_prompt
         self._models_per_tier = [len(t.models) for t in self.tiers]
         self._tier_rank = {t.name: i for i, t in enumerate(self.tiers)}
         self._log = get_logger()
@@ -53,13 +63,27 @@ class Cascade:
     def from_config(cls, config: CascadeConfig | str | Path) -> Cascade:
         """Build from a config object or a YAML file."""
         from cascade.providers.factory import build_tier
-        from cascade.registry import build_verifier
+        from cascade.registry import build_chains
 
         if not isinstance(config, CascadeConfig):
             config = load_config(config)
         tiers = [build_tier(t, where=f"tiers.{i}") for i, t in enumerate(config.tiers)]
-        verifiers = [build_verifier(v, where=f"verifiers.{i}") for i, v in enumerate(config.verifiers)]
-        return cls(tiers, verifiers, on_exhausted=config.on_exhausted, max_cost_usd=config.max_cost_usd)
+        return cls(
+            tiers,
+            chains=build_chains(config),
+            on_exhausted=config.on_exhausted,
+            max_cost_usd=config.max_cost_usd,
+            stop_at_first_failure=not config.run_all_verifiers,
+            reask={t.name: config.reask_for(t) for t in config.tiers},
+            reask_prompt=config.reask_prompt,
+        )
+
+    def chain(self, tier: str) -> tuple[Verifier, ...]:
+        """The verifiers that judge answers of `tier`."""
+        return self.chains.get(tier, self.verifiers)
+
+    def _max_reasks(self, tier: str) -> int:
+        return self.reask if isinstance(self.reask, int) else self.reask.get(tier, 0)
 
     # -- running -------------------------------------------------------------------------
 
@@ -68,33 +92,76 @@ class Cascade:
         request = prompt if isinstance(prompt, Request) else Request.from_prompt(prompt, system=system)
         ledger: list[Attempt] = []
         position: Position | None = START
+        asking, reasks = request, 0  # what this model is asked, and how often it was reasked
         stop_reason = "exhausted"
         while position is not None:
             if budget_exhausted(_spent(ledger), self.max_cost_usd):
                 stop_reason = "budget"
                 break
-            attempt = await self._attempt(request, position, ledger)
+            attempt = await self._attempt(asking, position, ledger, reasks)
             if attempt.outcome is Outcome.ACCEPTED:
                 return self._result(request, ledger, len(ledger) - 1, verified=True)
+            if should_reask(attempt.outcome, reasks, self._max_reasks(attempt.tier)):
+                asking, reasks = self._with_feedback(asking, attempt), reasks + 1
+                continue
             position = next_position(self._models_per_tier, position, attempt.outcome)
+            asking, reasks = request, 0
         return self._exhausted(request, ledger, stop_reason)
 
     def run(self, prompt: str | Request, *, system: str | None = None) -> Result:
         """Sync twin of `arun`."""
         return run_sync(self.arun(prompt, system=system))
 
-    async def _attempt(self, request: Request, at: Position, ledger: list[Attempt]) -> Attempt:
+    def _with_feedback(self, asked: Request, rejected: Attempt) -> Request:
+        """`asked`, followed by the rejected answer and what was wrong with it."""
+        reasons = "; ".join(f"{v.verifier}: {v.reason}" for v in rejected.verdicts if not v.passed)
+        return asked.followed_by(
+            Message("assistant", rejected.output or ""),
+            Message("user", self.reask_prompt.format(reasons=reasons)),
+        )
+
+    async def _attempt(self, request: Request, at: Position, ledger: list[Attempt], reask: int) -> Attempt:
         """Call one model (with retries), verify its answer, and put every try in the ledger."""
         tier = self.tiers[at.tier]
         model = tier.models[at.model]
+        chain = self.chain(tier.name)
+        sent = prepare_request(chain, request)
+
+        async def once(retry: int) -> tuple[Completion, float, int]:
+            outcome = await try_once(model, sent)
+            if outcome.error is not None:
+                self._record(
+                    ledger,
+                    Attempt(
+                        tier=tier.name,
+                        model=model.model,
+                        outcome=Outcome.ERROR,
+                        usage=outcome.usage,
+                        cost_usd=outcome.cost_usd,
+                        latency_s=outcome.latency_s,
+                        error=str(outcome.error),
+                        retry=retry,
+                        reask=reask,
+                    ),
+                )
+                raise outcome.error
+            assert outcome.completion is not None
+            return outcome.completion, outcome.latency_s, retry
+
         try:
-            completion, latency, retry = await call_with_retries(
-                model.retry, lambda retry: self._call(request, tier, model, retry, ledger)
-            )
+            completion, latency, retry = await call_with_retries(model.retry, once)
         except ProviderError:
-            return ledger[-1]  # _call recorded the failure
-        candidate = Candidate(request, completion, tier.name, at.tier, at.tier == len(self.tiers) - 1)
-        verdicts = await run_chain(self.verifiers, candidate)
+            return ledger[-1]  # `once` recorded the failure
+        candidate = Candidate(
+            request=sent,
+            completion=completion,
+            tier=tier.name,
+            tier_index=at.tier,
+            is_last_tier=at.tier == len(self.tiers) - 1,
+            cleaned=clean_output(chain, completion.text),
+            ask=lambda follow_up: call_model(model, follow_up),
+        )
+        verdicts = await run_chain(chain, candidate, stop_at_first_failure=self.stop_at_first_failure)
         accepted = all(v.passed for v in verdicts)
         return self._record(
             ledger,
@@ -106,40 +173,11 @@ class Cascade:
                 cost_usd=model.price.cost(completion.usage),
                 latency_s=latency,
                 verdicts=verdicts,
-                output=completion.text,
+                output=candidate.text,
                 retry=retry,
+                reask=reask,
             ),
         )
-
-    async def _call(
-        self, request: Request, tier: Tier, model: TierModel, retry: int, ledger: list[Attempt]
-    ) -> tuple[Completion, float, int]:
-        started = time.perf_counter()
-        try:
-            completion = await model.provider.complete(request)
-        except Exception as exc:
-            error = exc if isinstance(exc, ProviderError) else _unexpected(exc)
-            # A timed-out request may still be processed and billed: count its input.
-            usage = (
-                Usage(estimate_tokens(request.text()), 0, estimated=True)
-                if isinstance(error, ProviderTimeout)
-                else Usage()
-            )
-            self._record(
-                ledger,
-                Attempt(
-                    tier=tier.name,
-                    model=model.model,
-                    outcome=Outcome.ERROR,
-                    usage=usage,
-                    cost_usd=model.price.cost(usage),
-                    latency_s=time.perf_counter() - started,
-                    error=str(error),
-                    retry=retry,
-                ),
-            )
-            raise error from None
-        return completion, time.perf_counter() - started, retry
 
     def _record(self, ledger: list[Attempt], attempt: Attempt) -> Attempt:
         ledger.append(attempt)
@@ -149,10 +187,12 @@ class Cascade:
             model=attempt.model,
             outcome=str(attempt.outcome),
             retry=attempt.retry,
+            reask=attempt.reask,
             input_tokens=attempt.usage.input_tokens,
             output_tokens=attempt.usage.output_tokens,
             usage_estimated=attempt.usage.estimated,
             cost_usd=str(attempt.cost_usd),
+            verification_usd=str(attempt.verification_usd),
             latency_s=round(attempt.latency_s, 4),
             verdicts=[f"{v.verifier}:{'pass' if v.passed else 'fail'}" for v in attempt.verdicts],
             reason=next((v.reason for v in attempt.verdicts if not v.passed), attempt.error),
@@ -193,9 +233,16 @@ class Cascade:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def aclose(self) -> None:
+        """Close every provider's connections, and those of verifiers that hold their own."""
         for tier in self.tiers:
             for model in tier.models:
                 await model.provider.aclose()
+        seen: set[int] = set()
+        for verifier in [*self.verifiers, *(v for chain in self.chains.values() for v in chain)]:
+            closer = getattr(verifier, "aclose", None)
+            if callable(closer) and id(verifier) not in seen:
+                seen.add(id(verifier))
+                await closer()
 
     def close(self) -> None:
         run_sync(self.aclose())
@@ -215,12 +262,6 @@ class Cascade:
 
 def _spent(ledger: Sequence[Attempt]) -> Decimal:
     return sum((a.cost_usd + a.verification_usd for a in ledger), ZERO)
-
-
-def _unexpected(exc: Exception) -> ProviderError:
-    """A non-provider exception from a provider (a bug, an SDK surprise): fail the call, move on."""
-    get_logger().error("provider_raised_unexpectedly", error=repr(exc), exc_info=exc)
-    return ProviderError(redact(f"unexpected {type(exc).__name__}: {exc}"))
 
 
 def _exhaustion_message(ledger: Sequence[Attempt], stop_reason: str, budget: Any) -> str:

@@ -40,6 +40,15 @@ def next_position(models_per_tier: Sequence[int], here: Position, outcome: Outco
     return None
 
 
+def should_reask(outcome: Outcome, reasks_done: int, max_reasks: int) -> bool:
+    """Ask the same model again, with the failure as feedback, before escalating?
+
+    Only a rejected answer is reasked (a failed call has nothing to give feedback on), and
+    at most `max_reasks` times per tier.
+    """
+    return outcome is Outcome.REJECTED and reasks_done < max_reasks
+
+
 def budget_exhausted(spent: Decimal, budget: Decimal | None) -> bool:
     """True once a request has spent its whole budget: no new attempt may start."""
     return budget is not None and spent >= budget

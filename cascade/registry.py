@@ -1,9 +1,9 @@
-"""Turns `type:` names in config into verifier objects.
+"""Turns `type:` names in config into verifier objects, and entries into per-tier chains.
 
 Built-in and third-party verifiers alike are found through the entry-point group
 `cascade.verifiers`; a `module:attr` reference is imported directly. A class is
 instantiated with the config's other keys as keyword arguments; any other callable is
-the verifier itself and takes no settings.
+the verifier itself and takes no settings. `all` and `any` group nested entries.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-from cascade.config import VerifierConfig
+from cascade.config import CascadeConfig, VerifierConfig
 from cascade.errors import ConfigError
-from cascade.verification import Verifier
+from cascade.verification import AllOf, AnyOf, Verifier
 
 VERIFIER_GROUP = "cascade.verifiers"
+COMBINATORS: dict[str, type[AllOf] | type[AnyOf]] = {"all": AllOf, "any": AnyOf}
 
 
 def available_verifiers() -> list[str]:
@@ -44,14 +45,25 @@ def resolve(type_name: str) -> Any:
         raise ConfigError(f"verifier {type_name!r} failed to load: {exc}") from None
 
 
-def build_verifier(config: VerifierConfig, *, where: str = "verifiers") -> Verifier:
-    """A ready verifier from one `verifiers:` entry."""
+def build_verifier(config: VerifierConfig, *, tier: str | None = None, where: str = "verifiers") -> Verifier:
+    """A ready verifier from one `verifiers:` entry, with `tier`'s overrides applied."""
+    if config.type in COMBINATORS:
+        children = [
+            build_verifier(child, tier=tier, where=f"{where}.verifiers.{i}")
+            for i, child in enumerate(config.verifiers or ())
+            if tier is None or child.applies_to(tier)
+        ]
+        if not children:
+            raise ConfigError(f"{where}: `{config.type}` needs a non-empty `verifiers` list")
+        return COMBINATORS[config.type](children)
+    if config.verifiers is not None:
+        raise ConfigError(f"{where}: only `all` and `any` take nested `verifiers`")
     target = resolve(config.type)
-    settings = config.settings
+    settings = {**config.settings, **(config.overrides.get(tier, {}) if tier else {})}
     if isinstance(target, type):
         try:
             built: Verifier = target(**settings)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ConfigError) as exc:
             raise ConfigError(f"{where} ({config.type}): {exc}") from None
         return built
     if not callable(target):
@@ -63,3 +75,36 @@ def build_verifier(config: VerifierConfig, *, where: str = "verifiers") -> Verif
         )
     plain: Verifier = target
     return plain
+
+
+def build_chains(config: CascadeConfig) -> dict[str, tuple[Verifier, ...]]:
+    """Each tier's chain: the entries that apply to it, in order, with its overrides.
+
+    An entry without overrides for a tier is built once and shared between tiers, so a
+    judge, say, keeps one connection pool.
+    """
+    shared: dict[int, Verifier] = {}
+    chains: dict[str, tuple[Verifier, ...]] = {}
+    for tier in config.tiers:
+        chain = []
+        for i, entry in enumerate(config.verifiers):
+            if not entry.applies_to(tier.name):
+                continue
+            if _tier_specific(entry, tier.name):
+                chain.append(build_verifier(entry, tier=tier.name, where=f"verifiers.{i}"))
+            else:
+                if i not in shared:
+                    shared[i] = build_verifier(entry, tier=tier.name, where=f"verifiers.{i}")
+                chain.append(shared[i])
+        chains[tier.name] = tuple(chain)
+    return chains
+
+
+def _tier_specific(entry: VerifierConfig, tier: str) -> bool:
+    """Does this entry (or a child) build differently on `tier`?"""
+    if tier in entry.overrides:
+        return True
+    return any(
+        _tier_specific(child, tier) or child.tiers is not None or child.skip_tiers
+        for child in entry.verifiers or ()
+    )

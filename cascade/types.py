@@ -6,8 +6,8 @@ attempts every time they are read, so there is one ledger and no second bookkeep
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -23,10 +23,19 @@ class Message:
 
 @dataclass(frozen=True)
 class Request:
-    """What the caller asks: a conversation and an optional system prompt."""
+    """What the caller asks: a conversation and an optional system prompt.
+
+    `response_schema` is a JSON Schema the answer should follow; tiers configured with
+    `structured_output: true` pass it to the provider (OpenAI `response_format`, Anthropic
+    forced tool use). `logprobs` asks OpenAI-format providers for token log-probabilities.
+    Verifiers set both through their `prepare_request` hook.
+    """
 
     messages: tuple[Message, ...]
     system: str | None = None
+    response_schema: Mapping[str, Any] | None = None
+    response_schema_name: str = "answer"
+    logprobs: bool = False
 
     @classmethod
     def from_prompt(cls, prompt: str, *, system: str | None = None) -> Request:
@@ -47,6 +56,17 @@ class Request:
         """All the text of the request, for token estimates."""
         parts = [self.system or ""] + [m.content for m in self.messages]
         return "\n".join(p for p in parts if p)
+
+    def with_system_note(self, note: str) -> Request:
+        """This request with `note` appended to its system prompt."""
+        return replace(self, system=f"{self.system}\n\n{note}" if self.system else note)
+
+    def followed_by(self, *turns: Message) -> Request:
+        """This request with more conversation turns after it."""
+        return replace(self, messages=self.messages + turns)
+
+    def replace(self, **changes: Any) -> Request:
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -77,18 +97,38 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class ModelCall:
+    """A verifier's own call to a model, with retries: the answer (None when every try
+    failed), what all the tries cost, and the last error."""
+
+    completion: Completion | None
+    cost_usd: Decimal
+    error: str | None = None
+
+
+AskModel = Callable[["Request"], Awaitable[ModelCall]]
+
+
+@dataclass(frozen=True)
 class Candidate:
-    """What a verifier judges: the request, the answer, and where the answer came from."""
+    """What a verifier judges: the request, the answer, and where the answer came from.
+
+    `text` is the answer as it will be returned (`cleaned`, after every verifier's
+    `clean_output`, when set); `completion.text` is what the model actually said. `ask`
+    calls the same model again (self-rating follow-ups); its cost belongs in the verdict.
+    """
 
     request: Request
     completion: Completion
     tier: str
-    tier_index: int
-    is_last_tier: bool
+    tier_index: int = 0
+    is_last_tier: bool = False
+    cleaned: str | None = None
+    ask: AskModel | None = None
 
     @property
     def text(self) -> str:
-        return self.completion.text
+        return self.completion.text if self.cleaned is None else self.cleaned
 
 
 @dataclass(frozen=True)
@@ -100,6 +140,7 @@ class Verdict:
     reason: str
     score: float | None = None
     cost_usd: Decimal = ZERO
+    parsed: Any = field(default=None, compare=False)  # structured data the check extracted
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,6 +173,7 @@ class Attempt:
     error: str | None = None
     output: str | None = None
     retry: int = 0  # 0 for the first try on this model, n for the n-th retry
+    reask: int = 0  # 0 for the original question, n for the n-th reask with feedback
 
     @property
     def verification_usd(self) -> Decimal:
@@ -151,6 +193,7 @@ class Attempt:
             "verification_usd": _money(self.verification_usd),
             "error": self.error,
             "retry": self.retry,
+            "reask": self.reask,
             "output": self.output,
         }
 
@@ -212,6 +255,12 @@ class Result:
         return a.model if a else None
 
     @property
+    def parsed(self) -> Any:
+        """Structured data a verifier extracted from the returned answer (JSON), if any."""
+        a = self.returned_attempt
+        return next((v.parsed for v in a.verdicts if v.parsed is not None), None) if a else None
+
+    @property
     def cost(self) -> CostReport:
         generation = sum((a.cost_usd for a in self.attempts), ZERO)
         verification = sum((a.verification_usd for a in self.attempts), ZERO)
@@ -225,6 +274,7 @@ class Result:
             "tier": self.tier,
             "model": self.model,
             "stop_reason": self.stop_reason,
+            "parsed": self.parsed,
             "attempts": [a.to_dict() for a in self.attempts],
             "cost": self.cost.to_dict(),
         }

@@ -1,18 +1,26 @@
-"""The verifier protocol and the chain that runs verifiers on a candidate answer.
+"""The verifier protocol, the chain that runs verifiers on a candidate, and combinators.
 
 A verifier is any callable taking a `Candidate` and returning a `Verdict` (or a bool),
 synchronously or as an awaitable. Like a structlog processor chain, the chain is a plain
 list run in order; by default it stops at the first failure, since later (costlier)
 checks cannot change the outcome.
+
+Two optional hooks let a verifier take part before and after the call:
+- `prepare_request(request) -> Request`: change what is sent (add an instruction, attach
+  a response schema, ask for logprobs);
+- `clean_output(text) -> str`: change what is returned (strip a self-rating). Every
+  verifier's `clean_output` runs on every answer, before the chain, whatever the verdicts:
+  a rejected answer may still be returned as the best one.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from cascade.secrets import redact
-from cascade.types import Candidate, Verdict
+from cascade.types import ZERO, Candidate, Request, Verdict
 
 VerifierResult = Verdict | bool
 Verifier = Callable[[Candidate], VerifierResult | Awaitable[VerifierResult]]
@@ -24,6 +32,24 @@ def verifier_name(verifier: Verifier) -> str:
     if isinstance(name, str) and name:
         return name
     return getattr(verifier, "__name__", None) or type(verifier).__name__
+
+
+def prepare_request(verifiers: Sequence[Verifier], request: Request) -> Request:
+    """`request` as every verifier of the chain wants it sent."""
+    for verifier in verifiers:
+        hook = getattr(verifier, "prepare_request", None)
+        if callable(hook):
+            request = hook(request)
+    return request
+
+
+def clean_output(verifiers: Sequence[Verifier], text: str) -> str:
+    """The answer as it will be returned, after every verifier's `clean_output`."""
+    for verifier in verifiers:
+        hook = getattr(verifier, "clean_output", None)
+        if callable(hook):
+            text = hook(text)
+    return text
 
 
 async def run_verifier(verifier: Verifier, candidate: Candidate) -> Verdict:
@@ -53,3 +79,62 @@ async def run_chain(
         if stop_at_first_failure and not verdict.passed:
             break
     return tuple(verdicts)
+
+
+class _Group:
+    """Shared by the combinators: children's hooks pass through, their costs add up."""
+
+    name: str
+
+    def __init__(self, verifiers: Sequence[Verifier], name: str | None = None) -> None:
+        if not verifiers:
+            raise ValueError(f"`{type(self).__name__}` needs at least one verifier")
+        self.verifiers = tuple(verifiers)
+        if name:
+            self.name = name
+
+    def prepare_request(self, request: Request) -> Request:
+        return prepare_request(self.verifiers, request)
+
+    def clean_output(self, text: str) -> str:
+        return clean_output(self.verifiers, text)
+
+    def _combine(self, passed: bool, verdicts: Sequence[Verdict]) -> Verdict:
+        reasons = "; ".join(f"{v.verifier}: {'pass' if v.passed else 'fail'} ({v.reason})" for v in verdicts)
+        scores = [v.score for v in verdicts if v.score is not None]
+        return Verdict(
+            self.name,
+            passed,
+            reasons,
+            score=(min(scores) if isinstance(self, AllOf) else max(scores)) if scores else None,
+            cost_usd=sum((v.cost_usd for v in verdicts), ZERO),
+            parsed=next((v.parsed for v in verdicts if v.parsed is not None), None),
+        )
+
+
+class AllOf(_Group):
+    """Passes when every child passes; stops at the first failure."""
+
+    name = "all"
+
+    async def __call__(self, candidate: Candidate) -> Verdict:
+        verdicts = await run_chain(self.verifiers, candidate)
+        return self._combine(all(v.passed for v in verdicts), verdicts)
+
+
+class AnyOf(_Group):
+    """Passes when one child passes; stops at the first pass."""
+
+    name = "any"
+
+    async def __call__(self, candidate: Candidate) -> Verdict:
+        verdicts: list[Verdict] = []
+        for verifier in self.verifiers:
+            verdicts.append(await run_verifier(verifier, candidate))
+            if verdicts[-1].passed:
+                break
+        return self._combine(any(v.passed for v in verdicts), verdicts)
+
+
+def with_cleaned(candidate: Candidate, text: str) -> Candidate:
+    return replace(candidate, cleaned=text)

@@ -25,24 +25,43 @@ class AnthropicAdapter:
         model: str,
         params: dict[str, Any] | None = None,
         *,
+        structured_output: bool = False,
         missing_key_env: str | None = None,
     ) -> None:
         self.client = client
         self.model = model
         self.params = {"max_tokens": DEFAULT_MAX_TOKENS, **(params or {})}
+        self.structured_output = structured_output
         self._missing_key_env = missing_key_env
+
+    def _options(self, request: Request) -> dict[str, Any]:
+        """Call options: the tier's params, the system prompt, and a forced tool call
+        carrying the response schema when structured output is on (object schemas only:
+        a tool's input is always an object)."""
+        options: dict[str, Any] = dict(self.params)
+        if request.system:
+            options["system"] = request.system
+        schema = request.response_schema
+        if self.structured_output and schema is not None and schema.get("type") == "object":
+            name = request.response_schema_name
+            options["tools"] = [
+                {
+                    "name": name,
+                    "description": "Give the answer as structured data.",
+                    "input_schema": dict(schema),
+                }
+            ]
+            options["tool_choice"] = {"type": "tool", "name": name}
+        return options
 
     async def complete(self, request: Request) -> Completion:
         if self.client is None:
             raise missing_key_error(self._missing_key_env)
-        kwargs: dict[str, Any] = dict(self.params)
-        if request.system:
-            kwargs["system"] = request.system
         try:
             response = await self.client.messages.create(
                 model=self.model,
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
-                **kwargs,
+                **self._options(request),
             )
         except anthropic.APIError as exc:
             raise translate_anthropic_error(exc) from None

@@ -34,7 +34,13 @@ def build_provider(config: ModelConfig) -> Provider:
             if key
             else None
         )
-        return OpenAIAdapter(client, config.model, config.params, missing_key_env=config.key_env)
+        return OpenAIAdapter(
+            client,
+            config.model,
+            config.params,
+            structured_output=config.structured_output,
+            missing_key_env=config.key_env,
+        )
     if config.provider == "anthropic":
         import anthropic
 
@@ -47,7 +53,13 @@ def build_provider(config: ModelConfig) -> Provider:
             if key
             else None
         )
-        return AnthropicAdapter(aclient, config.model, config.params, missing_key_env=config.key_env)
+        return AnthropicAdapter(
+            aclient,
+            config.model,
+            config.params,
+            structured_output=config.structured_output,
+            missing_key_env=config.key_env,
+        )
     raise ConfigError(f"unknown provider {config.provider!r}")  # pragma: no cover (Literal-checked)
 
 
@@ -58,14 +70,17 @@ def price_of(config: ModelConfig) -> Pricing:
     return CatalogPrice(config.model, config.provider)
 
 
+def build_model(config: ModelConfig, *, where: str = "model") -> TierModel:
+    """A callable, priced model; one without a known price is a ConfigError naming `where`."""
+    try:
+        price = price_of(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.price: {exc}") from None
+    return TierModel(build_provider(config), price, config.retry)
+
+
 def build_tier(config: TierConfig, *, where: str = "tiers") -> Tier:
-    """A runtime tier; a model without a known price is a ConfigError naming its field."""
-    models = []
-    for i, model_config in enumerate([config, *config.alternates]):
-        field = where if i == 0 else f"{where}.alternates.{i - 1}"
-        try:
-            price = price_of(model_config)
-        except ConfigError as exc:
-            raise ConfigError(f"{field}.price: {exc}") from None
-        models.append(TierModel(build_provider(model_config), price, model_config.retry))
+    """A runtime tier: its primary model, then its alternates."""
+    models = [build_model(config, where=where)]
+    models += [build_model(alt, where=f"{where}.alternates.{i}") for i, alt in enumerate(config.alternates)]
     return Tier(config.name, tuple(models))

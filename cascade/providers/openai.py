@@ -22,12 +22,30 @@ class OpenAIAdapter:
         model: str,
         params: dict[str, Any] | None = None,
         *,
+        structured_output: bool = False,
         missing_key_env: str | None = None,
     ) -> None:
         self.client = client
         self.model = model
         self.params = dict(params or {})
+        self.structured_output = structured_output
         self._missing_key_env = missing_key_env
+
+    def _options(self, request: Request) -> dict[str, Any]:
+        """Call options: the tier's params, plus what the verifiers asked for."""
+        options = dict(self.params)
+        if request.logprobs:
+            options.setdefault("logprobs", True)
+        if self.structured_output and request.response_schema is not None:
+            options["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.response_schema_name,
+                    "schema": dict(request.response_schema),
+                    "strict": False,  # strict mode rejects common schemas (optional fields)
+                },
+            }
+        return options
 
     def _messages(self, request: Request) -> list[dict[str, str]]:
         messages = [{"role": "system", "content": request.system}] if request.system else []
@@ -41,7 +59,7 @@ class OpenAIAdapter:
             response = await self.client.chat.completions.create(
                 model=self.model,
                 messages=self._messages(request),  # type: ignore[arg-type]  # plain dicts are the wire shape
-                **self.params,
+                **self._options(request),
             )
         except openai.APIError as exc:
             raise translate_openai_error(exc) from None

@@ -1,0 +1,72 @@
+"""One call to one model, priced: the unit both the engine and model-calling verifiers use."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from cascade.errors import ProviderError, ProviderTimeout
+from cascade.logging import get_logger
+from cascade.retry import call_with_retries
+from cascade.secrets import redact
+from cascade.tiers import TierModel
+from cascade.tokens import estimate_tokens
+from cascade.types import ZERO, Completion, ModelCall, Request, Usage
+
+
+@dataclass(frozen=True)
+class Try:
+    """The outcome of a single call: an answer or an error, with what it cost."""
+
+    completion: Completion | None
+    error: ProviderError | None
+    usage: Usage
+    cost_usd: Decimal
+    latency_s: float
+
+
+async def try_once(model: TierModel, request: Request) -> Try:
+    """Call `model` once. Never raises a provider's failure: it comes back as `error`.
+
+    A timed-out request may still be processed and billed by the provider, so its input
+    tokens are counted (estimated). Anything else that fails was not billed.
+    """
+    started = time.perf_counter()
+    try:
+        completion = await model.provider.complete(request)
+    except Exception as exc:
+        error = exc if isinstance(exc, ProviderError) else _unexpected(exc)
+        usage = (
+            Usage(estimate_tokens(request.text()), 0, estimated=True)
+            if isinstance(error, ProviderTimeout)
+            else Usage()
+        )
+        return Try(None, error, usage, model.price.cost(usage), time.perf_counter() - started)
+    usage = completion.usage
+    return Try(completion, None, usage, model.price.cost(usage), time.perf_counter() - started)
+
+
+async def call_model(model: TierModel, request: Request) -> ModelCall:
+    """Call `model` with its retry policy; the cost covers every try, failed ones included."""
+    tries: list[Try] = []
+
+    async def once(_: int) -> Completion:
+        result = await try_once(model, request)
+        tries.append(result)
+        if result.error is not None:
+            raise result.error
+        assert result.completion is not None
+        return result.completion
+
+    try:
+        completion = await call_with_retries(model.retry, once)
+    except ProviderError as exc:
+        return ModelCall(None, sum((t.cost_usd for t in tries), ZERO), str(exc))
+    return ModelCall(completion, sum((t.cost_usd for t in tries), ZERO))
+
+
+def _unexpected(exc: Exception) -> ProviderError:
+    """A non-provider exception from a provider (a bug, an SDK surprise): fail the call, move on."""
+    get_logger().error("provider_raised_unexpectedly", error=repr(exc), exc_info=exc)
+    return ProviderError(redact(f"unexpected {type(exc).__name__}: {exc}"))
