@@ -34,6 +34,8 @@ class Pricing(Protocol):
 
     def cost(self, usage: Usage) -> Decimal: ...
 
+    def describe(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class Price:
@@ -47,6 +49,9 @@ class Price:
             usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok
         ) / _MTOK
         return amount.quantize(QUANTUM)
+
+    def describe(self) -> str:
+        return f"${self.input_per_mtok}/${self.output_per_mtok} per Mtok (config)"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,11 @@ class CatalogPrice:
 
     def cost(self, usage: Usage) -> Decimal:
         return Decimal(self._calc(usage).total_price).quantize(QUANTUM)
+
+    def describe(self) -> str:
+        per_mtok_in = (self.cost(Usage(1_000, 0)) * 1000).normalize()
+        per_mtok_out = (self.cost(Usage(0, 1_000)) * 1000).normalize()
+        return f"${per_mtok_in}/${per_mtok_out} per Mtok (genai-prices, below any long-context tier)"
 
     def _calc(self, usage: Usage) -> Any:
         try:

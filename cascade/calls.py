@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -68,5 +69,10 @@ async def call_model(model: TierModel, request: Request) -> ModelCall:
 
 def _unexpected(exc: Exception) -> ProviderError:
     """A non-provider exception from a provider (a bug, an SDK surprise): fail the call, move on."""
-    get_logger().error("provider_raised_unexpectedly", error=repr(exc), exc_info=exc)
+    # No traceback unless asked for: frames hold request headers, and so the API key.
+    get_logger().error(
+        "provider_raised_unexpectedly",
+        error=redact(repr(exc)),
+        exc_info=exc if os.environ.get("CASCADE_DEBUG") else None,
+    )
     return ProviderError(redact(f"unexpected {type(exc).__name__}: {exc}"))

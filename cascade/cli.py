@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
-from cascade.config import CascadeConfig, load_config
+from cascade.config import load_config, parse_config
 from cascade.engine import Cascade
 from cascade.errors import ConfigError, ExhaustedError
 from cascade.logging import configure_logging
+from cascade.providers.simulated import BUILTIN, load_examples
 from cascade.render import cost_table, path_of, print_result, to_json, usd
 from cascade.secrets import redact
 from cascade.types import Result
@@ -94,7 +96,7 @@ def _run(args: argparse.Namespace, stderr: Console) -> int:
     if prompt is None:
         if sys.stdin is None or sys.stdin.isatty():
             raise ConfigError("no prompt: give one as an argument or on stdin")
-        prompt = sys.stdin.read()
+        prompt = sys.stdin.read().rstrip("\r\n")  # the newline `echo` adds is not part of it
     if not prompt.strip():
         raise ConfigError("the prompt is empty")
     cascade = Cascade.from_config(args.config)
@@ -120,7 +122,9 @@ async def _answer(cascade: Cascade, prompt: str, system: str | None) -> Result:
 
 def _validate(args: argparse.Namespace, stderr: Console) -> int:
     config = load_config(args.config)
-    cascade = Cascade.from_config(config)  # resolves prices and verifiers: their errors show here
+    # building resolves prices, params and verifiers: their errors show here
+    cascade = Cascade.from_config(config, source=str(args.config))
+    cascade.close()
     table = Table(title=f"{args.config}: valid")
     for column in ("tier", "model", "provider", "price", "API key"):
         table.add_column(column)
@@ -130,26 +134,13 @@ def _validate(args: argparse.Namespace, stderr: Console) -> int:
                 tier.name,
                 model.model,
                 model_config.provider,
-                _describe_price(model.price),
+                model.price.describe(),
                 _key_status(model_config.key_env),
             )
     Console().print(table)
     names = ", ".join(v.type for v in config.verifiers) or "none (every answer is accepted)"
     print(f"verifiers: {names}; on_exhausted: {config.on_exhausted}")
     return EXIT_OK
-
-
-def _describe_price(price: object) -> str:
-    from cascade.accounting import CatalogPrice, Price
-    from cascade.types import Usage
-
-    if isinstance(price, Price):
-        return f"${price.input_per_mtok}/${price.output_per_mtok} per Mtok (config)"
-    if isinstance(price, CatalogPrice):
-        per_mtok_in = price.cost(Usage(1_000, 0)) * 1000
-        per_mtok_out = price.cost(Usage(0, 1_000)) * 1000
-        return f"${per_mtok_in.normalize()}/${per_mtok_out.normalize()} per Mtok (genai-prices)"
-    return type(price).__name__
 
 
 def _key_status(env_var: str | None) -> str:
@@ -159,16 +150,9 @@ def _key_status(env_var: str | None) -> str:
 
 
 def _demo(args: argparse.Namespace, stderr: Console) -> int:
-    import json
-
     config_text = resources.files("cascade.demo").joinpath("demo.yaml").read_text("utf-8")
-    import yaml
-
-    from cascade.config import parse_config
-
-    config: CascadeConfig = parse_config(yaml.safe_load(config_text), source="demo.yaml")
-    examples = resources.files("cascade.demo").joinpath("examples.jsonl").read_text("utf-8")
-    prompts = [json.loads(line)["prompt"] for line in examples.splitlines() if line.strip()]
+    config = parse_config(yaml.safe_load(config_text), source="demo.yaml")
+    prompts = list(load_examples(BUILTIN))  # the prompts of the bundled example set, in order
     cascade = Cascade.from_config(config)
     results = asyncio.run(_answer_all(cascade, prompts))
     if args.json:

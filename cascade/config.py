@@ -45,20 +45,20 @@ class RetryConfig(_Strict):
     """How transient failures of one model are retried before moving on."""
 
     max_attempts: int = Field(default=3, ge=1, le=20)
-    initial_wait_s: float = Field(default=0.5, ge=0)
-    max_wait_s: float = Field(default=20.0, ge=0)
+    initial_wait_s: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+    max_wait_s: float = Field(default=20.0, ge=0, allow_inf_nan=False)
 
 
 class ModelConfig(_Strict):
     """One model behind one API: a tier's primary model or one of its alternates."""
 
     provider: ProviderName
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, pattern=r"\S")
     base_url: str | None = None
     api_key_env: str | None = None
     price: PriceConfig | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     # pass the chain's response schema to the provider (OpenAI response_format, Anthropic tool use)
     structured_output: bool = False
@@ -143,8 +143,10 @@ def load_config(path: str | Path) -> CascadeConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     return parse_config(data, source=str(path))
@@ -158,6 +160,21 @@ def parse_config(data: object, *, source: str = "<config>") -> CascadeConfig:
         return CascadeConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: invalid config:\n{_describe(exc)}") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -11,7 +11,7 @@ from cascade._sync import run_sync
 from cascade.accounting import baseline_cost
 from cascade.calls import call_model, try_once
 from cascade.config import DEFAULT_REASK_PROMPT, CascadeConfig, load_config
-from cascade.errors import ExhaustedError, ProviderError
+from cascade.errors import ConfigError, ExhaustedError, PermanentProviderError, ProviderError
 from cascade.logging import get_logger
 from cascade.policy import START, Position, budget_exhausted, next_position, pick_best, should_reask
 from cascade.retry import call_with_retries
@@ -60,17 +60,21 @@ class Cascade:
         self._log = get_logger()
 
     @classmethod
-    def from_config(cls, config: CascadeConfig | str | Path) -> Cascade:
-        """Build from a config object or a YAML file."""
+    def from_config(cls, config: CascadeConfig | str | Path, *, source: str | None = None) -> Cascade:
+        """Build from a config object or a YAML file; errors name `source` (default: the file)."""
         from cascade.providers.factory import build_tier
         from cascade.registry import build_chains
 
         if not isinstance(config, CascadeConfig):
-            config = load_config(config)
-        tiers = [build_tier(t, where=f"tiers.{i}") for i, t in enumerate(config.tiers)]
+            source, config = str(config), load_config(config)
+        try:
+            tiers = [build_tier(t, where=f"tiers.{i}") for i, t in enumerate(config.tiers)]
+            chains = build_chains(config)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
         return cls(
             tiers,
-            chains=build_chains(config),
+            chains=chains,
             on_exhausted=config.on_exhausted,
             max_cost_usd=config.max_cost_usd,
             stop_at_first_failure=not config.run_all_verifiers,
@@ -99,6 +103,9 @@ class Cascade:
                 stop_reason = "budget"
                 break
             attempt = await self._attempt(asking, position, ledger, reasks)
+            if attempt is None:
+                stop_reason = "budget"
+                break
             if attempt.outcome is Outcome.ACCEPTED:
                 return self._result(request, ledger, len(ledger) - 1, verified=True)
             if should_reask(attempt.outcome, reasks, self._max_reasks(attempt.tier)):
@@ -120,14 +127,21 @@ class Cascade:
             Message("user", self.reask_prompt.format(reasons=reasons)),
         )
 
-    async def _attempt(self, request: Request, at: Position, ledger: list[Attempt], reask: int) -> Attempt:
-        """Call one model (with retries), verify its answer, and put every try in the ledger."""
+    async def _attempt(
+        self, request: Request, at: Position, ledger: list[Attempt], reask: int
+    ) -> Attempt | None:
+        """Call one model (with retries), verify its answer, and put every try in the ledger.
+
+        None when the budget ran out between retries.
+        """
         tier = self.tiers[at.tier]
         model = tier.models[at.model]
         chain = self.chain(tier.name)
         sent = prepare_request(chain, request)
 
         async def once(retry: int) -> tuple[Completion, float, int]:
+            if retry and budget_exhausted(_spent(ledger), self.max_cost_usd):
+                raise _BudgetSpent()
             outcome = await try_once(model, sent)
             if outcome.error is not None:
                 self._record(
@@ -150,6 +164,8 @@ class Cascade:
 
         try:
             completion, latency, retry = await call_with_retries(model.retry, once)
+        except _BudgetSpent:
+            return None
         except ProviderError:
             return ledger[-1]  # `once` recorded the failure
         candidate = Candidate(
@@ -167,7 +183,7 @@ class Cascade:
             ledger,
             Attempt(
                 tier=tier.name,
-                model=completion.model,
+                model=model.model,  # the configured name: servers answer with dated aliases
                 outcome=Outcome.ACCEPTED if accepted else Outcome.REJECTED,
                 usage=completion.usage,
                 cost_usd=model.price.cost(completion.usage),
@@ -258,6 +274,13 @@ class Cascade:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _BudgetSpent(PermanentProviderError):
+    """Raised between retries when the request's budget is gone: stop, do not retry."""
+
+    def __init__(self) -> None:
+        super().__init__("budget spent")
 
 
 def _spent(ledger: Sequence[Attempt]) -> Decimal:

@@ -3,9 +3,10 @@
     CascadeError
     ├── ConfigError              a config file or argument is wrong (CLI exit 2)
     ├── ProviderError            a call to a model failed
-    │   ├── TransientProviderError   worth retrying: 429, 5xx, 529, timeouts, dropped connections
+    │   ├── TransientProviderError   worth retrying: 429, 5xx, 529, timeouts, dropped
+    │   │                            connections, malformed bodies (a proxy hiccup as often as not)
     │   │   └── ProviderTimeout          no answer in time (the provider may still bill the input)
-    │   └── PermanentProviderError   not worth retrying: 400, 401, 403, 404, malformed answers
+    │   └── PermanentProviderError   not worth retrying: 400, 401, 403, 404, a missing API key
     └── ExhaustedError           no tier gave an acceptable answer; carries every attempt
 
 Messages never contain API keys: provider errors are built from status codes and

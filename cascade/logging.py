@@ -1,8 +1,8 @@
 """structlog set-up: events to stderr, as JSON lines or for the console, keys redacted.
 
-Event names are snake_case facts (`attempt_finished`, `retrying`). Every string value
-passes through `cascade.secrets.redact` on its way out, so a key that slipped into an
-error message still never reaches a log.
+Event names are snake_case facts (`attempt_finished`). Every rendered line passes
+through `cascade.secrets.redact` on its way out, so a key that slipped into an error
+message or a nested value still never reaches a log.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from cascade.secrets import redact
 LogFormat = Literal["json", "console"]
 
 
-def _redact_values(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    return {k: redact(v) if isinstance(v, str) else v for k, v in event.items()}
+def _redact_rendered(_: Any, __: str, line: str) -> str:
+    """The last step: whatever was rendered (nested values, tracebacks), keys come out."""
+    return redact(line)
 
 
 def _processors(fmt: LogFormat) -> list[Any]:
@@ -32,8 +33,8 @@ def _processors(fmt: LogFormat) -> list[Any]:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _redact_values,
         renderer,
+        _redact_rendered,
     ]
 
 

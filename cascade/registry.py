@@ -24,7 +24,7 @@ def available_verifiers() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=VERIFIER_GROUP))
 
 
-def resolve(type_name: str) -> Any:
+def resolve(type_name: str, *, where: str = "verifiers") -> Any:
     """The object a verifier `type` names."""
     if ":" in type_name:
         module_name, _, attr = type_name.partition(":")
@@ -33,16 +33,16 @@ def resolve(type_name: str) -> Any:
             for part in attr.split("."):
                 obj = getattr(obj, part)
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot import verifier {type_name!r}: {exc}") from None
+            raise ConfigError(f"{where}.type: cannot import verifier {type_name!r}: {exc}") from None
         return obj
     matches = entry_points(group=VERIFIER_GROUP, name=type_name)
     if not matches:
         known = ", ".join(available_verifiers()) or "none installed"
-        raise ConfigError(f"unknown verifier type {type_name!r} (known: {known})")
+        raise ConfigError(f"{where}.type: unknown verifier type {type_name!r} (known: {known})")
     try:
         return next(iter(matches)).load()
     except Exception as exc:  # a broken plug-in package: say which, don't crash
-        raise ConfigError(f"verifier {type_name!r} failed to load: {exc}") from None
+        raise ConfigError(f"{where}.type: verifier {type_name!r} failed to load: {exc}") from None
 
 
 def build_verifier(config: VerifierConfig, *, tier: str | None = None, where: str = "verifiers") -> Verifier:
@@ -58,12 +58,12 @@ def build_verifier(config: VerifierConfig, *, tier: str | None = None, where: st
         return COMBINATORS[config.type](children)
     if config.verifiers is not None:
         raise ConfigError(f"{where}: only `all` and `any` take nested `verifiers`")
-    target = resolve(config.type)
+    target = resolve(config.type, where=where)
     settings = {**config.settings, **(config.overrides.get(tier, {}) if tier else {})}
     if isinstance(target, type):
         try:
             built: Verifier = target(**settings)
-        except (TypeError, ValueError, ConfigError) as exc:
+        except Exception as exc:  # any failure to build from settings is a config problem
             raise ConfigError(f"{where} ({config.type}): {exc}") from None
         return built
     if not callable(target):

@@ -156,7 +156,7 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"  # answer passed every verifier and was returned
     REJECTED = "rejected"  # answer failed a verifier
     ERROR = "error"  # the call failed (after or without retries)
-    ABORTED = "aborted"  # the call was cut short on purpose (budget, stream stopped early)
+    ABORTED = "aborted"  # a stream cut short on purpose (an incremental check failed it early)
 
 
 @dataclass(frozen=True)

@@ -140,3 +140,88 @@ def test_cli_validate_accepts_a_good_config(tmp_path):
 def test_cli_run_without_prompt_is_a_usage_error(tmp_path):
     proc = cli("run", str(REPO / "configs" / "demo.yaml"), stdin="")
     assert proc.returncode == 2 and "prompt is empty" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "tiers:\n  - {name: a, provider: openai, model: gpt-4o-mini, params: {max_token: 5}}\n",
+            "tiers.0.params.max_token: not a parameter of this API",
+        ),
+        (
+            "tiers:\n  - {name: a, provider: anthropic, model: claude-opus-4-8, params: {stream: true}}\n",
+            "tiers.0.params.stream: set by cascade itself",
+        ),
+        (
+            "tiers:\n  - {name: a, provider: simulated, model: gpt-4o-mini, examples: /no/such.jsonl}\n",
+            "tiers.0.examples:",
+        ),
+        (
+            "tiers:\n  - {name: a, provider: simulated, model: gpt-4o-mini}\nverifiers:\n  - type: nope\n",
+            "verifiers.0.type: unknown verifier type 'nope'",
+        ),
+        (
+            "tiers:\n  - {name: a, provider: simulated, model: gpt-4o-mini}\nverifiers:\n"
+            "  - {type: hedging, add: [a, b]}\n",
+            "verifiers.0 (hedging):",
+        ),
+        (
+            "tiers:\n  - {name: a, provider: simulated, model: gpt-4o-mini}\nverifiers:\n"
+            "  - {type: hedging, tiers: [b]}\n",
+            "verifiers.0 names unknown tiers: b",
+        ),
+    ],
+)
+def test_build_errors_name_the_file_and_the_field(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        Cascade.from_config(path)
+    assert str(info.value).startswith(str(path))
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tiers:\n  - {name: a, provider: openai, model: m, timeout_s: .inf}\n", "tiers.0.timeout_s"),
+        ("tiers:\n  - {name: a, provider: openai, model: ' '}\n", "tiers.0.model"),
+        ("tiers:\n  - name: a\n    name: b\n    provider: openai\n    model: m\n", "duplicate key 'name'"),
+    ],
+)
+def test_suspicious_values_are_refused(tmp_path, text, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, text))
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("tiers: [caf\xe9]\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)
+
+
+def test_per_tier_overrides_and_combinators_build_per_tier_chains(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        tiers:
+          - {name: small, provider: simulated, model: gpt-4o-mini}
+          - {name: large, provider: simulated, model: claude-sonnet-4-5}
+        verifiers:
+          - type: non_empty
+          - {type: hedging, threshold: 1.0, overrides: {small: {threshold: 0.3}}}
+          - type: any
+            skip_tiers: [large]
+            verifiers: [{type: non_empty, min_chars: 500}, {type: hedging}]
+        reask: 1
+        run_all_verifiers: true
+    """,
+    )
+    cascade = Cascade.from_config(path)
+    small, large = cascade.chain("small"), cascade.chain("large")
+    assert [getattr(v, "name", None) for v in small] == ["non_empty", "hedging", "any"]
+    assert [getattr(v, "name", None) for v in large] == ["non_empty", "hedging"]
+    assert small[1].threshold == 0.3 and large[1].threshold == 1.0
+    assert small[0] is large[0]  # no override: one instance shared
+    assert cascade.reask == {"small": 1, "large": 1} and not cascade.stop_at_first_failure

@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+import structlog
 
 from cascade import (
     Candidate,
@@ -230,3 +231,107 @@ def test_result_json_has_the_documented_shape():
     assert all(attempt_keys <= set(a) for a in data["attempts"])
     assert set(data["attempts"][0]["verdicts"][0]) >= {"verifier", "passed", "score", "reason"}
     assert data["attempts"][0]["outcome"] == Outcome.REJECTED
+
+
+def test_attempts_carry_the_configured_model_name_not_the_served_alias():
+    from cascade import Completion, Usage
+
+    served = Completion("good", model="l-2024-08-06", usage=Usage(10, 2))
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["bad"])), scripted_tier("large", ("l", [served]), price=DEAR)],
+        [rejects_bad],
+    )
+    result = cascade.run("q")
+    assert [a.model for a in result.attempts] == ["s", "l"]
+    assert result.cost.baseline_usd == DEAR.cost(Usage(10, 2))  # the top tier's own attempt
+
+
+def test_budget_is_checked_between_retries():
+    from cascade import ProviderTimeout
+
+    timeouts = [ProviderTimeout("timeout")] * 3
+    cascade = Cascade(
+        [scripted_tier("small", ("s", timeouts), price=DEAR), scripted_tier("large", ("l", ["good"]))],
+        max_cost_usd=Decimal("0.000001"),
+    )
+    with pytest.raises(ExhaustedError, match="budget") as info:
+        cascade.run("a prompt long enough to cost something at these prices")
+    result = info.value.result
+    assert result.stop_reason == "budget" and len(result.attempts) == 1
+    assert result.attempts[0].cost_usd > 0 and result.attempts[0].usage.estimated
+
+
+def test_unexpected_provider_exception_is_an_error_attempt_and_logs_no_key(monkeypatch, capsys):
+    from cascade.logging import configure_logging
+    from cascade.secrets import read_key
+
+    monkeypatch.setenv("MY_KEY", "verysecretvalue-123")
+    key = read_key("MY_KEY")
+    configure_logging("json", "info")
+    try:
+        boom = RuntimeError({"headers": {"Authorization": f"Bearer {key}"}})
+        cascade = Cascade([scripted_tier("small", ("s", [boom])), scripted_tier("large", ("l", ["good"]))])
+        result = cascade.run("q")
+    finally:
+        structlog.reset_defaults()
+    assert result.output == "good"
+    assert result.attempts[0].error.startswith("unexpected RuntimeError")
+    assert "verysecretvalue" not in result.attempts[0].error
+    captured = capsys.readouterr()
+    assert "provider_raised_unexpectedly" in captured.err
+    assert "verysecretvalue" not in captured.err + captured.out
+
+
+def test_reask_feeds_the_reason_back_and_bills_each_try():
+    small = scripted_tier("small", ("s", ["bad one", "good now"]))
+    cascade = Cascade([small, scripted_tier("large", ("l", ["never"]))], [rejects_bad], reask=1)
+    result = cascade.run("question")
+    assert [(a.tier, str(a.outcome), a.reask) for a in result.attempts] == [
+        ("small", "rejected", 0),
+        ("small", "accepted", 1),
+    ]
+    assert all(a.cost_usd > 0 for a in result.attempts)
+    second = small.primary.provider.requests[1]
+    assert [m.role for m in second.messages] == ["user", "assistant", "user"]
+    assert second.messages[1].content == "bad one"
+    assert "contains 'bad'" in second.messages[2].content
+
+
+def test_reask_limit_then_escalates():
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["bad", "bad again"])), scripted_tier("large", ("l", ["good"]))],
+        [rejects_bad],
+        reask={"small": 1},
+    )
+    result = cascade.run("q")
+    assert [(a.tier, a.reask) for a in result.attempts] == [("small", 0), ("small", 1), ("large", 0)]
+
+
+def test_per_tier_chains_replace_the_default():
+    always_fail = lambda c: False  # noqa: E731
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["x"])), scripted_tier("large", ("l", ["y"]))],
+        [always_fail],
+        chains={"large": ()},
+    )
+    result = cascade.run("q")
+    assert [str(a.outcome) for a in result.attempts] == ["rejected", "accepted"]
+
+
+def test_run_all_verifiers_records_every_verdict():
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["bad"]))],
+        [rejects_bad, lambda c: True],
+        stop_at_first_failure=False,
+    )
+    result = cascade.run("q")
+    assert len(result.attempts[0].verdicts) == 2
+
+
+def test_run_works_when_called_from_inside_a_running_loop():
+    cascade = Cascade([scripted_tier("small", ("s", ["good"]))])
+
+    async def caller():  # e.g. a notebook cell: a loop is running, and sync code calls run()
+        return cascade.run("q")
+
+    assert asyncio.run(caller()).output == "good"

@@ -13,27 +13,34 @@ from cascade import (
     ExhaustedError,
     Outcome,
     PermanentProviderError,
+    ProviderTimeout,
     Result,
+    Tier,
     TransientProviderError,
+    Usage,
     Verdict,
 )
 from cascade.policy import Position, next_position
+from cascade.tokens import estimate_tokens
 from tests.conftest import scripted_tier
 
 # What one call to a model does.
-BEHAVIOURS = ["good", "bad", "transient", "permanent"]
+BEHAVIOURS = ["good", "bad", "transient", "timeout", "permanent"]
+CHECK_COST = Decimal("0.000001")  # what the verifier pays per check, as a judge would
 
 
 def reply(behaviour: str) -> object:
     if behaviour == "transient":
         return TransientProviderError("HTTP 503")
+    if behaviour == "timeout":
+        return ProviderTimeout("timeout")
     if behaviour == "permanent":
         return PermanentProviderError("HTTP 400")
     return behaviour
 
 
 def accepts_good(candidate: Candidate) -> Verdict:
-    return Verdict("good_only", candidate.text == "good", candidate.text)
+    return Verdict("good_only", candidate.text == "good", candidate.text, cost_usd=CHECK_COST)
 
 
 # a ladder: 1-4 tiers, each 1-3 models, each model with a script of up to 4 behaviours
@@ -44,7 +51,7 @@ ladders = st.lists(
 )
 
 
-def run_ladder(ladder: list[list[list[str]]]) -> Result:
+def run_ladder(ladder: list[list[list[str]]]) -> tuple[Result, list[Tier]]:
     tiers = [
         scripted_tier(
             f"t{i}", *[(f"t{i}m{j}", [reply(b) for b in script]) for j, script in enumerate(models)]
@@ -55,15 +62,15 @@ def run_ladder(ladder: list[list[list[str]]]) -> Result:
         for model in tier.models:
             model.provider.default = PermanentProviderError("script exhausted")  # type: ignore[attr-defined]
     try:
-        return Cascade(tiers, [accepts_good]).run("q")
+        return Cascade(tiers, [accepts_good]).run("q"), tiers
     except ExhaustedError as exc:
-        return exc.result
+        return exc.result, tiers
 
 
 @settings(max_examples=150, deadline=None)
 @given(ladders)
 def test_tiers_are_tried_in_order_and_none_after_the_first_accepted(ladder):
-    result = run_ladder(ladder)
+    result, _ = run_ladder(ladder)
     tier_indexes = [int(a.tier[1:]) for a in result.attempts]
     assert tier_indexes == sorted(tier_indexes)
     accepted = [i for i, a in enumerate(result.attempts) if a.outcome is Outcome.ACCEPTED]
@@ -75,13 +82,31 @@ def test_tiers_are_tried_in_order_and_none_after_the_first_accepted(ladder):
 
 @settings(max_examples=150, deadline=None)
 @given(ladders)
-def test_the_total_is_the_sum_of_the_attempts(ladder):
-    result = run_ladder(ladder)
+def test_every_call_is_billed_once_and_the_total_adds_up(ladder):
+    result, tiers = run_ladder(ladder)
+    # Recompute the bill from what the providers actually saw, independently of the ledger.
+    calls, expected = 0, Decimal(0)
+    for tier in tiers:
+        for model in tier.models:
+            provider = model.provider
+            replies = [reply(b) for b in ladder[int(tier.name[1:])][int(provider.model.split("m")[-1])]]
+            replies += [provider.default] * len(provider.requests)
+            for request, answer in zip(provider.requests, replies, strict=False):  # script, then default
+                calls += 1
+                if isinstance(answer, ProviderTimeout):
+                    usage = Usage(estimate_tokens(request.text()), 0, estimated=True)
+                elif isinstance(answer, BaseException):
+                    usage = Usage()
+                else:
+                    usage = Usage(estimate_tokens(request.text()), estimate_tokens(answer))
+                    expected += CHECK_COST  # every answer was checked once
+                expected += model.price.cost(usage)
+    assert calls == len(result.attempts)
     cost = result.cost
-    assert cost.total_usd == sum((a.cost_usd + a.verification_usd for a in result.attempts), Decimal(0))
-    assert cost.wasted_usd + (result.returned_attempt.cost_usd if result.returned_attempt else 0) == sum(
-        (a.cost_usd for a in result.attempts), Decimal(0)
-    )
+    assert cost.total_usd == expected
+    returned = result.returned_attempt.cost_usd if result.returned_attempt else Decimal(0)
+    assert cost.wasted_usd == expected - cost.verification_usd - returned
+    assert cost.verification_usd == CHECK_COST * sum(1 for a in result.attempts if a.output is not None)
     assert cost.saved_usd == cost.baseline_usd - cost.total_usd
 
 

@@ -213,3 +213,40 @@ def test_async_api(fake_server):
             return await cascade.arun("Capital of France?")
 
     assert asyncio.run(go()).output == "Paris."
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_client_errors_are_not_retried(fake_server, status):
+    fake_server.script("gpt-4o-mini", [Reply.status(status)])
+    fake_server.script("claude-opus-4-8", [Reply.text("rescued")])
+    with two_tier(fake_server) as cascade:
+        result = cascade.run("q")
+    assert len(fake_server.requests_for("gpt-4o-mini")) == 1
+    assert result.output == "rescued"
+
+
+def test_connection_refused_is_retried_then_falls_through(fake_server):
+    closed_port = "http://127.0.0.1:9/v1"  # discard port: nothing listens there
+    fake_server.script("claude-opus-4-8", [Reply.text("rescued")])
+    with two_tier(fake_server, small={"base_url": closed_port}) as cascade:
+        result = cascade.run("q")
+    errors = [a for a in result.attempts if a.tier == "small"]
+    assert len(errors) == FAST["max_attempts"]
+    assert all(a.error.startswith("connection error") and a.cost_usd == 0 for a in errors)
+    assert result.output == "rescued"
+
+
+def test_every_provider_call_is_an_attempt(fake_server):
+    fake_server.script("gpt-4o-mini", [Reply.status(500), Reply.malformed(), Reply.text("I'm not sure.")])
+    fake_server.script("claude-opus-4-8", [Reply.status(529), Reply.text("Sure: 4.")])
+    with two_tier(fake_server) as cascade:
+        result = cascade.run("2+2?")
+    assert len(result.attempts) == len(fake_server.requests) == 5
+
+
+def test_close_releases_the_sdk_clients(fake_server):
+    fake_server.script("gpt-4o-mini", [Reply.text("fine")])
+    cascade = two_tier(fake_server)
+    cascade.run("q")
+    cascade.close()
+    assert all(m.provider.client.is_closed() for t in cascade.tiers for m in t.models)

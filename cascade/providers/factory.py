@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+
 from cascade.accounting import CatalogPrice, Price, Pricing
 from cascade.config import ModelConfig, TierConfig
 from cascade.errors import ConfigError
@@ -14,21 +17,44 @@ from cascade.tiers import Tier, TierModel
 _LOCAL_PLACEHOLDER_KEY = "not-needed"
 
 
-def build_provider(config: ModelConfig) -> Provider:
+# Set by the cascade itself, never through `params`.
+_RESERVED_PARAMS = frozenset({"model", "messages", "stream", "system", "self"})
+
+
+def check_params(params: dict[str, object], method: Callable[..., object], where: str) -> None:
+    """ConfigError for a `params` key the SDK method does not take, or one cascade sets itself:
+    better a clear message at load time than a TypeError on the first call."""
+    accepted = set(inspect.signature(method).parameters) - _RESERVED_PARAMS
+    for key in params:
+        if key in _RESERVED_PARAMS:
+            raise ConfigError(f"{where}.params.{key}: set by cascade itself, not through params")
+        if key not in accepted:
+            raise ConfigError(
+                f"{where}.params.{key}: not a parameter of this API "
+                f"(use extra_body for provider-specific options; known: {', '.join(sorted(accepted))})"
+            )
+
+
+def build_provider(config: ModelConfig, *, where: str = "model") -> Provider:
     """The adapter for one configured model. The SDK clients' own retries are off: every
     try is ours to count and bill."""
     if config.provider == "simulated":
         from cascade.providers.simulated import SimulatedProvider
 
-        return SimulatedProvider(config.model, examples=config.examples or "builtin")
+        try:
+            return SimulatedProvider(config.model, examples=config.examples or "builtin")
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.examples: {exc}") from None
     key = read_key(config.key_env)
     if config.provider == "openai":
-        if key is None and config.base_url:
-            key = _LOCAL_PLACEHOLDER_KEY
         import openai
+        from openai.resources.chat.completions import AsyncCompletions
 
         from cascade.providers.openai import OpenAIAdapter
 
+        check_params(config.params, AsyncCompletions.create, where)
+        if key is None and config.base_url:
+            key = _LOCAL_PLACEHOLDER_KEY
         client = (
             openai.AsyncOpenAI(api_key=key, base_url=config.base_url, max_retries=0, timeout=config.timeout_s)
             if key
@@ -43,9 +69,11 @@ def build_provider(config: ModelConfig) -> Provider:
         )
     if config.provider == "anthropic":
         import anthropic
+        from anthropic.resources.messages import AsyncMessages
 
         from cascade.providers.anthropic import AnthropicAdapter
 
+        check_params(config.params, AsyncMessages.create, where)
         aclient = (
             anthropic.AsyncAnthropic(
                 api_key=key, base_url=config.base_url, max_retries=0, timeout=config.timeout_s
@@ -76,7 +104,7 @@ def build_model(config: ModelConfig, *, where: str = "model") -> TierModel:
         price = price_of(config)
     except ConfigError as exc:
         raise ConfigError(f"{where}.price: {exc}") from None
-    return TierModel(build_provider(config), price, config.retry)
+    return TierModel(build_provider(config, where=where), price, config.retry)
 
 
 def build_tier(config: TierConfig, *, where: str = "tiers") -> Tier:
