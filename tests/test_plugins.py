@@ -1,0 +1,118 @@
+"""Third-party verifiers: found through the `cascade.verifiers` entry points, or as module:attr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from cascade import Cascade
+from cascade.config import parse_config
+
+PLUGIN = '''
+"""A third-party verifier package: rejects answers that shout."""
+from cascade.types import Candidate, Verdict
+
+
+class NoShouting:
+    name = "no_shouting"
+
+    def __init__(self, max_caps_ratio: float = 0.5) -> None:
+        self.max_caps_ratio = max_caps_ratio
+
+    def __call__(self, candidate: Candidate) -> Verdict:
+        letters = [c for c in candidate.text if c.isalpha()]
+        ratio = sum(c.isupper() for c in letters) / max(len(letters), 1)
+        return Verdict(self.name, ratio <= self.max_caps_ratio, f"{ratio:.0%} capitals", score=1 - ratio)
+
+
+async def is_polite(candidate: Candidate) -> bool:
+    return "please" in candidate.text.lower()
+'''
+
+
+def install_plugin(site: Path) -> None:
+    """Lay the package out as pip would: the module plus its .dist-info with entry points."""
+    (site / "shout_check.py").write_text(PLUGIN)
+    info = site / "shout_check-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shout-check\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[cascade.verifiers]\nno_shouting = shout_check:NoShouting\n")
+
+
+def test_an_installed_plugin_is_picked_up_from_its_entry_point(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    install_plugin(site)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        textwrap.dedent("""
+        tiers:
+          - {name: small, provider: simulated, model: gpt-4o-mini, examples: EXAMPLES}
+          - {name: large, provider: simulated, model: claude-sonnet-4-5, examples: EXAMPLES}
+        verifiers:
+          - {type: no_shouting, max_caps_ratio: 0.3}
+    """).replace("EXAMPLES", str(tmp_path / "ex.jsonl"))
+    )
+    (tmp_path / "ex.jsonl").write_text(
+        json.dumps(
+            {
+                "id": "1",
+                "prompt": "hi",
+                "responses": {
+                    "gpt-4o-mini": {"text": "HELLO THERE"},
+                    "claude-sonnet-4-5": {"text": "Hello there."},
+                },
+            }
+        )
+        + "\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cascade.cli", "run", str(config), "hi", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["output"] == "Hello there."
+    first = result["attempts"][0]["verdicts"][0]
+    assert first == {**first, "verifier": "no_shouting", "passed": False, "reason": "100% capitals"}
+
+
+def test_module_attr_names_sync_classes_and_async_functions(tmp_path, monkeypatch):
+    (tmp_path / "shout_check.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    examples = tmp_path / "ex.jsonl"
+    examples.write_text(
+        json.dumps(
+            {
+                "id": "1",
+                "prompt": "hi",
+                "responses": {
+                    "gpt-4o-mini": {"text": "Give me that."},
+                    "claude-sonnet-4-5": {"text": "Please could you pass it?"},
+                },
+            }
+        )
+        + "\n"
+    )
+    tier = {"provider": "simulated", "examples": str(examples)}
+    config = parse_config(
+        {
+            "tiers": [
+                {"name": "small", "model": "gpt-4o-mini", **tier},
+                {"name": "large", "model": "claude-sonnet-4-5", **tier},
+            ],
+            "verifiers": [{"type": "shout_check:NoShouting"}, {"type": "shout_check:is_polite"}],
+        }
+    )
+    with Cascade.from_config(config) as cascade:
+        result = cascade.run("hi")
+    assert result.output == "Please could you pass it?"
+    assert [v.verifier for v in result.attempts[0].verdicts] == ["no_shouting", "is_polite"]
