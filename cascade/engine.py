@@ -102,7 +102,7 @@ class Cascade:
             if budget_exhausted(_spent(ledger), self.max_cost_usd):
                 stop_reason = "budget"
                 break
-            attempt = await self._attempt(asking, position, ledger, reasks)
+            attempt = await self._attempt(request, asking, position, ledger, reasks)
             if attempt is None:
                 stop_reason = "budget"
                 break
@@ -128,7 +128,7 @@ class Cascade:
         )
 
     async def _attempt(
-        self, request: Request, at: Position, ledger: list[Attempt], reask: int
+        self, original: Request, request: Request, at: Position, ledger: list[Attempt], reask: int
     ) -> Attempt | None:
         """Call one model (with retries), verify its answer, and put every try in the ledger.
 
@@ -169,7 +169,8 @@ class Cascade:
         except ProviderError:
             return ledger[-1]  # `once` recorded the failure
         candidate = Candidate(
-            request=sent,
+            request=original,
+            sent=sent,
             completion=completion,
             tier=tier.name,
             tier_index=at.tier,

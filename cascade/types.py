@@ -113,9 +113,11 @@ AskModel = Callable[["Request"], Awaitable[ModelCall]]
 class Candidate:
     """What a verifier judges: the request, the answer, and where the answer came from.
 
-    `text` is the answer as it will be returned (`cleaned`, after every verifier's
-    `clean_output`, when set); `completion.text` is what the model actually said. `ask`
-    calls the same model again (self-rating follow-ups); its cost belongs in the verdict.
+    `request` is the caller's request as asked; `sent` is what the model was actually sent
+    (with verifiers' notes and any reask feedback). `text` is the answer as it will be
+    returned (`cleaned`, after every verifier's `clean_output`, when set);
+    `completion.text` is what the model actually said. `ask` calls the same model again
+    (self-rating follow-ups); its cost belongs in the verdict.
     """
 
     request: Request
@@ -125,6 +127,7 @@ class Candidate:
     is_last_tier: bool = False
     cleaned: str | None = None
     ask: AskModel | None = None
+    sent: Request | None = None
 
     @property
     def text(self) -> str:

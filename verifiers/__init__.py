@@ -1,2 +1,3 @@
 """The built-in verifiers of cascade, registered through the `cascade.verifiers` entry points
-exactly as a third-party verifier would be. Each depends on `cascade.types` only."""
+exactly as a third-party verifier would be. Most depend on `cascade.types` only; the judge
+also uses cascade's model calls (`cascade.calls`, `cascade.providers.factory`)."""

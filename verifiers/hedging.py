@@ -3,14 +3,17 @@
 Each phrase found adds its weight (once per phrase, however often it occurs); the answer
 fails when the total reaches `threshold`. Refusals weigh the threshold on their own.
 The verdict's score is 1 / (1 + total): 1.0 for an answer with no hedge at all.
+`ignore` leaves parts of the answer unsearched: "code" (fenced blocks and inline code),
+"json_strings" (string values of JSON in the answer: extracted data, not the model hedging).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from cascade.types import Candidate, Verdict
+from verifiers._json import find_json, string_value_spans
 
 REFUSAL = 1.0
 DEFAULT_LEXICON: dict[str, float] = {
@@ -62,6 +65,11 @@ DEFAULT_LEXICON: dict[str, float] = {
 }
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+IGNORABLE = ("code", "json_strings")
+MAX_JSON_DOCUMENTS = 10_000  # JSON lines answers hold many documents; each is read once
+# a fenced block (to the end of the text when never closed), then inline code spans
+_FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+_INLINE_CODE = re.compile(r"(?<!`)(`+)(?!`)[^\n]{1,2000}?(?<!`)\1(?!`)")
 
 
 class HedgingVerifier:
@@ -74,9 +82,18 @@ class HedgingVerifier:
         threshold: float = 1.0,
         add: Mapping[str, float] | None = None,
         remove: Sequence[str] = (),
+        ignore: Sequence[str] = (),
     ) -> None:
         if threshold <= 0:
             raise ValueError("threshold must be positive")
+        if isinstance(ignore, str):
+            raise ValueError(f"ignore must be a list, e.g. [{ignore!r}]")
+        unknown = sorted(set(ignore) - set(IGNORABLE))
+        if unknown:
+            raise ValueError(
+                f"unknown ignore value(s) {', '.join(map(repr, unknown))} (known: {', '.join(IGNORABLE)})"
+            )
+        self.ignore = frozenset(ignore)
         lexicon = {**DEFAULT_LEXICON, **{_normalise(k): float(v) for k, v in (add or {}).items()}}
         for phrase in remove:
             lexicon.pop(_normalise(phrase), None)
@@ -91,10 +108,10 @@ class HedgingVerifier:
         )
 
     def find(self, text: str) -> dict[str, float]:
-        """The lexicon phrases present in `text`, with their weights."""
+        """The lexicon phrases present in `text` (outside the parts ignored), with their weights."""
         if self._pattern is None:
             return {}
-        found = {m.group(1) for m in self._pattern.finditer(_normalise(text))}
+        found = {m.group(1) for m in self._pattern.finditer(_normalise(self._searched(text)))}
         return {p: self.lexicon[p] for p in sorted(found)}
 
     def __call__(self, candidate: Candidate) -> Verdict:
@@ -112,6 +129,30 @@ class HedgingVerifier:
             f"hedging weight {total:g} {verdict} threshold {self.threshold:g}: {listed}",
             score=score,
         )
+
+    def _searched(self, text: str) -> str:
+        """`text` with the ignored parts blanked out (a blank separates words like a space)."""
+        if not self.ignore:
+            return text
+        spans = list(self._ignored_spans(text))
+        if not spans:
+            return text
+        chars = list(text)
+        for start, end in spans:
+            chars[start:end] = " " * (end - start)
+        return "".join(chars)
+
+    def _ignored_spans(self, text: str) -> Iterator[tuple[int, int]]:
+        if "code" in self.ignore:
+            for fence in _FENCED_CODE.finditer(text):
+                yield fence.span()
+            for inline in _INLINE_CODE.finditer(text):
+                yield inline.span()
+        if "json_strings" in self.ignore:
+            for doc in find_json(text, limit=MAX_JSON_DOCUMENTS):
+                source = text[doc.start : doc.end]
+                for start, end in string_value_spans(source):
+                    yield doc.start + start, doc.start + end
 
 
 def _normalise(text: str) -> str:

@@ -1,0 +1,121 @@
+"""Finding JSON documents in model answers, shared by the schema and hedging verifiers.
+
+An answer may be bare JSON, JSON in a fenced block (```json ... ``` or ``` ... ```), or JSON
+embedded in prose. `find_json` yields every document it finds, best guess first and never
+overlapping; the work is bounded so a megabyte of brackets cannot stall a check.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+MAX_FOUND = 16  # documents reported at most
+MAX_FAILED_STARTS = 64  # `{` / `[` positions tried in prose that did not start a document
+MAX_FAILED_CHARS = 2_000_000  # characters the decoder may read in attempts that failed
+
+_FENCE = re.compile(r"```[ \t]*([\w+.-]*)[ \t]*\n?(.*?)```", re.DOTALL)
+_OPENERS = re.compile(r"[{\[]")
+# a JSON string literal; inside a valid document, scanning with it finds exactly its strings
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_KEY_FOLLOWS = re.compile(r"\s*:")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# NaN / Infinity are Python's extension, not JSON
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+@dataclass(frozen=True)
+class FoundJson:
+    """One JSON document in a text: its value, where it is (`text[start:end]` is its source),
+    and how it was found: "bare" (the whole answer), "fenced" or "embedded"."""
+
+    value: Any
+    start: int
+    end: int
+    how: str
+
+
+def _decode_at(text: str, index: int) -> tuple[Any, int] | int:
+    """The document starting at `index` and where it ends, or, when there is none, how many
+    characters the decoder read to find out (all the rest when it does not say)."""
+    try:
+        return _DECODER.raw_decode(text, index)
+    except json.JSONDecodeError as exc:
+        return max(1, exc.pos - index)
+    except (ValueError, RecursionError):  # NaN / Infinity; deep nesting recurses
+        return len(text) - index
+
+
+def _decode_whole(text: str, start: int, end: int, how: str) -> FoundJson | None:
+    """`text[start:end]` as one document (surrounding whitespace allowed), or None."""
+    chunk = text[start:end]
+    stripped = chunk.strip()
+    if not stripped:
+        return None
+    first = start + chunk.index(stripped[0])
+    decoded = _decode_at(text, first)
+    if isinstance(decoded, int):
+        return None
+    value, stop = decoded
+    if text[stop:end].strip():
+        return None
+    return FoundJson(value, first, stop, how)
+
+
+def find_json(text: str, *, limit: int = MAX_FOUND) -> Iterator[FoundJson]:
+    """The JSON documents in `text`, non-overlapping, in order of preference.
+
+    The whole text when it is one document (any JSON value, then nothing else is looked
+    for); else the contents of fenced blocks that are one document each; else objects and
+    arrays that decode from a `{` or `[` in the prose, left to right.
+    """
+    whole = _decode_whole(text, 0, len(text), "bare")
+    if whole is not None:
+        yield whole
+        return
+    found = 0
+    taken: list[tuple[int, int]] = []  # spans of fenced documents, skipped by the prose scan
+    for fence in _FENCE.finditer(text):
+        doc = _decode_whole(text, fence.start(2), fence.end(2), "fenced")
+        if doc is not None:
+            yield doc
+            taken.append((doc.start, doc.end))
+            found += 1
+            if found >= limit:
+                return
+    failed = failed_chars = 0
+    position = 0
+    while found < limit and failed < MAX_FAILED_STARTS and failed_chars < MAX_FAILED_CHARS:
+        opener = _OPENERS.search(text, position)
+        if opener is None:
+            return
+        index = opener.start()
+        inside = next((end for start, end in taken if start <= index < end), None)
+        if inside is not None:
+            position = inside
+            continue
+        decoded = _decode_at(text, index)
+        if isinstance(decoded, int):
+            failed += 1
+            failed_chars += decoded
+            position = index + 1
+            continue
+        value, end = decoded
+        yield FoundJson(value, index, end, "embedded")
+        found += 1
+        position = end
+
+
+def string_value_spans(source: str) -> Iterator[tuple[int, int]]:
+    """Spans of the string values (not the keys) in `source`, one valid JSON document."""
+    for match in _STRING.finditer(source):
+        if not _KEY_FOLLOWS.match(source, match.end()):
+            yield match.start(), match.end()

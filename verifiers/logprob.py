@@ -1,0 +1,62 @@
+"""Token log-probability check: an answer the model wrote with little certainty fails.
+
+Asks the provider for token log-probabilities (OpenAI-format APIs give them; Anthropic does
+not) and compares their mean, or their minimum, with `threshold` (a log-probability, <= 0).
+The verdict's score is exp(statistic): the mean token's (or the least likely token's)
+probability, 0..1, higher = more certain.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cascade.types import Candidate, Request, Verdict
+
+STATISTICS = ("mean", "min")
+ON_MISSING = ("fail", "pass")
+MISSING_REASON = "no token logprobs (the provider returned none)"
+
+
+class LogprobVerifier:
+    """Fails an answer whose mean (or min) token log-probability is below `threshold`."""
+
+    name = "logprob"
+
+    def __init__(self, threshold: float, statistic: str = "mean", on_missing: str = "fail") -> None:
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ValueError(
+                f"threshold must be a number (a log-probability such as -0.5), not {threshold!r}"
+            )
+        if not (math.isfinite(threshold) and threshold <= 0):
+            raise ValueError(f"threshold is a log-probability: a finite number <= 0, not {threshold!r}")
+        if statistic not in STATISTICS:
+            raise ValueError(f"statistic must be one of {', '.join(STATISTICS)}, not {statistic!r}")
+        if on_missing not in ON_MISSING:
+            raise ValueError(f"on_missing must be one of {', '.join(ON_MISSING)}, not {on_missing!r}")
+        self.threshold = float(threshold)
+        self.statistic = statistic
+        self.on_missing = on_missing
+
+    def prepare_request(self, request: Request) -> Request:
+        """Ask the provider for token log-probabilities."""
+        return request.replace(logprobs=True)
+
+    def __call__(self, candidate: Candidate) -> Verdict:
+        # a log-probability is <= 0 (-inf: a token the model thought impossible); NaN is no value
+        values = [
+            min(float(v), 0.0)
+            for v in candidate.completion.logprobs or ()
+            if isinstance(v, int | float) and not math.isnan(v)
+        ]
+        if not values:
+            return Verdict(self.name, self.on_missing == "pass", MISSING_REASON)
+        value = min(values) if self.statistic == "min" else sum(values) / len(values)
+        passed = value >= self.threshold
+        relation = ">=" if passed else "<"
+        label = "mean token logprob" if self.statistic == "mean" else "min token logprob"
+        return Verdict(
+            self.name,
+            passed,
+            f"{label} {value:.2f} {relation} threshold {self.threshold:.2f}",
+            score=math.exp(value),
+        )
