@@ -102,7 +102,7 @@ def test_openai_json_text_usage_and_record(server):
     assert rec.body["temperature"] == 0.5 and rec.body["messages"] == MSGS
     assert rec.headers["authorization"] == "Bearer test-key"
     assert rec.reply_kind == "text"
-    assert rec.completed is True and rec.client_closed is False
+    assert wait_until(lambda: rec.completed) and rec.client_closed is False
 
 
 def test_openai_explicit_tokens_and_length_finish(server):
@@ -153,7 +153,7 @@ def test_openai_stream_text_with_include_usage():
         16,
     )
     (rec,) = server.requests
-    assert rec.stream is True and rec.completed is True and rec.client_closed is False
+    assert rec.stream is True and wait_until(lambda: rec.completed) and rec.client_closed is False
 
 
 def test_openai_stream_without_include_usage_has_no_usage_chunk(server):
@@ -224,7 +224,7 @@ def test_anthropic_json_text_usage_and_record(server):
     # anthropic 2.12 authenticates with a bearer token, not x-api-key
     assert rec.headers["authorization"] == "Bearer test-key"
     assert "anthropic-version" in rec.headers
-    assert rec.completed is True and rec.client_closed is False
+    assert wait_until(lambda: rec.completed) and rec.client_closed is False
 
 
 def test_anthropic_length_finish_translated_to_max_tokens(server):
@@ -283,7 +283,7 @@ def test_anthropic_stream_events_and_usage():
     assert "".join(e.delta.text for e in events if e.type == "content_block_delta") == text
     md = events[-2]
     assert md.delta.stop_reason == "end_turn" and md.usage.output_tokens == 12
-    assert server.requests[0].completed is True
+    assert wait_until(lambda: server.requests[0].completed)
 
 
 def test_anthropic_stream_helper_final_message(server):
@@ -609,7 +609,7 @@ def test_truncated_stream_openai_ends_without_finish_reason(server):
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "hello world"
     assert all(c.choices[0].finish_reason is None for c in chunks)
     assert all(c.usage is None for c in chunks)
-    assert server.requests[0].completed is True  # the HTTP body did end cleanly
+    assert wait_until(lambda: server.requests[0].completed)  # the HTTP body did end cleanly
 
 
 def test_truncated_stream_anthropic_ends_without_message_stop(server):
@@ -730,7 +730,7 @@ def test_full_read_with_chunk_delay_is_completed(slow_server):
         assert stream.get_final_text() == "abcdefghijkl"
     assert time.monotonic() - t0 >= 0.05 * 5  # several chunk pauses happened
     (rec,) = slow_server.requests
-    assert rec.completed is True and rec.client_closed is False
+    assert wait_until(lambda: rec.completed) and rec.client_closed is False
 
 
 # --------------------------------------------------------------------------- scripting
