@@ -71,7 +71,7 @@ class CatalogPrice:
     def describe(self) -> str:
         per_mtok_in = (self.cost(Usage(1_000, 0)) * 1000).normalize()
         per_mtok_out = (self.cost(Usage(0, 1_000)) * 1000).normalize()
-        return f"${per_mtok_in}/${per_mtok_out} per Mtok (genai-prices, below any long-context tier)"
+        return f"${per_mtok_in}/${per_mtok_out} per Mtok (genai-prices)"
 
     def _calc(self, usage: Usage) -> Any:
         try:

@@ -123,7 +123,7 @@ async def _answer(cascade: Cascade, prompt: str, system: str | None) -> Result:
 def _validate(args: argparse.Namespace, stderr: Console) -> int:
     config = load_config(args.config)
     # building resolves prices, params and verifiers: their errors show here
-    cascade = Cascade.from_config(config, source=str(args.config))
+    cascade = Cascade.from_config(config, source=str(args.config), base_dir=args.config.parent)
     cascade.close()
     table = Table(title=f"{args.config}: valid")
     for column in ("tier", "model", "provider", "price", "API key"):

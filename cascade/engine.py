@@ -60,16 +60,22 @@ class Cascade:
         self._log = get_logger()
 
     @classmethod
-    def from_config(cls, config: CascadeConfig | str | Path, *, source: str | None = None) -> Cascade:
-        """Build from a config object or a YAML file; errors name `source` (default: the file)."""
+    def from_config(
+        cls, config: CascadeConfig | str | Path, *, source: str | None = None, base_dir: Path | None = None
+    ) -> Cascade:
+        """Build from a config object or a YAML file; errors name `source` (default: the file).
+
+        Relative `*_file` paths in verifier settings are relative to `base_dir` (default:
+        the file's folder).
+        """
         from cascade.providers.factory import build_tier
         from cascade.registry import build_chains
 
         if not isinstance(config, CascadeConfig):
-            source, config = str(config), load_config(config)
+            source, base_dir, config = str(config), base_dir or Path(config).parent, load_config(config)
         try:
             tiers = [build_tier(t, where=f"tiers.{i}") for i, t in enumerate(config.tiers)]
-            chains = build_chains(config)
+            chains = build_chains(config, base_dir=base_dir)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
         return cls(

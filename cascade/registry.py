@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from cascade.config import CascadeConfig, VerifierConfig
@@ -45,11 +46,21 @@ def resolve(type_name: str, *, where: str = "verifiers") -> Any:
         raise ConfigError(f"{where}.type: verifier {type_name!r} failed to load: {exc}") from None
 
 
-def build_verifier(config: VerifierConfig, *, tier: str | None = None, where: str = "verifiers") -> Verifier:
-    """A ready verifier from one `verifiers:` entry, with `tier`'s overrides applied."""
+def build_verifier(
+    config: VerifierConfig,
+    *,
+    tier: str | None = None,
+    where: str = "verifiers",
+    base_dir: Path | None = None,
+) -> Verifier:
+    """A ready verifier from one `verifiers:` entry, with `tier`'s overrides applied.
+
+    Settings named `*_file` that hold a relative path are taken relative to `base_dir`
+    (the config file's folder), so a config works from any working directory.
+    """
     if config.type in COMBINATORS:
         children = [
-            build_verifier(child, tier=tier, where=f"{where}.verifiers.{i}")
+            build_verifier(child, tier=tier, where=f"{where}.verifiers.{i}", base_dir=base_dir)
             for i, child in enumerate(config.verifiers or ())
             if tier is None or child.applies_to(tier)
         ]
@@ -60,6 +71,13 @@ def build_verifier(config: VerifierConfig, *, tier: str | None = None, where: st
         raise ConfigError(f"{where}: only `all` and `any` take nested `verifiers`")
     target = resolve(config.type, where=where)
     settings = {**config.settings, **(config.overrides.get(tier, {}) if tier else {})}
+    if base_dir is not None:
+        settings = {
+            k: str(base_dir / v)
+            if k.endswith("_file") and isinstance(v, str) and not Path(v).is_absolute()
+            else v
+            for k, v in settings.items()
+        }
     if isinstance(target, type):
         try:
             built: Verifier = target(**settings)
@@ -77,7 +95,7 @@ def build_verifier(config: VerifierConfig, *, tier: str | None = None, where: st
     return plain
 
 
-def build_chains(config: CascadeConfig) -> dict[str, tuple[Verifier, ...]]:
+def build_chains(config: CascadeConfig, *, base_dir: Path | None = None) -> dict[str, tuple[Verifier, ...]]:
     """Each tier's chain: the entries that apply to it, in order, with its overrides.
 
     An entry without overrides for a tier is built once and shared between tiers, so a
@@ -91,10 +109,12 @@ def build_chains(config: CascadeConfig) -> dict[str, tuple[Verifier, ...]]:
             if not entry.applies_to(tier.name):
                 continue
             if _tier_specific(entry, tier.name):
-                chain.append(build_verifier(entry, tier=tier.name, where=f"verifiers.{i}"))
+                chain.append(build_verifier(entry, tier=tier.name, where=f"verifiers.{i}", base_dir=base_dir))
             else:
                 if i not in shared:
-                    shared[i] = build_verifier(entry, tier=tier.name, where=f"verifiers.{i}")
+                    shared[i] = build_verifier(
+                        entry, tier=tier.name, where=f"verifiers.{i}", base_dir=base_dir
+                    )
                 chain.append(shared[i])
         chains[tier.name] = tuple(chain)
     return chains
