@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 import pytest
+from hypothesis import strategies as st
 
 from cascade import Price, Tier, TierModel
 from cascade.config import RetryConfig
@@ -32,3 +33,34 @@ def fake_server() -> Iterator[object]:
 
     with FakeProviderServer() as server:
         yield server
+
+
+LOOPBACK_PRICE = {"input_per_mtok": "1", "output_per_mtok": "2"}
+LOOPBACK_RETRY = {"max_attempts": 2, "initial_wait_s": 0, "max_wait_s": 1}
+
+
+def loopback_tier(server: object, name: str, model: str) -> dict[str, object]:
+    """Config of an OpenAI-format tier answered by the loopback fake provider."""
+    return {
+        "name": name,
+        "provider": "openai",
+        "model": model,
+        "base_url": server.openai_base_url,  # type: ignore[attr-defined]
+        "price": LOOPBACK_PRICE,
+        "retry": LOOPBACK_RETRY,
+        "timeout_s": 5,
+    }
+
+
+# Any JSON document (finite numbers: what json.dumps writes by default and parsers accept).
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=12,
+)

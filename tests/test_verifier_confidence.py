@@ -16,11 +16,10 @@ from cascade.config import parse_config
 from cascade.errors import ConfigError
 from cascade.testing.server import Reply
 from cascade.types import Candidate, Completion, ModelCall, Request, Usage, Verdict
+from tests.conftest import loopback_tier
 from verifiers.confidence import RatingError, SelfConfidenceVerifier, parse_rating, strip_rating
 
 GSM8K = Path("/work/shared/data/routellm/gsm8k/gsm8k_responses.csv")
-PRICE = {"input_per_mtok": "1", "output_per_mtok": "2"}
-FAST = {"max_attempts": 2, "initial_wait_s": 0, "max_wait_s": 1}
 
 
 def candidate(text: str, *, ask=None, prompt: str = "What is 2 + 2?") -> Candidate:
@@ -36,20 +35,8 @@ def judge(verifier: SelfConfidenceVerifier, cand: Candidate) -> Verdict:
     return asyncio.run(verifier(cand))
 
 
-def tier(server, name: str, model: str) -> dict[str, object]:
-    return {
-        "name": name,
-        "provider": "openai",
-        "model": model,
-        "base_url": server.openai_base_url,
-        "price": PRICE,
-        "retry": FAST,
-        "timeout_s": 5,
-    }
-
-
 def cascade(server, verifier: dict[str, object], *models: str) -> Cascade:
-    tiers = [tier(server, f"t{i}", m) for i, m in enumerate(models)]
+    tiers = [loopback_tier(server, f"t{i}", m) for i, m in enumerate(models)]
     return Cascade.from_config(parse_config({"tiers": tiers, "verifiers": [verifier]}))
 
 

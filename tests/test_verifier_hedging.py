@@ -16,6 +16,7 @@ from cascade import Cascade
 from cascade.config import parse_config
 from cascade.errors import ConfigError
 from cascade.types import Candidate, Completion, Request, Usage
+from tests.conftest import json_values
 from verifiers.hedging import HedgingVerifier
 
 GSM8K = Path(__file__).resolve().parents[2] / "shared/data/routellm/gsm8k/gsm8k_responses.csv"
@@ -188,17 +189,6 @@ def test_bad_ignore_in_a_config_names_the_entry():
 
 # -- properties ------------------------------------------------------------------------
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=10),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
-    ),
-    max_leaves=12,
-)
 VERIFIERS = [HedgingVerifier(), HedgingVerifier(ignore=["code", "json_strings"])]
 
 

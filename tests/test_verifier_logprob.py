@@ -13,10 +13,8 @@ from cascade.config import parse_config
 from cascade.errors import ConfigError
 from cascade.testing.server import Reply
 from cascade.types import Candidate, Completion, Request, Usage, Verdict
+from tests.conftest import LOOPBACK_PRICE, LOOPBACK_RETRY, loopback_tier
 from verifiers.logprob import MISSING_REASON, LogprobVerifier
-
-FAST = {"max_attempts": 2, "initial_wait_s": 0, "max_wait_s": 1}
-PRICE = {"input_per_mtok": "1", "output_per_mtok": "2"}
 
 
 def candidate(logprobs: tuple[float, ...] | None, text: str = "Paris.") -> Candidate:
@@ -31,18 +29,6 @@ def candidate(logprobs: tuple[float, ...] | None, text: str = "Paris.") -> Candi
 def keys(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
-
-
-def openai_tier(server, name: str, model: str) -> dict[str, object]:
-    return {
-        "name": name,
-        "provider": "openai",
-        "model": model,
-        "base_url": server.openai_base_url,
-        "price": PRICE,
-        "retry": FAST,
-        "timeout_s": 5,
-    }
 
 
 def test_prepare_request_asks_for_logprobs():
@@ -108,7 +94,7 @@ def test_impossible_token_scores_zero():
 def test_bad_settings_are_config_errors(fake_server, settings_, message):
     config = parse_config(
         {
-            "tiers": [openai_tier(fake_server, "t0", "gpt-4o-mini")],
+            "tiers": [loopback_tier(fake_server, "t0", "gpt-4o-mini")],
             "verifiers": [{"type": "logprob", **settings_}],
         }
     )
@@ -118,7 +104,7 @@ def test_bad_settings_are_config_errors(fake_server, settings_, message):
 
 def test_missing_threshold_is_a_config_error(fake_server):
     config = parse_config(
-        {"tiers": [openai_tier(fake_server, "t0", "gpt-4o-mini")], "verifiers": [{"type": "logprob"}]}
+        {"tiers": [loopback_tier(fake_server, "t0", "gpt-4o-mini")], "verifiers": [{"type": "logprob"}]}
     )
     with pytest.raises(ConfigError, match="threshold"):
         Cascade.from_config(config)
@@ -133,8 +119,8 @@ def test_uncertain_answer_escalates_using_the_returned_logprobs(fake_server):
     config = parse_config(
         {
             "tiers": [
-                openai_tier(fake_server, "small", "gpt-4o-mini"),
-                openai_tier(fake_server, "large", "gpt-4o"),
+                loopback_tier(fake_server, "small", "gpt-4o-mini"),
+                loopback_tier(fake_server, "large", "gpt-4o"),
             ],
             "verifiers": [{"type": "logprob", "threshold": -0.5}],
         }
@@ -155,8 +141,8 @@ def test_provider_without_logprobs_follows_on_missing(fake_server):
         "provider": "anthropic",
         "model": "claude-opus-4-8",
         "base_url": fake_server.anthropic_base_url,
-        "price": PRICE,
-        "retry": FAST,
+        "price": LOOPBACK_PRICE,
+        "retry": LOOPBACK_RETRY,
         "timeout_s": 5,
     }
     fake_server.script("claude-opus-4-8", [Reply.text("Paris.", logprobs=[-0.1])])

@@ -16,6 +16,7 @@ from cascade.config import parse_config
 from cascade.errors import ConfigError
 from cascade.testing.server import Reply
 from cascade.types import Candidate, Completion, Request, Usage
+from tests.conftest import json_values
 from verifiers.schema import JsonSchemaVerifier
 
 ORDER = {
@@ -428,17 +429,6 @@ def test_structured_output_sends_the_schema_to_anthropic_as_a_forced_tool(fake_s
 
 # -- properties ------------------------------------------------------------------------
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=10),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
-    ),
-    max_leaves=12,
-)
 
 RICH = {
     "type": "object",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import anthropic
 
 from cascade.errors import ProviderError, ProviderTimeout, TransientProviderError
-from cascade.providers.base import error_message, missing_key_error, status_error
+from cascade.providers.base import SdkAdapter, error_message, status_error
 from cascade.secrets import redact
 from cascade.tokens import fill_usage
 from cascade.types import Completion, Request
@@ -16,23 +17,17 @@ from cascade.types import Completion, Request
 DEFAULT_MAX_TOKENS = 1024  # the messages API requires max_tokens; this is used when params omit it
 
 
-class AnthropicAdapter:
+class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
     """Calls `client.messages.create`; the client's own retries must be off."""
 
     def __init__(
         self,
         client: anthropic.AsyncAnthropic | None,
         model: str,
-        params: dict[str, Any] | None = None,
-        *,
-        structured_output: bool = False,
-        missing_key_env: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
-        self.client = client
-        self.model = model
-        self.params = {"max_tokens": DEFAULT_MAX_TOKENS, **(params or {})}
-        self.structured_output = structured_output
-        self._missing_key_env = missing_key_env
+        super().__init__(client, model, {"max_tokens": DEFAULT_MAX_TOKENS, **(params or {})}, **kwargs)
 
     def _options(self, request: Request) -> dict[str, Any]:
         """Call options: the tier's params, the system prompt, and a forced tool call
@@ -55,10 +50,9 @@ class AnthropicAdapter:
         return options
 
     async def complete(self, request: Request) -> Completion:
-        if self.client is None:
-            raise missing_key_error(self._missing_key_env)
+        client = self._ready_client()
         try:
-            response = await self.client.messages.create(
+            response = await client.messages.create(
                 model=self.model,
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
                 **self._options(request),
@@ -83,10 +77,6 @@ class AnthropicAdapter:
             ),
             finish_reason=response.stop_reason,
         )
-
-    async def aclose(self) -> None:
-        if self.client is not None:
-            await self.client.close()
 
 
 def _block_text(block: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from cascade.errors import PermanentProviderError, ProviderError, TransientProviderError
 from cascade.secrets import redact
@@ -25,6 +25,43 @@ class Provider(Protocol):
     async def complete(self, request: Request) -> Completion: ...
 
     async def aclose(self) -> None: ...
+
+
+class _SdkClient(Protocol):
+    async def close(self) -> None: ...
+
+
+ClientT = TypeVar("ClientT", bound=_SdkClient)
+
+
+class SdkAdapter(Generic[ClientT]):
+    """What the SDK adapters share: an injected client (None when its API key is missing,
+    so that the tier fails with a clear error instead of the whole cascade), the model,
+    the tier's params, and whether to ask for structured output."""
+
+    def __init__(
+        self,
+        client: ClientT | None,
+        model: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        structured_output: bool = False,
+        missing_key_env: str | None = None,
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.params = dict(params or {})
+        self.structured_output = structured_output
+        self._missing_key_env = missing_key_env
+
+    def _ready_client(self) -> ClientT:
+        if self.client is None:
+            raise missing_key_error(self._missing_key_env)
+        return self.client
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.close()
 
 
 def status_error(status: int, message: str, headers: Mapping[str, str] | None) -> ProviderError:

@@ -7,29 +7,14 @@ from typing import Any
 import openai
 
 from cascade.errors import ProviderError, ProviderTimeout, TransientProviderError
-from cascade.providers.base import error_message, missing_key_error, status_error
+from cascade.providers.base import SdkAdapter, error_message, status_error
 from cascade.secrets import redact
 from cascade.tokens import fill_usage
 from cascade.types import Completion, Request
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
     """Calls `client.chat.completions.create`; the client's own retries must be off."""
-
-    def __init__(
-        self,
-        client: openai.AsyncOpenAI | None,
-        model: str,
-        params: dict[str, Any] | None = None,
-        *,
-        structured_output: bool = False,
-        missing_key_env: str | None = None,
-    ) -> None:
-        self.client = client
-        self.model = model
-        self.params = dict(params or {})
-        self.structured_output = structured_output
-        self._missing_key_env = missing_key_env
 
     def _options(self, request: Request) -> dict[str, Any]:
         """Call options: the tier's params, plus what the verifiers asked for."""
@@ -53,10 +38,9 @@ class OpenAIAdapter:
         return messages
 
     async def complete(self, request: Request) -> Completion:
-        if self.client is None:
-            raise missing_key_error(self._missing_key_env)
+        client = self._ready_client()
         try:
-            response = await self.client.chat.completions.create(
+            response = await client.chat.completions.create(
                 model=self.model,
                 messages=self._messages(request),  # type: ignore[arg-type]  # plain dicts are the wire shape
                 **self._options(request),
@@ -85,10 +69,6 @@ class OpenAIAdapter:
             finish_reason=choice.finish_reason,
             logprobs=logprobs,
         )
-
-    async def aclose(self) -> None:
-        if self.client is not None:
-            await self.client.close()
 
 
 def translate_openai_error(exc: openai.APIError) -> ProviderError:
