@@ -12,7 +12,7 @@ from cascade.logging import get_logger
 from cascade.retry import call_with_retries
 from cascade.secrets import redact
 from cascade.tiers import TierModel
-from cascade.tokens import estimate_tokens
+from cascade.tokens import count_tokens
 from cascade.types import ZERO, Completion, ModelCall, Request, Usage
 
 
@@ -39,7 +39,7 @@ async def try_once(model: TierModel, request: Request) -> Try:
     except Exception as exc:
         error = exc if isinstance(exc, ProviderError) else _unexpected(exc)
         usage = (
-            Usage(estimate_tokens(request.text()), 0, estimated=True)
+            Usage(count_tokens(request.text(), model.model), 0, estimated=True)
             if isinstance(error, ProviderTimeout)
             else Usage()
         )

@@ -16,7 +16,7 @@ from cascade.logging import get_logger
 from cascade.policy import START, Position, budget_exhausted, next_position, pick_best, should_reask
 from cascade.retry import call_with_retries
 from cascade.tiers import Tier
-from cascade.tokens import estimate_tokens
+from cascade.tokens import count_tokens
 from cascade.types import ZERO, Attempt, Candidate, Completion, Message, Outcome, Request, Result
 from cascade.verification import Verifier, clean_output, prepare_request, run_chain
 
@@ -240,7 +240,7 @@ class Cascade:
             top.name,
             top.primary.model,
             top.primary.price,
-            estimate_tokens(request.text()),
+            count_tokens(request.text(), top.primary.model),
         )
         output = ledger[returned].output if returned is not None else None
         return Result(output, verified, tuple(ledger), returned, baseline, stop_reason)

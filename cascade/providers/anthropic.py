@@ -74,6 +74,7 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
                 usage.output_tokens if usage else None,
                 request.text(),
                 text,
+                self.model,
             ),
             finish_reason=response.stop_reason,
         )

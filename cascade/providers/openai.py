@@ -65,6 +65,7 @@ class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
                 usage.completion_tokens if usage else None,
                 request.text(),
                 text,
+                self.model,
             ),
             finish_reason=choice.finish_reason,
             logprobs=logprobs,

@@ -16,7 +16,7 @@ from typing import Any
 
 from cascade.errors import ConfigError
 from cascade.providers.base import status_error
-from cascade.tokens import estimate_tokens
+from cascade.tokens import count_tokens
 from cascade.types import Completion, Request, Usage
 
 BUILTIN = "builtin"
@@ -60,7 +60,9 @@ class SimulatedProvider:
         if "error" in response:
             raise status_error(int(response["error"]), "simulated failure", None)
         text = str(response["text"])
-        usage = Usage(estimate_tokens(request.text()), estimate_tokens(text), estimated=True)
+        usage = Usage(
+            count_tokens(request.text(), self.model), count_tokens(text, self.model), estimated=True
+        )
         return Completion(text=text, model=self.model, usage=usage, finish_reason="stop")
 
     async def aclose(self) -> None:
