@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Awaitable
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -18,9 +18,13 @@ _loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` on the shared private loop and wait for its result."""
-    return asyncio.run_coroutine_threadsafe(coro, _shared_loop()).result()
+def run_sync(awaitable: Awaitable[T]) -> T:
+    """Await `awaitable` on the shared private loop and wait for its result."""
+
+    async def wrapper() -> T:
+        return await awaitable
+
+    return asyncio.run_coroutine_threadsafe(wrapper(), _shared_loop()).result()
 
 
 def _shared_loop() -> asyncio.AbstractEventLoop:

@@ -59,6 +59,8 @@ class ModelConfig(_Strict):
     price: PriceConfig | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    # a stream silent for longer than this is a failed attempt (default: timeout_s)
+    idle_timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     # pass the chain's response schema to the provider (OpenAI response_format, Anthropic tool use)
     structured_output: bool = False
@@ -109,6 +111,14 @@ class VerifierConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class StreamConfig(_Strict):
+    """How `cascade run --stream` and `Cascade.astream` treat text already shown."""
+
+    policy: Literal["buffer", "restart", "finish_degraded"] = "buffer"
+    restart_threshold_tokens: int | None = Field(default=None, ge=0)
+    restart_threshold_fraction: float = Field(default=0.2, ge=0, le=1)
+
+
 class CascadeConfig(_Strict):
     tiers: list[TierConfig] = Field(min_length=1)
     verifiers: list[VerifierConfig] = Field(default_factory=list)
@@ -117,6 +127,7 @@ class CascadeConfig(_Strict):
     run_all_verifiers: bool = False  # True: every verifier runs, for diagnostics
     reask: int = Field(default=0, ge=0, le=10)  # retries on the same tier with the failure as feedback
     reask_prompt: str = DEFAULT_REASK_PROMPT
+    stream: StreamConfig = Field(default_factory=StreamConfig)
 
     @model_validator(mode="after")
     def _tier_names_unique_and_known(self) -> CascadeConfig:

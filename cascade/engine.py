@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import functools
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -11,10 +14,18 @@ from cascade._sync import run_sync
 from cascade.accounting import baseline_cost
 from cascade.calls import call_model, try_once
 from cascade.config import DEFAULT_REASK_PROMPT, CascadeConfig, load_config
-from cascade.errors import ConfigError, ExhaustedError, PermanentProviderError, ProviderError
+from cascade.errors import ConfigError, ExhaustedError, ProviderError
 from cascade.logging import get_logger
-from cascade.policy import START, Position, budget_exhausted, next_position, pick_best, should_reask
+from cascade.policy import Position, StreamMode, StreamPolicy, budget_exhausted, pick_best
 from cascade.retry import call_with_retries
+from cascade.streaming import (
+    AttemptEnd,
+    BudgetSpent,
+    CascadeEvent,
+    StreamResult,
+    drive,
+    stream_attempt,
+)
 from cascade.tiers import Tier
 from cascade.tokens import count_tokens
 from cascade.types import ZERO, Attempt, Candidate, Completion, Message, Outcome, Request, Result
@@ -29,8 +40,9 @@ class Cascade:
     `verifiers` is the chain every tier runs; `chains` replaces it for the tiers it names.
     `reask` is how many times a rejected answer is asked again on the same tier, with the
     failed verdicts' reasons as feedback, before escalating (an int for every tier, or a
-    mapping of tier name to count). `arun` is the async core; `run` is its sync twin. Use
-    as a context manager (sync or async), or call `close`/`aclose`, to release connections.
+    mapping of tier name to count). `arun` is the async core; `run` is its sync twin;
+    `astream`/`stream` give the answer as it is generated, under `stream_policy`. Use as a
+    context manager (sync or async), or call `close`/`aclose`, to release connections.
     """
 
     def __init__(
@@ -44,6 +56,7 @@ class Cascade:
         stop_at_first_failure: bool = True,
         reask: int | Mapping[str, int] = 0,
         reask_prompt: str = DEFAULT_REASK_PROMPT,
+        stream_policy: StreamPolicy | None = None,
     ) -> None:
         if not tiers:
             raise ValueError("a cascade needs at least one tier")
@@ -55,7 +68,8 @@ class Cascade:
         self.stop_at_first_failure = stop_at_first_failure
         self.reask = reask
         self.reask_prompt = reask_prompt
-        self._models_per_tier = [len(t.models) for t in self.tiers]
+        self.stream_policy = stream_policy or StreamPolicy()
+        self.models_per_tier = [len(t.models) for t in self.tiers]
         self._tier_rank = {t.name: i for i, t in enumerate(self.tiers)}
         self._log = get_logger()
 
@@ -86,13 +100,18 @@ class Cascade:
             stop_at_first_failure=not config.run_all_verifiers,
             reask={t.name: config.reask_for(t) for t in config.tiers},
             reask_prompt=config.reask_prompt,
+            stream_policy=StreamPolicy(
+                config.stream.policy,
+                config.stream.restart_threshold_tokens,
+                config.stream.restart_threshold_fraction,
+            ),
         )
 
     def chain(self, tier: str) -> tuple[Verifier, ...]:
         """The verifiers that judge answers of `tier`."""
         return self.chains.get(tier, self.verifiers)
 
-    def _max_reasks(self, tier: str) -> int:
+    def max_reasks(self, tier: str) -> int:
         return self.reask if isinstance(self.reask, int) else self.reask.get(tier, 0)
 
     # -- running -------------------------------------------------------------------------
@@ -100,32 +119,53 @@ class Cascade:
     async def arun(self, prompt: str | Request, *, system: str | None = None) -> Result:
         """The cascade's answer to `prompt`; raises ExhaustedError per `on_exhausted`."""
         request = prompt if isinstance(prompt, Request) else Request.from_prompt(prompt, system=system)
-        ledger: list[Attempt] = []
-        position: Position | None = START
-        asking, reasks = request, 0  # what this model is asked, and how often it was reasked
-        stop_reason = "exhausted"
-        while position is not None:
-            if budget_exhausted(_spent(ledger), self.max_cost_usd):
-                stop_reason = "budget"
-                break
-            attempt = await self._attempt(request, asking, position, ledger, reasks)
-            if attempt is None:
-                stop_reason = "budget"
-                break
-            if attempt.outcome is Outcome.ACCEPTED:
-                return self._result(request, ledger, len(ledger) - 1, verified=True)
-            if should_reask(attempt.outcome, reasks, self._max_reasks(attempt.tier)):
-                asking, reasks = self._with_feedback(asking, attempt), reasks + 1
-                continue
-            position = next_position(self._models_per_tier, position, attempt.outcome)
-            asking, reasks = request, 0
-        return self._exhausted(request, ledger, stop_reason)
+        async for event in drive(self, request, self._attempt):
+            if isinstance(event, StreamResult):
+                return event.result
+        raise AssertionError("unreachable: the drive always ends with a result")  # pragma: no cover
+
+    async def astream(
+        self,
+        prompt: str | Request,
+        *,
+        system: str | None = None,
+        policy: StreamPolicy | StreamMode | None = None,
+    ) -> AsyncGenerator[CascadeEvent, None]:
+        """The answer as it is generated: `StreamDelta`s, a `StreamRestart` when the cascade
+        leaves an attempt, and a `StreamResult` last. `policy` overrides the cascade's."""
+        request = prompt if isinstance(prompt, Request) else Request.from_prompt(prompt, system=system)
+        if policy is None:
+            policy = self.stream_policy
+        elif isinstance(policy, str):
+            policy = replace(self.stream_policy, mode=policy)
+        runner = functools.partial(stream_attempt, self, policy)
+        async with contextlib.aclosing(drive(self, request, runner)) as events:
+            async for event in events:
+                yield event
+
+    def stream(
+        self,
+        prompt: str | Request,
+        *,
+        system: str | None = None,
+        policy: StreamPolicy | StreamMode | None = None,
+    ) -> Iterator[CascadeEvent]:
+        """Sync twin of `astream`."""
+        events = self.astream(prompt, system=system, policy=policy)
+        try:
+            while True:
+                try:
+                    yield run_sync(anext(events))
+                except StopAsyncIteration:
+                    return
+        finally:
+            run_sync(events.aclose())
 
     def run(self, prompt: str | Request, *, system: str | None = None) -> Result:
         """Sync twin of `arun`."""
         return run_sync(self.arun(prompt, system=system))
 
-    def _with_feedback(self, asked: Request, rejected: Attempt) -> Request:
+    def with_feedback(self, asked: Request, rejected: Attempt) -> Request:
         """`asked`, followed by the rejected answer and what was wrong with it."""
         reasons = "; ".join(f"{v.verifier}: {v.reason}" for v in rejected.verdicts if not v.passed)
         return asked.followed_by(
@@ -135,22 +175,19 @@ class Cascade:
 
     async def _attempt(
         self, original: Request, request: Request, at: Position, ledger: list[Attempt], reask: int
-    ) -> Attempt | None:
-        """Call one model (with retries), verify its answer, and put every try in the ledger.
-
-        None when the budget ran out between retries.
-        """
+    ) -> AsyncGenerator[AttemptEnd, None]:
+        """Call one model (with retries), verify its answer, and put every try in the ledger."""
         tier = self.tiers[at.tier]
         model = tier.models[at.model]
         chain = self.chain(tier.name)
         sent = prepare_request(chain, request)
 
         async def once(retry: int) -> tuple[Completion, float, int]:
-            if retry and budget_exhausted(_spent(ledger), self.max_cost_usd):
-                raise _BudgetSpent()
+            if retry and budget_exhausted(self.spent(ledger), self.max_cost_usd):
+                raise BudgetSpent()
             outcome = await try_once(model, sent)
             if outcome.error is not None:
-                self._record(
+                self.record(
                     ledger,
                     Attempt(
                         tier=tier.name,
@@ -170,10 +207,12 @@ class Cascade:
 
         try:
             completion, latency, retry = await call_with_retries(model.retry, once)
-        except _BudgetSpent:
-            return None
+        except BudgetSpent:
+            yield AttemptEnd(None)
+            return
         except ProviderError:
-            return ledger[-1]  # `once` recorded the failure
+            yield AttemptEnd(ledger[-1])  # `once` recorded the failure
+            return
         candidate = Candidate(
             request=original,
             sent=sent,
@@ -186,7 +225,7 @@ class Cascade:
         )
         verdicts = await run_chain(chain, candidate, stop_at_first_failure=self.stop_at_first_failure)
         accepted = all(v.passed for v in verdicts)
-        return self._record(
+        attempt = self.record(
             ledger,
             Attempt(
                 tier=tier.name,
@@ -201,8 +240,16 @@ class Cascade:
                 reask=reask,
             ),
         )
+        yield AttemptEnd(attempt)
 
-    def _record(self, ledger: list[Attempt], attempt: Attempt) -> Attempt:
+    # -- shared with the streaming driver --------------------------------------------------
+
+    @staticmethod
+    def spent(ledger: Sequence[Attempt]) -> Decimal:
+        """What a request's attempts have cost so far, verification included."""
+        return sum((a.cost_usd + a.verification_usd for a in ledger), ZERO)
+
+    def record(self, ledger: list[Attempt], attempt: Attempt) -> Attempt:
         ledger.append(attempt)
         self._log.info(
             "attempt_finished",
@@ -224,7 +271,7 @@ class Cascade:
 
     # -- results -------------------------------------------------------------------------
 
-    def _result(
+    def result_of(
         self,
         request: Request,
         ledger: list[Attempt],
@@ -232,6 +279,7 @@ class Cascade:
         *,
         verified: bool,
         stop_reason: str = "accepted",
+        degraded: bool = False,
     ) -> Result:
         top = self.tiers[-1]
         baseline = baseline_cost(
@@ -243,11 +291,11 @@ class Cascade:
             count_tokens(request.text(), top.primary.model),
         )
         output = ledger[returned].output if returned is not None else None
-        return Result(output, verified, tuple(ledger), returned, baseline, stop_reason)
+        return Result(output, verified, tuple(ledger), returned, baseline, stop_reason, degraded)
 
-    def _exhausted(self, request: Request, ledger: list[Attempt], stop_reason: str) -> Result:
+    def exhausted(self, request: Request, ledger: list[Attempt], stop_reason: str) -> Result:
         best = pick_best(ledger, self._tier_rank)
-        result = self._result(request, ledger, best, verified=False, stop_reason=stop_reason)
+        result = self.result_of(request, ledger, best, verified=False, stop_reason=stop_reason)
         if self.on_exhausted == "return_best" and best is not None:
             self._log.warning("returning_unverified", tier=result.tier, stop_reason=stop_reason)
             return result
@@ -281,17 +329,6 @@ class Cascade:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _BudgetSpent(PermanentProviderError):
-    """Raised between retries when the request's budget is gone: stop, do not retry."""
-
-    def __init__(self) -> None:
-        super().__init__("budget spent")
-
-
-def _spent(ledger: Sequence[Attempt]) -> Decimal:
-    return sum((a.cost_usd + a.verification_usd for a in ledger), ZERO)
 
 
 def _exhaustion_message(ledger: Sequence[Attempt], stop_reason: str, budget: Any) -> str:

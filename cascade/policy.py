@@ -6,9 +6,11 @@ short driver around these functions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
 from cascade.types import Attempt, Outcome
 
@@ -47,6 +49,47 @@ def should_reask(outcome: Outcome, reasks_done: int, max_reasks: int) -> bool:
     at most `max_reasks` times per tier.
     """
     return outcome is Outcome.REJECTED and reasks_done < max_reasks
+
+
+StreamMode = Literal["buffer", "restart", "finish_degraded"]
+DEFAULT_MAX_TOKENS = 1024  # for the restart threshold, when a tier's params set no max_tokens
+
+
+@dataclass(frozen=True)
+class StreamPolicy:
+    """What a stream does when an answer fails after some of it was shown.
+
+    buffer: nothing is shown until the answer is verified. restart: text is shown as it
+    arrives; a failure while less than the threshold was shown withdraws it (a restart
+    event) and moves on; past the threshold the answer is finished on its tier and marked
+    degraded. finish_degraded: shown text is never withdrawn; a failure only marks it.
+    The threshold is `threshold_tokens`, else `threshold_fraction` of the tier's max_tokens.
+    """
+
+    mode: StreamMode = "buffer"
+    threshold_tokens: int | None = None
+    threshold_fraction: float = 0.2
+
+    def threshold(self, max_tokens: int | None) -> int:
+        if self.threshold_tokens is not None:
+            return self.threshold_tokens
+        return math.ceil(self.threshold_fraction * (max_tokens or DEFAULT_MAX_TOKENS))
+
+
+def must_finish(policy: StreamPolicy, shown_chars: int, shown_tokens: int, max_tokens: int | None) -> bool:
+    """Can the text shown so far no longer be withdrawn? Then a failed check does not
+    restart: the answer is finished on its tier and marked degraded."""
+    if policy.mode == "buffer" or shown_chars == 0:
+        return False
+    if policy.mode == "finish_degraded":
+        return True
+    return shown_tokens >= policy.threshold(max_tokens)
+
+
+def degrade_on_fault(policy: StreamPolicy, shown_chars: int) -> bool:
+    """A stream that broke (cut off, stalled, error event) cannot be finished on its tier:
+    it restarts elsewhere, unless the policy forbids withdrawing what was shown."""
+    return policy.mode == "finish_degraded" and shown_chars > 0
 
 
 def budget_exhausted(spent: Decimal, budget: Decimal | None) -> bool:

@@ -16,6 +16,14 @@ class TierModel:
     provider: Provider
     price: Pricing
     retry: RetryConfig = field(default_factory=RetryConfig)
+    idle_timeout_s: float | None = None  # streams: longest silence before the attempt fails
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The output limit set in the tier's params, if any."""
+        params = getattr(self.provider, "params", None) or {}
+        value = params.get("max_tokens", params.get("max_completion_tokens"))
+        return value if isinstance(value, int) else None
 
     @property
     def model(self) -> str:

@@ -232,7 +232,9 @@ class CostReport:
 class Result:
     """The answer of a cascade and the full record of how it was reached.
 
-    `output` is None only when no model produced any answer at all.
+    `output` is None only when no model produced any answer at all. `degraded` marks a
+    streamed answer that failed a check, or was cut off, once it could no longer be
+    withdrawn: it is returned as it stands, never as verified.
     `returned` is the index in `attempts` of the attempt whose answer is `output`.
     """
 
@@ -241,7 +243,9 @@ class Result:
     attempts: tuple[Attempt, ...]
     returned: int | None
     baseline_usd: Decimal
-    stop_reason: str = "accepted"  # accepted | exhausted | budget
+    stop_reason: str = "accepted"  # accepted | exhausted | budget | degraded
+    # streamed text that failed a check (or was cut off) after it could no longer be withdrawn
+    degraded: bool = False
 
     @property
     def returned_attempt(self) -> Attempt | None:
@@ -277,6 +281,7 @@ class Result:
             "tier": self.tier,
             "model": self.model,
             "stop_reason": self.stop_reason,
+            "degraded": self.degraded,
             "parsed": self.parsed,
             "attempts": [a.to_dict() for a in self.attempts],
             "cost": self.cost.to_dict(),

@@ -11,13 +11,14 @@ Two optional hooks let a verifier take part before and after the call:
 - `clean_output(text) -> str`: change what is returned (strip a self-rating). Every
   verifier's `clean_output` runs on every answer, before the chain, whatever the verdicts:
   a rejected answer may still be returned as the best one.
+- `check_partial(text) -> Verdict | None`: judge a prefix of a streamed answer; a failed
+  verdict stops the stream early (its connection is closed: no more output is paid for).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 
 from cascade.secrets import redact
 from cascade.types import ZERO, Candidate, Request, Verdict
@@ -50,6 +51,23 @@ def clean_output(verifiers: Sequence[Verifier], text: str) -> str:
         if callable(hook):
             text = hook(text)
     return text
+
+
+def check_partial(verifiers: Sequence[Verifier], text: str) -> Verdict | None:
+    """The first failed verdict of a verifier that can already judge this prefix of an
+    answer (hedging, JSON that can no longer become valid, length limits), or None.
+    A check that raises on a prefix is ignored: the whole answer is checked anyway."""
+    for verifier in verifiers:
+        hook = getattr(verifier, "check_partial", None)
+        if not callable(hook):
+            continue
+        try:
+            verdict = hook(text)
+        except Exception:
+            continue
+        if isinstance(verdict, Verdict) and not verdict.passed:
+            return verdict
+    return None
 
 
 async def run_verifier(verifier: Verifier, candidate: Candidate) -> Verdict:
@@ -99,6 +117,14 @@ class _Group:
     def clean_output(self, text: str) -> str:
         return clean_output(self.verifiers, text)
 
+    def check_partial(self, text: str) -> Verdict | None:
+        failures = [check_partial([v], text) for v in self.verifiers]
+        failed = [f for f in failures if f is not None]
+        # all: one doomed child dooms the group; any: only when every child is doomed
+        if failed and (isinstance(self, AllOf) or len(failed) == len(self.verifiers)):
+            return self._combine(False, failed)
+        return None
+
     def _combine(self, passed: bool, verdicts: Sequence[Verdict]) -> Verdict:
         reasons = "; ".join(f"{v.verifier}: {'pass' if v.passed else 'fail'} ({v.reason})" for v in verdicts)
         scores = [v.score for v in verdicts if v.score is not None]
@@ -134,7 +160,3 @@ class AnyOf(_Group):
             if verdicts[-1].passed:
                 break
         return self._combine(any(v.passed for v in verdicts), verdicts)
-
-
-def with_cleaned(candidate: Candidate, text: str) -> Candidate:
-    return replace(candidate, cleaned=text)

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, cast
 
 import anthropic
 
-from cascade.errors import ProviderError, ProviderTimeout, TransientProviderError
-from cascade.providers.base import SdkAdapter, error_message, status_error
+from cascade.errors import PermanentProviderError, ProviderError, ProviderTimeout, TransientProviderError
+from cascade.providers.base import (
+    STREAM_TRANSPORT_ERRORS,
+    InputReported,
+    SdkAdapter,
+    StreamCutOff,
+    StreamDone,
+    StreamEvent,
+    TextDelta,
+    error_message,
+    status_error,
+    stream_transport_error,
+)
 from cascade.secrets import redact
 from cascade.tokens import fill_usage
-from cascade.types import Completion, Request
+from cascade.types import Completion, Request, Usage
 
 DEFAULT_MAX_TOKENS = 1024  # the messages API requires max_tokens; this is used when params omit it
 
@@ -49,12 +60,67 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
             options["tool_choice"] = {"type": "tool", "name": name}
         return options
 
+    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        """The answer as it is generated (a forced tool call's JSON input streams as text).
+        Input tokens are reported at the start; a stream without `message_stop` raises
+        StreamCutOff."""
+        client = self._ready_client()
+        try:
+            stream = cast(
+                "anthropic.AsyncStream[Any]",
+                await client.messages.create(
+                    model=self.model, messages=self._messages(request), stream=True, **self._options(request)
+                ),
+            )
+        except anthropic.APIError as exc:
+            raise translate_anthropic_error(exc) from None
+        input_tokens: int | None = None
+        output_tokens: int | None = None
+        stop_reason: str | None = None
+        finished = False
+        try:
+            async for event in stream:
+                if event.type == "message_start":
+                    usage = getattr(event.message, "usage", None)
+                    if usage is not None and usage.input_tokens is not None:
+                        input_tokens = usage.input_tokens
+                        yield InputReported(input_tokens)
+                elif event.type == "content_block_delta":
+                    piece = getattr(event.delta, "text", None) or getattr(event.delta, "partial_json", None)
+                    if piece:
+                        yield TextDelta(piece)
+                elif event.type == "message_delta":
+                    stop_reason = event.delta.stop_reason
+                    if event.usage is not None and event.usage.output_tokens is not None:
+                        output_tokens = event.usage.output_tokens
+                elif event.type == "message_stop":
+                    finished = True
+        except anthropic.APIError as exc:
+            raise translate_anthropic_error(exc) from None
+        except STREAM_TRANSPORT_ERRORS as exc:  # this SDK lets them escape unwrapped mid-stream
+            raise stream_transport_error(exc) from None
+        except ValueError as exc:  # a data line that is not JSON
+            raise TransientProviderError(f"malformed stream: {exc}") from None
+        finally:
+            await stream.close()
+        if not finished:
+            raise StreamCutOff("stream ended without message_stop (cut off)")
+        reported = (
+            Usage(input_tokens, output_tokens)
+            if input_tokens is not None and output_tokens is not None
+            else None
+        )
+        yield StreamDone(stop_reason, reported)
+
+    def _messages(self, request: Request) -> list[Any]:  # plain dicts: the wire shape of the params
+        return [{"role": m.role, "content": m.content} for m in request.messages]
+
     async def complete(self, request: Request) -> Completion:
         client = self._ready_client()
         try:
             response = await client.messages.create(
                 model=self.model,
-                messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
+                messages=self._messages(request),
                 **self._options(request),
             )
         except anthropic.APIError as exc:
@@ -89,8 +155,19 @@ def _block_text(block: Any) -> str:
     return ""
 
 
+# error types of an `error` event inside a stream that a retry (or another tier) may get past
+_TRANSIENT_STREAM_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
+
+
 def translate_anthropic_error(exc: anthropic.APIError) -> ProviderError:
     """The cascade error for an Anthropic SDK error (529 overloaded is transient)."""
+    if isinstance(exc, anthropic.APIStatusError) and exc.status_code == 200:
+        # an `error` event inside a 200 stream: the SDK classes it by the HTTP status
+        kind = getattr(exc, "type", None) or "error"
+        message = redact(f"error event in stream: {kind}: {error_message(exc.body, exc.message)}")
+        if kind in _TRANSIENT_STREAM_ERRORS:
+            return TransientProviderError(message)
+        return PermanentProviderError(message)
     if isinstance(exc, anthropic.APITimeoutError):
         return ProviderTimeout("timeout: no answer within the tier's timeout_s")
     if isinstance(exc, anthropic.APIConnectionError):

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from cascade.errors import PermanentProviderError, ProviderError, TransientProviderError
+from cascade.errors import PermanentProviderError, ProviderError, ProviderTimeout, TransientProviderError
 from cascade.secrets import redact
-from cascade.types import Completion, Request
+from cascade.types import Completion, Request, Usage
+
+try:  # the SDKs' HTTP library: httpx2 in current releases, httpx before
+    import httpx2 as _httpx
+except ImportError:  # pragma: no cover
+    import httpx as _httpx  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 # HTTP statuses worth a retry; everything else 4xx is the caller's mistake and won't change.
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
@@ -18,13 +24,65 @@ MAX_RETRY_AFTER_S = 120.0
 
 @runtime_checkable
 class Provider(Protocol):
-    """One model behind one API. Raises ProviderError (transient or permanent) on failure."""
+    """One model behind one API. Raises ProviderError (transient or permanent) on failure.
+
+    A provider that can stream also has `stream(request)`: an async iterator of
+    `TextDelta`, `InputReported` and, last, `StreamDone`. A stream that ends without its
+    terminal event raises `StreamCutOff`; closing the iterator closes the connection.
+    """
 
     model: str
 
     async def complete(self, request: Request) -> Completion: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class InputReported:
+    """The provider's count of input tokens, sent before the answer (Anthropic)."""
+
+    input_tokens: int
+
+
+@dataclass(frozen=True)
+class StreamDone:
+    """The stream's terminal event: why it finished, and the usage if it was reported."""
+
+    finish_reason: str | None
+    usage: Usage | None
+    logprobs: tuple[float, ...] | None = None
+
+
+StreamEvent = TextDelta | InputReported | StreamDone
+
+
+class StreamCutOff(TransientProviderError):
+    """A stream that ended (cleanly, at the HTTP level) without its terminal event."""
+
+
+def stream_transport_error(exc: Exception) -> ProviderError:
+    """The cascade error for a transport failure while a stream is being read."""
+    if isinstance(exc, _httpx.TimeoutException):
+        return ProviderTimeout("timeout: the stream stalled")
+    return TransientProviderError(redact(f"connection lost mid-stream: {type(exc).__name__}: {exc}"))
+
+
+STREAM_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (_httpx.TransportError,)
+
+
+async def stream_of_completion(provider: Provider, request: Request) -> AsyncGenerator[StreamEvent, None]:
+    """A provider without streaming, as a stream: its whole answer as one delta."""
+    completion = await provider.complete(request)
+    yield TextDelta(completion.text)
+    yield StreamDone(completion.finish_reason, completion.usage)
 
 
 class _SdkClient(Protocol):

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 import openai
+from openai.types.chat import ChatCompletionChunk
 
 from cascade.errors import ProviderError, ProviderTimeout, TransientProviderError
-from cascade.providers.base import SdkAdapter, error_message, status_error
+from cascade.providers.base import (
+    STREAM_TRANSPORT_ERRORS,
+    SdkAdapter,
+    StreamCutOff,
+    StreamDone,
+    StreamEvent,
+    TextDelta,
+    error_message,
+    status_error,
+    stream_transport_error,
+)
 from cascade.secrets import redact
 from cascade.tokens import fill_usage
-from cascade.types import Completion, Request
+from cascade.types import Completion, Request, Usage
 
 
 class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
@@ -32,17 +44,60 @@ class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
             }
         return options
 
-    def _messages(self, request: Request) -> list[dict[str, str]]:
+    def _messages(self, request: Request) -> list[Any]:  # plain dicts: the wire shape of the params
         messages = [{"role": "system", "content": request.system}] if request.system else []
         messages += [{"role": m.role, "content": m.content} for m in request.messages]
         return messages
+
+    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        """The answer as it is generated. Usage is asked for (`stream_options.include_usage`)
+        and reported at the end; a stream without a finish reason raises StreamCutOff."""
+        client = self._ready_client()
+        options = self._options(request)
+        options.setdefault("stream_options", {"include_usage": True})
+        try:
+            stream = cast(
+                "openai.AsyncStream[ChatCompletionChunk]",
+                await client.chat.completions.create(
+                    model=self.model, messages=self._messages(request), stream=True, **options
+                ),
+            )
+        except openai.APIError as exc:
+            raise translate_openai_error(exc) from None
+        finish_reason: str | None = None
+        usage: Usage | None = None
+        logprobs: list[float] = []
+        try:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                if choice.logprobs is not None and choice.logprobs.content:
+                    logprobs.extend(t.logprob for t in choice.logprobs.content)
+                if choice.delta is not None and choice.delta.content:
+                    yield TextDelta(choice.delta.content)
+                if choice.finish_reason is not None:
+                    finish_reason = choice.finish_reason
+        except openai.APIError as exc:
+            raise translate_openai_error(exc, in_stream=True) from None
+        except STREAM_TRANSPORT_ERRORS as exc:
+            raise stream_transport_error(exc) from None
+        except ValueError as exc:  # a data line that is not JSON
+            raise TransientProviderError(f"malformed stream: {exc}") from None
+        finally:
+            await stream.close()
+        if finish_reason is None:
+            raise StreamCutOff("stream ended without a finish reason (cut off)")
+        yield StreamDone(finish_reason, usage, tuple(logprobs) or None)
 
     async def complete(self, request: Request) -> Completion:
         client = self._ready_client()
         try:
             response = await client.chat.completions.create(
                 model=self.model,
-                messages=self._messages(request),  # type: ignore[arg-type]  # plain dicts are the wire shape
+                messages=self._messages(request),
                 **self._options(request),
             )
         except openai.APIError as exc:
@@ -72,7 +127,7 @@ class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
         )
 
 
-def translate_openai_error(exc: openai.APIError) -> ProviderError:
+def translate_openai_error(exc: openai.APIError, *, in_stream: bool = False) -> ProviderError:
     """The cascade error for an OpenAI SDK error: transient ones are retried, others are not."""
     if isinstance(exc, openai.APITimeoutError):
         return ProviderTimeout("timeout: no answer within the tier's timeout_s")
@@ -80,5 +135,7 @@ def translate_openai_error(exc: openai.APIError) -> ProviderError:
         return TransientProviderError(redact(f"connection error: {exc.message}"))
     if isinstance(exc, openai.APIStatusError):
         return status_error(exc.status_code, error_message(exc.body, exc.message), exc.response.headers)
+    if in_stream:  # an error event inside the stream (the server gave up mid-answer)
+        return TransientProviderError(redact(f"error event in stream: {exc.message}"))
     # APIResponseValidationError and other undecodable answers: a proxy hiccup as often as not
     return TransientProviderError(redact(f"malformed response: {exc.message}"))
