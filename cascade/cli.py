@@ -23,8 +23,9 @@ from cascade.engine import Cascade
 from cascade.errors import ConfigError, ExhaustedError
 from cascade.logging import configure_logging
 from cascade.providers.simulated import BUILTIN, load_examples
-from cascade.render import cost_table, path_of, print_result, to_json, usd
+from cascade.render import cost_table, path_of, print_result, restart_notice, to_json, usd
 from cascade.secrets import redact
+from cascade.streaming import StreamDelta, StreamRestart
 from cascade.types import Result
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_UNVERIFIED = 0, 1, 2, 3
@@ -74,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")
     run.add_argument("--system", help="system prompt")
     run.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    run.add_argument(
+        "--stream",
+        action="store_true",
+        help="show the answer as it is generated (with --json: events as JSON lines)",
+    )
+    run.add_argument(
+        "--policy",
+        choices=["buffer", "restart", "finish_degraded"],
+        help="with --stream: what happens to text already shown when a check fails (default: the config's)",
+    )
     run.set_defaults(handler=_run)
 
     validate = sub.add_parser("validate", parents=[common], help="check a config without calling any model")
@@ -101,13 +112,19 @@ def _run(args: argparse.Namespace, stderr: Console) -> int:
         raise ConfigError("the prompt is empty")
     cascade = Cascade.from_config(args.config)
     try:
-        result = asyncio.run(_answer(cascade, prompt, args.system))
+        if args.stream:
+            result = asyncio.run(_stream(cascade, prompt, args, stderr))
+        else:
+            result = asyncio.run(_answer(cascade, prompt, args.system))
     except ExhaustedError as exc:
         if args.json:
             print(to_json({**exc.result.to_dict(), "error": str(exc)}))
         stderr.print(f"[red]no answer:[/] {exc}", highlight=False)
         return EXIT_UNVERIFIED
-    if args.json:
+    if args.stream:
+        if not args.json:
+            print_result(stderr, result)
+    elif args.json:
         print(to_json(result.to_dict()))
     else:
         print(result.output)
@@ -118,6 +135,25 @@ def _run(args: argparse.Namespace, stderr: Console) -> int:
 async def _answer(cascade: Cascade, prompt: str, system: str | None) -> Result:
     async with cascade:
         return await cascade.arun(prompt, system=system)
+
+
+async def _stream(cascade: Cascade, prompt: str, args: argparse.Namespace, stderr: Console) -> Result:
+    """Show the answer as it comes: text on stdout, restarts plainly on stderr (or every
+    event as a JSON line on stdout with --json). Returns the final result."""
+    async with cascade:
+        async for event in cascade.astream(prompt, system=args.system, policy=args.policy):
+            if args.json:
+                print(to_json(event.to_dict()), flush=True)
+            elif isinstance(event, StreamDelta):
+                print(event.text, end="", flush=True)
+            elif isinstance(event, StreamRestart):
+                print(flush=True)
+                stderr.print(restart_notice(event), highlight=False)
+            else:
+                if event.result.output and not event.result.output.endswith("\n"):
+                    print(flush=True)
+                return event.result
+    raise AssertionError("unreachable: a stream always ends with its result")  # pragma: no cover
 
 
 def _validate(args: argparse.Namespace, stderr: Console) -> int:

@@ -10,13 +10,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from cascade.streaming import StreamRestart
 from cascade.types import ZERO, Attempt, Outcome, Result
 
 _MARK = {
     Outcome.ACCEPTED: "[green]✓[/]",
     Outcome.REJECTED: "[yellow]✗[/]",
     Outcome.ERROR: "[red]![/]",
-    Outcome.ABORTED: "[red]-[/]",
+    Outcome.ABORTED: "[red]✗ (stopped early)[/]",
 }
 
 
@@ -33,7 +34,7 @@ def path_of(attempts: Sequence[Attempt]) -> str:
     steps = []
     for a in attempts:
         why = ""
-        if a.outcome is Outcome.REJECTED:
+        if a.outcome in (Outcome.REJECTED, Outcome.ABORTED):
             why = " " + next((v.verifier for v in a.verdicts if not v.passed), "")
         elif a.outcome is Outcome.ERROR:
             why = " " + (a.error or "error").split(":")[0]
@@ -41,10 +42,19 @@ def path_of(attempts: Sequence[Attempt]) -> str:
     return " → ".join(steps)
 
 
+def restart_notice(event: StreamRestart) -> str:
+    """A restart as a person should see it: what was shown above is withdrawn, and why."""
+    where = f"restarting on {event.to_tier}" if event.to_tier else "no tier left"
+    void = f"the {event.void_chars} characters above are withdrawn; " if event.void_chars else ""
+    return f"[yellow]⟲ {event.from_tier} failed ({event.reason}): {void}{where}[/]"
+
+
 def print_result(console: Console, result: Result) -> None:
     """A short account of one result (the answer itself goes to stdout separately)."""
     cost = result.cost
     status = "[green]verified[/]" if result.verified else "[yellow]UNVERIFIED[/]"
+    if result.degraded:
+        status = "[red]DEGRADED (failed a check after it was shown)[/]"
     console.print(f"{status} answer from [bold]{result.tier}[/] ({result.model})")
     console.print(f"path: {path_of(result.attempts)}")
     for a in result.attempts:

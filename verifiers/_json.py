@@ -119,3 +119,37 @@ def string_value_spans(source: str) -> Iterator[tuple[int, int]]:
     for match in _STRING.finditer(source):
         if not _KEY_FOLLOWS.match(source, match.end()):
             yield match.start(), match.end()
+
+
+# the tail of a prefix that ran out inside a literal or a number (`tr`, `nul`, `-1.`, `2e+`)
+_UNFINISHED_TOKEN = re.compile(
+    r"t(?:r(?:ue?)?)?|f(?:a(?:l(?:se?)?)?)?|n(?:u(?:ll?)?)?|-?(?:0|[1-9]\d*)?(?:\.\d*)?(?:[eE][+-]?\d*)?"
+)
+_UNFINISHED_ESCAPE = re.compile(r"\\?u[0-9a-fA-F]{0,3}")  # `\u12` cut short (the error may point past `\`)
+_FENCE_START = re.compile(r"\s*```[ \t]*[\w+.-]*[ \t]*\n?")
+
+
+def json_prefix_error(prefix: str) -> str | None:
+    """Why a streamed answer that began as JSON can never become valid JSON, or None while
+    some continuation could still make it valid (conservative: None when unsure)."""
+    fence = _FENCE_START.match(prefix)
+    text = prefix[fence.end() :] if fence else prefix.lstrip()
+    if not text.startswith(("{", "[")):
+        return None  # not (yet) a bare JSON document: nothing to judge
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        rest = text[exc.pos :]
+        if exc.msg.startswith(("Extra data", "Unterminated string")):
+            return None  # a whole document and then more, or a string still being written
+        if not rest.strip():
+            return None  # it ran out where more was expected
+        ran_out_in_token = exc.msg.startswith(("Expecting value", "Expecting ',' delimiter"))
+        if ran_out_in_token and _UNFINISHED_TOKEN.fullmatch(rest):
+            return None
+        if exc.msg.startswith("Invalid \\uXXXX escape") and _UNFINISHED_ESCAPE.fullmatch(rest):
+            return None
+        return f"{exc.msg} at character {exc.pos}: {text[max(0, exc.pos - 20) : exc.pos + 20]!r}"
+    except (RecursionError, ValueError):
+        return None
+    return None

@@ -115,7 +115,19 @@ class HedgingVerifier:
         return {p: self.lexicon[p] for p in sorted(found)}
 
     def __call__(self, candidate: Candidate) -> Verdict:
-        found = self.find(candidate.text)
+        return self._verdict(candidate.text)
+
+    def check_partial(self, text: str) -> Verdict | None:
+        """Fail a streamed answer as soon as its prefix reaches the threshold. Phrases only
+        add up as text arrives, so the prefix's failure is the whole answer's. Not with
+        `json_strings` ignored: an unfinished JSON string cannot be told from prose yet."""
+        if "json_strings" in self.ignore:
+            return None
+        verdict = self._verdict(text)
+        return None if verdict.passed else verdict
+
+    def _verdict(self, text: str) -> Verdict:
+        found = self.find(text)
         total = sum(found.values())
         score = 1.0 / (1.0 + total)
         if not found:

@@ -26,7 +26,7 @@ from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ValidationError
 
 from cascade.types import Candidate, Request, Verdict
-from verifiers._json import FoundJson, find_json
+from verifiers._json import FoundJson, find_json, json_prefix_error
 
 MAX_ERRORS = 3  # errors named in a failed verdict
 _ERRORS_SCANNED = 50  # errors collected to pick the best from
@@ -89,6 +89,13 @@ class JsonSchemaVerifier:
         return request.replace(
             response_schema=self.schema, response_schema_name=self.schema_name
         ).with_system_note(note)
+
+    def check_partial(self, text: str) -> Verdict | None:
+        """Stop a streamed answer that began as bare JSON once it can no longer become JSON."""
+        error = json_prefix_error(text)
+        if error is None:
+            return None
+        return Verdict(self.name, False, f"the JSON can no longer become valid: {error}", score=0.0)
 
     def __call__(self, candidate: Candidate) -> Verdict:
         try:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from collections.abc import AsyncGenerator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from cascade.errors import ConfigError
-from cascade.providers.base import status_error
+from cascade.providers.base import StreamDone, StreamEvent, TextDelta, status_error
 from cascade.tokens import count_tokens
 from cascade.types import Completion, Request, Usage
 
@@ -53,17 +55,29 @@ class SimulatedProvider:
 
     async def complete(self, request: Request) -> Completion:
         await asyncio.sleep(self.latency_s)
+        text = self._answer(request)
+        usage = Usage(
+            count_tokens(request.text(), self.model), count_tokens(text, self.model), estimated=True
+        )
+        return Completion(text=text, model=self.model, usage=usage, finish_reason="stop")
+
+    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        """The same answer, a word at a time, as a model would stream it."""
+        await asyncio.sleep(self.latency_s)
+        text = self._answer(request)
+        for word in re.findall(r"\S+\s*|\s+", text):
+            await asyncio.sleep(self.latency_s / 4)
+            yield TextDelta(word)
+        yield StreamDone("stop", None)  # usage unreported: counted, as for a real stream
+
+    def _answer(self, request: Request) -> str:
         prompt = request.messages[-1].content if request.messages else ""
         response = self.examples.get(prompt, {}).get(self.model)
         if response is None:
             response = {"text": f"(simulated answer of {self.model} to: {prompt[:60]})"}
         if "error" in response:
             raise status_error(int(response["error"]), "simulated failure", None)
-        text = str(response["text"])
-        usage = Usage(
-            count_tokens(request.text(), self.model), count_tokens(text, self.model), estimated=True
-        )
-        return Completion(text=text, model=self.model, usage=usage, finish_reason="stop")
+        return str(response["text"])
 
     async def aclose(self) -> None:
         return None
