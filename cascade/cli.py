@@ -25,7 +25,7 @@ from cascade.logging import configure_logging
 from cascade.providers.simulated import BUILTIN, load_examples
 from cascade.render import cost_table, path_of, print_result, restart_notice, to_json, usd
 from cascade.secrets import redact
-from cascade.streaming import StreamDelta, StreamRestart
+from cascade.streaming import StreamDelta, StreamRestart, StreamResult
 from cascade.types import Result
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_UNVERIFIED = 0, 1, 2, 3
@@ -149,9 +149,9 @@ async def _stream(cascade: Cascade, prompt: str, args: argparse.Namespace, stder
             elif isinstance(event, StreamRestart):
                 print(flush=True)
                 stderr.print(restart_notice(event), highlight=False)
-            else:
-                if event.result.output and not event.result.output.endswith("\n"):
-                    print(flush=True)
+            elif event.result.output and not event.result.output.endswith("\n"):
+                print(flush=True)
+            if isinstance(event, StreamResult):
                 return event.result
     raise AssertionError("unreachable: a stream always ends with its result")  # pragma: no cover
 

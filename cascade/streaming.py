@@ -344,10 +344,11 @@ async def _events(model: TierModel, request: Request) -> AsyncGenerator[StreamEv
 
 
 def _visible(text: str, hold_back_line: bool) -> str:
-    """What of `text` may be shown now."""
+    """What of `text` may be shown now: all of it, or its complete lines (without the last
+    line break, which shows when the next line is complete: the answer may end there)."""
     if not hold_back_line:
         return text
-    return text[: text.rfind("\n") + 1]
+    return text[: max(text.rfind("\n"), 0)]
 
 
 def _partial_failure(chain: Any, reading: _Reading) -> Verdict | None:

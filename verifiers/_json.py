@@ -125,7 +125,7 @@ def string_value_spans(source: str) -> Iterator[tuple[int, int]]:
 _UNFINISHED_TOKEN = re.compile(
     r"t(?:r(?:ue?)?)?|f(?:a(?:l(?:se?)?)?)?|n(?:u(?:ll?)?)?|-?(?:0|[1-9]\d*)?(?:\.\d*)?(?:[eE][+-]?\d*)?"
 )
-_UNFINISHED_ESCAPE = re.compile(r"\\?u[0-9a-fA-F]{0,3}")  # `\u12` cut short (the error may point past `\`)
+_UNFINISHED_ESCAPE = re.compile(r"\\?u[0-9a-fA-F]{0,4}")  # `\u12` cut short (the error may point past `\`)
 _FENCE_START = re.compile(r"\s*```[ \t]*[\w+.-]*[ \t]*\n?")
 
 

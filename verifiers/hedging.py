@@ -64,6 +64,7 @@ DEFAULT_LEXICON: dict[str, float] = {
     "i guess": 0.5,
 }
 
+_TRAILING_WORD = re.compile(r"[\w'\u2019\u2018\u02bc]*\Z")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 IGNORABLE = ("code", "json_strings")
 MAX_JSON_DOCUMENTS = 10_000  # JSON lines answers hold many documents; each is read once
@@ -118,12 +119,14 @@ class HedgingVerifier:
         return self._verdict(candidate.text)
 
     def check_partial(self, text: str) -> Verdict | None:
-        """Fail a streamed answer as soon as its prefix reaches the threshold. Phrases only
-        add up as text arrives, so the prefix's failure is the whole answer's. Not with
-        `json_strings` ignored: an unfinished JSON string cannot be told from prose yet."""
-        if "json_strings" in self.ignore:
+        """Fail a streamed answer as soon as its prefix reaches the threshold. Only whole
+        words count (the last one may still grow: "i think" -> "i thinking"), so a prefix
+        that fails means the whole answer fails. Not when parts are ignored: an unclosed
+        code span or JSON string cannot be told from prose yet."""
+        if self.ignore:
             return None
-        verdict = self._verdict(text)
+        complete = text[: _TRAILING_WORD.search(text).start()]  # type: ignore[union-attr]  # always matches
+        verdict = self._verdict(complete)
         return None if verdict.passed else verdict
 
     def _verdict(self, text: str) -> Verdict:
