@@ -170,7 +170,7 @@ class Cascade:
         reasons = "; ".join(f"{v.verifier}: {v.reason}" for v in rejected.verdicts if not v.passed)
         return asked.followed_by(
             Message("assistant", rejected.output or ""),
-            Message("user", self.reask_prompt.format(reasons=reasons)),
+            Message("user", self.reask_prompt.replace("{reasons}", reasons)),  # other braces are text
         )
 
     async def _attempt(

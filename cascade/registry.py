@@ -33,8 +33,10 @@ def resolve(type_name: str, *, where: str = "verifiers") -> Any:
             obj: Any = importlib.import_module(module_name)
             for part in attr.split("."):
                 obj = getattr(obj, part)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"{where}.type: cannot import verifier {type_name!r}: {exc}") from None
+        except Exception as exc:  # ImportError, AttributeError, or the module itself failing
+            raise ConfigError(
+                f"{where}.type: cannot import verifier {type_name!r}: {type(exc).__name__}: {exc}"
+            ) from None
         return obj
     matches = entry_points(group=VERIFIER_GROUP, name=type_name)
     if not matches:
@@ -59,13 +61,20 @@ def build_verifier(
     (the config file's folder), so a config works from any working directory.
     """
     if config.type in COMBINATORS:
+        if config.settings or config.overrides:
+            raise ConfigError(
+                f"{where}: `{config.type}` takes only `verifiers` (and `tiers`/`skip_tiers`); "
+                "put settings and overrides on its children"
+            )
         children = [
             build_verifier(child, tier=tier, where=f"{where}.verifiers.{i}", base_dir=base_dir)
             for i, child in enumerate(config.verifiers or ())
             if tier is None or child.applies_to(tier)
         ]
-        if not children:
+        if not config.verifiers:
             raise ConfigError(f"{where}: `{config.type}` needs a non-empty `verifiers` list")
+        if not children:
+            raise ConfigError(f"{where}: none of `{config.type}`'s verifiers applies on tier {tier!r}")
         return COMBINATORS[config.type](children)
     if config.verifiers is not None:
         raise ConfigError(f"{where}: only `all` and `any` take nested `verifiers`")

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
+from cascade.logging import get_logger
 from cascade.secrets import redact
 from cascade.types import ZERO, Candidate, Request, Verdict
 
+T = TypeVar("T")
 VerifierResult = Verdict | bool
 Verifier = Callable[[Candidate], VerifierResult | Awaitable[VerifierResult]]
 
@@ -36,21 +39,42 @@ def verifier_name(verifier: Verifier) -> str:
 
 
 def prepare_request(verifiers: Sequence[Verifier], request: Request) -> Request:
-    """`request` as every verifier of the chain wants it sent."""
+    """`request` as every verifier of the chain wants it sent (a hook that fails is skipped)."""
     for verifier in verifiers:
-        hook = getattr(verifier, "prepare_request", None)
-        if callable(hook):
-            request = hook(request)
+        request = _apply_hook(verifier, "prepare_request", request, Request)
     return request
 
 
 def clean_output(verifiers: Sequence[Verifier], text: str) -> str:
-    """The answer as it will be returned, after every verifier's `clean_output`."""
+    """The answer as it will be returned, after every verifier's `clean_output` (a hook that
+    fails is skipped)."""
     for verifier in verifiers:
-        hook = getattr(verifier, "clean_output", None)
-        if callable(hook):
-            text = hook(text)
+        text = _apply_hook(verifier, "clean_output", text, str)
     return text
+
+
+def _apply_hook(verifier: Verifier, hook_name: str, value: T, kind: type[T]) -> T:
+    """`verifier.<hook_name>(value)`, or `value` unchanged when there is no such hook, or it
+    raises or returns the wrong type: a broken plug-in must not crash the cascade."""
+    hook = getattr(verifier, hook_name, None)
+    if not callable(hook):
+        return value
+    try:
+        changed = hook(value)
+    except Exception as exc:
+        get_logger().warning(
+            "verifier_hook_failed", verifier=verifier_name(verifier), hook=hook_name, error=redact(repr(exc))
+        )
+        return value
+    if not isinstance(changed, kind):
+        get_logger().warning(
+            "verifier_hook_failed",
+            verifier=verifier_name(verifier),
+            hook=hook_name,
+            error=f"returned {type(changed).__name__}, not {kind.__name__}",
+        )
+        return value
+    return changed
 
 
 def check_partial(verifiers: Sequence[Verifier], text: str) -> Verdict | None:

@@ -225,3 +225,66 @@ def test_per_tier_overrides_and_combinators_build_per_tier_chains(tmp_path):
     assert small[1].threshold == 0.3 and large[1].threshold == 1.0
     assert small[0] is large[0]  # no override: one instance shared
     assert cascade.reask == {"small": 1, "large": 1} and not cascade.stop_at_first_failure
+
+
+def test_per_tier_overrides_and_skip_tiers_apply_at_run_time(tmp_path):
+    examples = tmp_path / "ex.jsonl"
+    examples.write_text(
+        '{"id": "1", "prompt": "q", "responses": {"gpt-4o-mini": {"text": "Perhaps 4."},'
+        ' "claude-sonnet-4-5": {"text": "Perhaps 4."}}}\n'
+    )
+    path = write(
+        tmp_path,
+        f"""
+        tiers:
+          - {{name: small, provider: simulated, model: gpt-4o-mini, examples: {examples}}}
+          - {{name: large, provider: simulated, model: claude-sonnet-4-5, examples: {examples}}}
+        verifiers:
+          - {{type: hedging, overrides: {{small: {{threshold: 0.3}}}}}}
+          - {{type: length, max_chars: 3, skip_tiers: [large]}}
+    """,
+    )
+    with Cascade.from_config(path) as cascade:
+        result = cascade.run("q")
+    small, large = result.attempts
+    assert [v.verifier for v in small.verdicts] == ["hedging"] and not small.verdicts[0].passed
+    assert [v.verifier for v in large.verdicts] == [
+        "hedging",
+    ] and large.verdicts[0].passed
+    assert result.verified and result.tier == "large"
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("{type: any, threshold: 2, verifiers: [{type: hedging}]}", "`any` takes only `verifiers`"),
+        ("{type: any, verifiers: [{type: hedging, tiers: [large]}]}", "none of `any`'s verifiers applies"),
+    ],
+)
+def test_combinator_mistakes_are_config_errors(tmp_path, entry, expected):
+    path = write(
+        tmp_path,
+        f"""
+        tiers:
+          - {{name: small, provider: simulated, model: gpt-4o-mini}}
+          - {{name: large, provider: simulated, model: claude-sonnet-4-5}}
+        verifiers:
+          - {entry}
+    """,
+    )
+    with pytest.raises(ConfigError, match=expected):
+        Cascade.from_config(path)
+
+
+def test_a_verifier_module_that_fails_to_import_is_a_config_error(tmp_path, monkeypatch):
+    (tmp_path / "badmod.py").write_text("def broken(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write(
+        tmp_path,
+        "tiers:\n  - {name: a, provider: simulated, model: gpt-4o-mini}\n"
+        "verifiers:\n  - type: 'badmod:check'\n",
+    )
+    with pytest.raises(
+        ConfigError, match=r"verifiers\.0\.type: cannot import verifier 'badmod:check': SyntaxError"
+    ):
+        Cascade.from_config(path)

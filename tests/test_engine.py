@@ -335,3 +335,56 @@ def test_run_works_when_called_from_inside_a_running_loop():
         return cascade.run("q")
 
     assert asyncio.run(caller()).output == "good"
+
+
+def test_a_raising_hook_is_skipped_not_fatal():
+    class BrokenHooks:
+        name = "broken_hooks"
+
+        def prepare_request(self, request):
+            raise RuntimeError("prepare broke")
+
+        def clean_output(self, text):
+            raise RuntimeError("clean broke")
+
+        def __call__(self, candidate):
+            return True
+
+    result = Cascade([scripted_tier("small", ("s", ["good"]))], [BrokenHooks()]).run("q")
+    assert result.output == "good" and result.verified
+
+
+def test_reask_prompt_may_hold_other_braces():
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["bad", "good"]))],
+        [rejects_bad],
+        reask=1,
+        reask_prompt='Fix this: {reasons}. Reply like {"answer": ...} or {0}.',
+    )
+    result = cascade.run("q")
+    assert result.output == "good"
+    feedback = cascade.tiers[0].primary.provider.requests[1].messages[-1].content
+    assert feedback == "Fix this: no_bad: contains 'bad'. Reply like {\"answer\": ...} or {0}."
+
+
+def test_any_and_all_combine_at_run_time():
+    from decimal import Decimal
+
+    from cascade.verification import AllOf, AnyOf
+
+    def costly(ok: bool, name: str):
+        def check(candidate):
+            return Verdict(name, ok, name, score=0.5 if ok else 0.1, cost_usd=Decimal("0.001"))
+
+        check.__name__ = name
+        return check
+
+    result = Cascade(
+        [scripted_tier("small", ("s", ["x"])), scripted_tier("large", ("l", ["y"]))],
+        [AnyOf([costly(False, "a"), costly(True, "b")]), AllOf([costly(True, "c"), costly(False, "d")])],
+    ).run("q")
+    any_verdict, all_verdict = result.attempts[0].verdicts
+    assert any_verdict.passed and not all_verdict.passed
+    assert any_verdict.cost_usd == all_verdict.cost_usd == Decimal("0.002")
+    assert "a: fail" in any_verdict.reason and "d: fail" in all_verdict.reason
+    assert result.cost.verification_usd == Decimal("0.008")  # both tiers' checks, each paid
