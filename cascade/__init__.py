@@ -12,6 +12,8 @@ from cascade.errors import (
     ProviderTimeout,
     TransientProviderError,
 )
+from cascade.policy import StreamPolicy
+from cascade.streaming import StreamDelta, StreamRestart, StreamResult
 from cascade.tiers import Tier, TierModel
 from cascade.types import (
     Attempt,
@@ -45,6 +47,10 @@ __all__ = [
     "ProviderTimeout",
     "Request",
     "Result",
+    "StreamDelta",
+    "StreamPolicy",
+    "StreamRestart",
+    "StreamResult",
     "Tier",
     "TierModel",
     "TransientProviderError",
