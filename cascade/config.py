@@ -49,6 +49,13 @@ class RetryConfig(_Strict):
     max_wait_s: float = Field(default=20.0, ge=0, allow_inf_nan=False)
 
 
+class RateLimitConfig(_Strict):
+    """A model's limits, honoured by batch runs (429s slow a model down on their own)."""
+
+    requests_per_minute: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    tokens_per_minute: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
 class ModelConfig(_Strict):
     """One model behind one API: a tier's primary model or one of its alternates."""
 
@@ -62,6 +69,7 @@ class ModelConfig(_Strict):
     # a stream silent for longer than this is a failed attempt (default: timeout_s)
     idle_timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     # pass the chain's response schema to the provider (OpenAI response_format, Anthropic tool use)
     structured_output: bool = False
     # simulated provider only: where its canned answers come from ("builtin" = bundled demo set)

@@ -33,7 +33,7 @@ from cascade.policy import (
     next_position,
     should_reask,
 )
-from cascade.providers.base import InputReported, StreamDone, StreamEvent, stream_of_completion
+from cascade.providers.base import InputReported, StreamDone, StreamEvent, open_stream
 from cascade.retry import retrying
 from cascade.tiers import TierModel
 from cascade.tokens import count_tokens
@@ -324,9 +324,7 @@ async def stream_attempt(
 
 async def _events(model: TierModel, request: Request) -> AsyncGenerator[StreamEvent, None]:
     """The provider's stream (or its whole answer as one piece), failing on silence."""
-    stream_fn = getattr(model.provider, "stream", None)
-    source = stream_fn(request) if callable(stream_fn) else stream_of_completion(model.provider, request)
-    async with contextlib.aclosing(source) as events:
+    async with contextlib.aclosing(open_stream(model.provider, request)) as events:
         iterator = aiter(events)
         while True:
             try:

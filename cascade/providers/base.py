@@ -78,6 +78,16 @@ def stream_transport_error(exc: Exception) -> ProviderError:
 STREAM_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (_httpx.TransportError,)
 
 
+def open_stream(provider: Provider, request: Request) -> AsyncGenerator[StreamEvent, None]:
+    """The provider's stream of `request`; a provider that cannot stream gives its whole
+    answer as one piece."""
+    stream_fn = getattr(provider, "stream", None)
+    if callable(stream_fn):
+        stream: AsyncGenerator[StreamEvent, None] = stream_fn(request)
+        return stream
+    return stream_of_completion(provider, request)
+
+
 async def stream_of_completion(provider: Provider, request: Request) -> AsyncGenerator[StreamEvent, None]:
     """A provider without streaming, as a stream: its whole answer as one delta."""
     completion = await provider.complete(request)

@@ -1,0 +1,105 @@
+"""Batch input: JSON lines read one at a time, each turned into an item or an error record.
+
+A line is `{"id": ..., "prompt": "..."}` or `{"id": ..., "messages": [...]}`, with optional
+`system` and `metadata` (carried through to the output untouched). An id is a string or
+an integer. Anything else about a line is an error naming its line number; the job goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cascade.types import Request
+
+MAX_LINE_CHARS = 10_000_000  # a longer line is refused rather than parsed (memory stays bounded)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One request of the job."""
+
+    line: int
+    id: str | int
+    request: Request
+    metadata: Any = None
+
+    @property
+    def key(self) -> str:
+        """The id as stored: JSON, so that 1 and "1" stay different ids."""
+        return id_key(self.id)
+
+
+@dataclass(frozen=True)
+class LineError:
+    """A line that cannot be run, as the error record the output will hold."""
+
+    line: int
+    message: str
+    id: str | int | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {"id": None, "line": self.line, "error": self.message, "input_id": self.id}
+
+
+def id_key(item_id: str | int) -> str:
+    return json.dumps(item_id)
+
+
+def read_items(path: Path) -> Iterator[Item | LineError]:
+    """Every line of `path` in order, as an Item or a LineError (blank lines are skipped)."""
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            yield parse_line(line, number)
+
+
+def parse_line(line: str, number: int) -> Item | LineError:
+    if len(line) > MAX_LINE_CHARS:
+        return LineError(number, f"line {number}: longer than {MAX_LINE_CHARS} characters")
+    try:
+        data = json.loads(line)
+    except ValueError as exc:
+        return LineError(number, f"line {number}: not valid JSON: {exc}")
+    if not isinstance(data, dict):
+        return LineError(number, f"line {number}: a JSON object is required, not {type(data).__name__}")
+    item_id = data.get("id")
+    if isinstance(item_id, bool) or not isinstance(item_id, str | int) or item_id == "":
+        return LineError(number, f"line {number}: missing or invalid `id` (a non-empty string or an integer)")
+    problem = _request_problem(data)
+    if problem:
+        return LineError(number, f"line {number}: {problem}", item_id)
+    system = data.get("system")
+    if "prompt" in data:
+        request = Request.from_prompt(data["prompt"], system=system)
+    else:
+        request = Request.from_messages(data["messages"], system=system)
+    return Item(number, item_id, request, data.get("metadata"))
+
+
+def _request_problem(data: dict[str, Any]) -> str | None:
+    has_prompt, has_messages = "prompt" in data, "messages" in data
+    if has_prompt == has_messages:
+        return "give exactly one of `prompt` or `messages`"
+    if data.get("system") is not None and not isinstance(data["system"], str):
+        return "`system` must be a string"
+    if has_prompt:
+        prompt = data["prompt"]
+        return None if isinstance(prompt, str) and prompt.strip() else "`prompt` must be a non-empty string"
+    messages = data["messages"]
+    if not isinstance(messages, list) or not messages:
+        return "`messages` must be a non-empty list"
+    for i, message in enumerate(messages):
+        if (
+            not isinstance(message, dict)
+            or message.get("role") not in ("system", "user", "assistant")
+            or not isinstance(message.get("content"), str)
+        ):
+            return f"messages[{i}] must be {{role: system|user|assistant, content: string}}"
+    if messages[-1]["role"] != "user":
+        return "the last message must be from the user"
+    return None

@@ -1,0 +1,165 @@
+"""Rate limits per model: token buckets for requests and tokens per minute, and an
+adaptive cap on calls in flight that halves on every 429 and grows back on success.
+
+Each model has its own limiter, so one tier's limit never stalls another tier's calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from cascade.errors import ProviderError
+from cascade.providers.base import Provider, StreamEvent, open_stream
+from cascade.tokens import count_tokens
+from cascade.types import Completion, Request
+
+DEFAULT_OUTPUT_GUESS = 256  # tokens an answer is assumed to take before it is known
+
+
+class TokenBucket:
+    """`per_minute` units a minute, refilled continuously, bursting up to one second's worth
+    (at least one request). A request larger than the bucket waits for a full bucket and
+    then takes it into debt, so it is never starved."""
+
+    def __init__(self, per_minute: float) -> None:
+        if per_minute <= 0:
+            raise ValueError("a rate limit must be positive")
+        self.base_rate = per_minute / 60.0
+        self.rate = self.base_rate
+        self.capacity = max(1.0, self.base_rate)
+        self.level = self.capacity
+        self.updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+        self.updated = now
+
+    async def acquire(self, amount: float = 1.0) -> None:
+        async with self._lock:  # first come, first served
+            self._refill()
+            need = min(amount, self.capacity)
+            while self.level < need:
+                await asyncio.sleep((need - self.level) / self.rate)
+                self._refill()
+            self.level -= amount
+
+    def settle(self, difference: float) -> None:
+        """Correct a guess once the real amount is known (positive: more was used)."""
+        self._refill()
+        self.level -= difference
+
+    def slow_down(self) -> None:
+        """A 429: halve the rate (down to a tenth of the limit) and empty the bucket."""
+        self.rate = max(self.base_rate / 10, self.rate / 2)
+        self.level = min(self.level, 0.0)
+
+    def speed_up(self) -> None:
+        self.rate = min(self.base_rate, self.rate + self.base_rate / 20)
+
+
+class AdaptiveGate:
+    """At most `limit` calls in flight; the limit halves on a 429 and regrows by one per
+    success, up to `ceiling` (additive increase, multiplicative decrease)."""
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = max(1, ceiling)
+        self.limit = self.ceiling
+        self.in_flight = 0
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._changed:
+            self.in_flight -= 1
+            self._changed.notify_all()
+
+    def back_off(self) -> None:
+        self.limit = max(1, self.limit // 2)
+
+    async def recover(self) -> None:
+        async with self._changed:
+            if self.limit < self.ceiling:
+                self.limit += 1
+                self._changed.notify_all()
+
+
+class RateLimitedProvider:
+    """A provider behind its model's limits. 429s slow it down; successes speed it up."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        max_in_flight: int,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        output_guess: int | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = provider.model
+        self.gate = AdaptiveGate(max_in_flight)
+        self.requests = TokenBucket(requests_per_minute) if requests_per_minute else None
+        self.tokens = TokenBucket(tokens_per_minute) if tokens_per_minute else None
+        self.output_guess = output_guess or DEFAULT_OUTPUT_GUESS
+
+    @property
+    def params(self) -> Any:
+        return getattr(self.provider, "params", {})
+
+    async def _admit(self, request: Request) -> float:
+        guess = float(count_tokens(request.text(), self.model) + self.output_guess)
+        if self.requests:
+            await self.requests.acquire(1)
+        if self.tokens:
+            await self.tokens.acquire(guess)
+        return guess
+
+    async def _outcome(self, error: ProviderError | None, guess: float, used: int | None) -> None:
+        if error is not None and error.status == 429:
+            self.gate.back_off()
+            for bucket in (self.requests, self.tokens):
+                if bucket:
+                    bucket.slow_down()
+            return
+        if error is None:
+            await self.gate.recover()
+            for bucket in (self.requests, self.tokens):
+                if bucket:
+                    bucket.speed_up()
+            if self.tokens and used is not None:
+                self.tokens.settle(used - guess)
+
+    async def complete(self, request: Request) -> Completion:
+        async with self.gate:
+            guess = await self._admit(request)
+            try:
+                completion = await self.provider.complete(request)
+            except ProviderError as exc:
+                await self._outcome(exc, guess, None)
+                raise
+            used = completion.usage.input_tokens + completion.usage.output_tokens
+            await self._outcome(None, guess, used)
+            return completion
+
+    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        async with self.gate:
+            guess = await self._admit(request)
+            try:
+                async for event in open_stream(self.provider, request):
+                    yield event
+            except ProviderError as exc:
+                await self._outcome(exc, guess, None)
+                raise
+            await self._outcome(None, guess, None)
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
