@@ -18,12 +18,14 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from cascade.batch.command import add_commands as add_batch_commands
+from cascade.batch.report import BatchReport
 from cascade.config import load_config, parse_config
 from cascade.engine import Cascade
 from cascade.errors import ConfigError, ExhaustedError
 from cascade.logging import configure_logging
 from cascade.providers.simulated import BUILTIN, load_examples
-from cascade.render import cost_table, path_of, print_result, restart_notice, to_json, usd
+from cascade.render import path_of, print_result, restart_notice, to_json, usd
 from cascade.secrets import redact
 from cascade.streaming import StreamDelta, StreamRestart, StreamResult
 from cascade.types import Result
@@ -34,6 +36,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_UNVERIFIED = 0, 1, 2, 3
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # the demo and batch jobs show tables and a progress bar: their events only on request
     quiet = args.quiet or not getattr(args, "events", True)
     configure_logging(args.log_format, "warning" if quiet else "info")
     stderr = Console(stderr=True)
@@ -90,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", parents=[common], help="check a config without calling any model")
     validate.add_argument("config", type=Path)
     validate.set_defaults(handler=_validate)
+
+    add_batch_commands(sub, common)
 
     demo = sub.add_parser("demo", parents=[common], help="offline demo on a bundled example set (no API key)")
     demo.add_argument("--json", action="store_true", help="print each result as a JSON line")
@@ -210,7 +215,10 @@ def _demo(args: argparse.Namespace, stderr: Console) -> int:
             )
             if reason:
                 out.print(f"  {prompt[:45]:45}  {attempt.tier}: {reason}", highlight=False)
-    out.print(cost_table(results))
+    report = BatchReport()
+    for result in results:
+        report.add(result.to_dict())
+    out.print(report.table(title="Cost report"))
     return EXIT_OK
 
 

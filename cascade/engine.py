@@ -107,6 +107,21 @@ class Cascade:
             ),
         )
 
+    def with_tiers(self, tiers: Sequence[Tier]) -> Cascade:
+        """The same cascade on other tiers (the same names; a batch job wraps each model in
+        its rate limiter this way)."""
+        return Cascade(
+            tiers,
+            self.verifiers,
+            chains=self.chains,
+            on_exhausted=self.on_exhausted,
+            max_cost_usd=self.max_cost_usd,
+            stop_at_first_failure=self.stop_at_first_failure,
+            reask=self.reask,
+            reask_prompt=self.reask_prompt,
+            stream_policy=self.stream_policy,
+        )
+
     def chain(self, tier: str) -> tuple[Verifier, ...]:
         """The verifiers that judge answers of `tier`."""
         return self.chains.get(tier, self.verifiers)

@@ -8,10 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from cascade.streaming import StreamRestart
-from cascade.types import ZERO, Attempt, Outcome, Result
+from cascade.types import Attempt, Outcome, Result
 
 _MARK = {
     Outcome.ACCEPTED: "[green]✓[/]",
@@ -68,24 +67,3 @@ def print_result(console: Console, result: Result) -> None:
         f"{usd(cost.verification_usd)}); top tier alone ≈ {usd(cost.baseline_usd)}, "
         f"saved {usd(cost.saved_usd)}"
     )
-
-
-def cost_table(results: Sequence[Result]) -> Table:
-    """Totals over many results."""
-    costs = [r.cost for r in results]
-    total = sum((c.total_usd for c in costs), ZERO)
-    baseline = sum((c.baseline_usd for c in costs), ZERO)
-    table = Table(title="Cost report", show_header=False)
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    table.add_row("requests", str(len(results)))
-    table.add_row("verified", str(sum(r.verified for r in results)))
-    table.add_row("attempts (all billed)", str(sum(len(r.attempts) for r in results)))
-    table.add_row("total cost", usd(total))
-    table.add_row("  wasted on escalation", usd(sum((c.wasted_usd for c in costs), ZERO)))
-    table.add_row("  verification", usd(sum((c.verification_usd for c in costs), ZERO)))
-    table.add_row("top tier alone (baseline)", usd(baseline))
-    saved = baseline - total
-    share = f" ({saved / baseline:.0%})" if baseline else ""
-    table.add_row("saved", usd(saved) + share)
-    return table

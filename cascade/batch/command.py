@@ -1,0 +1,170 @@
+"""`cascade batch` and `cascade report`: the command-line face of batch jobs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from cascade.batch.report import report_file
+from cascade.batch.runner import BatchOptions, run_batch
+from cascade.config import load_config
+from cascade.errors import ConfigError
+
+EXIT_OK, EXIT_ATTENTION = 0, 3
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    batch = sub.add_parser(
+        "batch", parents=[common], help="run a JSONL file of requests (resumable: run it again after a crash)"
+    )
+    batch.add_argument("config", type=Path)
+    batch.add_argument("--input", type=Path, required=True, help="JSONL: {id, prompt | messages, metadata?}")
+    batch.add_argument("--output", type=Path, required=True, help="JSONL results, one line per input id")
+    batch.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
+    batch.add_argument("--max-cost-usd", type=_decimal, help="job budget: no new item starts once spent")
+    batch.add_argument("--rpm", action="append", default=[], metavar="TIER=N", help="requests per minute")
+    batch.add_argument("--tpm", action="append", default=[], metavar="TIER=N", help="tokens per minute")
+    batch.add_argument("--review", type=Path, help="unverified items (default: OUTPUT.review.jsonl)")
+    batch.add_argument("--report-json", type=Path, help="also write the report's figures as JSON")
+    batch.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a TTY)",
+    )
+    batch.add_argument("--events", action="store_true", help="also log every attempt of every item")
+    batch.set_defaults(handler=_batch)
+
+    report = sub.add_parser("report", parents=[common], help="the report of a batch output file, again")
+    report.add_argument("output", type=Path)
+    report.add_argument("--json", action="store_true", help="print the figures as JSON")
+    report.set_defaults(handler=_report)
+
+
+def _batch(args: argparse.Namespace, stderr: Console) -> int:
+    if args.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    if not args.input.is_file():
+        raise ConfigError(f"--input {args.input}: no such file")
+    config = load_config(args.config)
+    tier_names = {t.name for t in config.tiers}
+    limits = _rate_limits(args.rpm, args.tpm, tier_names, config)
+    options = BatchOptions(
+        input=args.input,
+        output=args.output,
+        concurrency=args.concurrency,
+        max_cost_usd=args.max_cost_usd,
+        review=args.review,
+        rate_limits=limits,
+    )
+    show = stderr.is_terminal if args.progress is None else args.progress
+    with Progress(
+        TextColumn("[bold]batch"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("cost ${task.fields[cost]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=not show,
+    ) as bar:
+        task = bar.add_task("items", total=None, cost="0.0000", rate="")
+
+        def total(lines: int) -> None:
+            bar.update(task, total=lines)
+
+        def advance(done: int, spent: Decimal) -> None:
+            speed = bar.tasks[task].speed
+            bar.update(task, completed=done, cost=f"{spent:.4f}", rate=f"{speed:.1f}/s" if speed else "")
+
+        outcome = asyncio.run(
+            run_batch(config, options, base_dir=args.config.parent, total_hint=total, progress=advance)
+        )
+    out = Console()
+    out.print(outcome.report.table(title=f"Batch report: {args.output}"))
+    if outcome.skipped_done:
+        out.print(f"resumed: {outcome.skipped_done} items finished by an earlier run were not sent again")
+    if outcome.report.line_errors:
+        out.print(f"{outcome.report.line_errors} input lines in error: their records in the output say why")
+    if outcome.review_lines:
+        out.print(f"{outcome.review_lines} unverified items listed for review in {options.review_path}")
+    if outcome.stopped_by_budget:
+        out.print(
+            f"[yellow]budget of ${args.max_cost_usd} reached: {outcome.not_started} items not started; "
+            "run again with a larger --max-cost-usd to finish them[/]"
+        )
+    if args.report_json:
+        args.report_json.write_text(json.dumps(outcome.report.to_dict(), indent=2) + "\n")
+    attention = outcome.stopped_by_budget or outcome.review_lines or outcome.report.line_errors
+    return EXIT_ATTENTION if attention else EXIT_OK
+
+
+def _report(args: argparse.Namespace, stderr: Console) -> int:
+    if not args.output.is_file():
+        raise ConfigError(f"{args.output}: no such file")
+    report = report_file(args.output)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        Console().print(report.table(title=f"Batch report: {args.output}"))
+    return EXIT_OK
+
+
+def _rate_limits(
+    rpm: list[str], tpm: list[str], tiers: set[str], config: Any
+) -> dict[str, tuple[float | None, float | None]]:
+    """`--rpm small=600 --tpm small=90000` as {tier: (rpm, tpm)}, defaults from the config."""
+    limits: dict[str, tuple[float | None, float | None]] = {}
+    for flag, values, slot in (("--rpm", rpm, 0), ("--tpm", tpm, 1)):
+        for value in values:
+            tier, _, number = value.partition("=")
+            if tier not in tiers:
+                raise ConfigError(
+                    f"{flag} {value}: no tier named {tier!r} (tiers: {', '.join(sorted(tiers))})"
+                )
+            try:
+                rate = float(number)
+            except ValueError:
+                raise ConfigError(f"{flag} {value}: expected TIER=NUMBER") from None
+            if not rate > 0:
+                raise ConfigError(f"{flag} {value}: the rate must be positive")
+            current = limits.get(tier) or _configured(config, tier)
+            limits[tier] = (rate, current[1]) if slot == 0 else (current[0], rate)
+    return limits
+
+
+def _configured(config: Any, tier: str) -> tuple[float | None, float | None]:
+    limit = next(t for t in config.tiers if t.name == tier).rate_limit
+    return limit.requests_per_minute, limit.tokens_per_minute
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: cascade batch ...")

@@ -1,0 +1,175 @@
+"""A batch job: items from JSONL through the cascade, bounded in concurrency and memory,
+durable at every finished item, with its output and review files written at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from cascade.batch.items import Item, LineError, read_items
+from cascade.batch.report import BatchReport, report_file
+from cascade.batch.state import JobState, write_atomically
+from cascade.config import CascadeConfig
+from cascade.engine import Cascade
+from cascade.errors import ExhaustedError
+from cascade.limits import RateLimitedProvider
+from cascade.logging import get_logger
+from cascade.tiers import Tier, TierModel
+from cascade.types import Result
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    input: Path
+    output: Path
+    concurrency: int = 8
+    max_cost_usd: Decimal | None = None
+    review: Path | None = None  # default: OUTPUT with `.review.jsonl`
+    # tier name -> (requests per minute, tokens per minute); overrides the config's
+    rate_limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    @property
+    def review_path(self) -> Path:
+        return self.review or self.output.with_name(self.output.stem + ".review.jsonl")
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    report: BatchReport
+    output_lines: int
+    review_lines: int
+    skipped_done: int  # items finished by an earlier run, not sent again
+    stopped_by_budget: bool
+    not_started: int  # items left for a later run (budget)
+
+
+Progress = Callable[[int, Decimal], None]  # (items finished so far in this job, cost so far)
+
+
+async def run_batch(
+    config: CascadeConfig,
+    options: BatchOptions,
+    *,
+    base_dir: Path | None = None,
+    total_hint: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
+) -> BatchOutcome:
+    """Run (or resume) the job, then write its output, review file, and report."""
+    state = JobState(options.output, input_path=options.input, config_digest=_digest(config))
+    try:
+        if total_hint is not None:
+            total_hint(_count_lines(options.input))
+        cascade = _limited(Cascade.from_config(config, base_dir=base_dir), config, options)
+        async with cascade:
+            counts = await _run_items(cascade, state, options, progress)
+        output_lines = write_atomically(options.output, state.output_records())
+        review_lines = write_atomically(options.review_path, state.review_records())
+    finally:
+        state.close()
+    return BatchOutcome(report_file(options.output), output_lines, review_lines, **counts)
+
+
+async def _run_items(
+    cascade: Cascade, state: JobState, options: BatchOptions, progress: Progress | None
+) -> dict[str, Any]:
+    spent = state.spent()  # earlier runs of this job count against its budget
+    done, _ = state.counts()
+    queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=options.concurrency * 2)
+    counts = {"skipped_done": 0, "stopped_by_budget": False, "not_started": 0}
+    log = get_logger()
+
+    def over_budget() -> bool:
+        return options.max_cost_usd is not None and spent >= options.max_cost_usd
+
+    async def produce() -> None:
+        for entry in read_items(options.input):
+            if isinstance(entry, LineError):
+                state.record_line_error(entry.line, entry.record())
+                continue
+            status, first_line = state.claim(entry.key, entry.line)
+            if status == "duplicate":
+                message = f"line {entry.line}: duplicate id {entry.id!r} (first on line {first_line})"
+                state.record_line_error(entry.line, LineError(entry.line, message, entry.id).record())
+            elif status == "done":
+                counts["skipped_done"] += 1
+            elif over_budget():
+                counts["stopped_by_budget"] = True
+                counts["not_started"] += 1
+            else:
+                state.flush()  # the claim is durable before the item can finish
+                await queue.put(entry)
+        state.flush()
+        for _ in range(options.concurrency):
+            await queue.put(None)
+
+    async def work() -> None:
+        nonlocal spent, done
+        while (item := await queue.get()) is not None:
+            if over_budget():  # reached while this item waited in the queue
+                counts["stopped_by_budget"] = True
+                counts["not_started"] += 1
+                continue
+            result, error = await _answer(cascade, item)
+            record = {"id": item.id, "line": item.line, "metadata": item.metadata, **result.to_dict()}
+            if error:
+                record["error"] = error
+            state.finish(item.key, record, verified=result.verified, cost_usd=result.cost.total_usd)
+            spent += result.cost.total_usd
+            done += 1
+            if progress is not None:
+                progress(done, spent)
+        log.debug("worker_done")
+
+    await asyncio.gather(produce(), *(work() for _ in range(options.concurrency)))
+    if counts["stopped_by_budget"]:
+        log.warning("budget_reached", spent_usd=str(spent), not_started=counts["not_started"])
+    return counts
+
+
+async def _answer(cascade: Cascade, item: Item) -> tuple[Result, str | None]:
+    """The item's result; a cascade that gives up still has a result (every attempt billed)."""
+    try:
+        return await cascade.arun(item.request), None
+    except ExhaustedError as exc:
+        return exc.result, str(exc)
+
+
+def _limited(cascade: Cascade, config: CascadeConfig, options: BatchOptions) -> Cascade:
+    """The cascade with every model behind its rate limiter (config, then command line)."""
+    tiers = []
+    for tier, tier_config in zip(cascade.tiers, config.tiers, strict=True):
+        models = []
+        for model, model_config in zip(tier.models, [tier_config, *tier_config.alternates], strict=True):
+            limits = model_config.rate_limit
+            rpm, tpm = options.rate_limits.get(
+                tier.name, (limits.requests_per_minute, limits.tokens_per_minute)
+            )
+            limited = RateLimitedProvider(
+                model.provider,
+                max_in_flight=options.concurrency,
+                requests_per_minute=rpm,
+                tokens_per_minute=tpm,
+                output_guess=model.max_tokens,
+            )
+            models.append(TierModel(limited, model.price, model.retry, model.idle_timeout_s))
+        tiers.append(Tier(tier.name, tuple(models)))
+    return cascade.with_tiers(tiers)
+
+
+def _digest(config: CascadeConfig) -> str:
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+
+
+def _count_lines(path: Path) -> int:
+    """Non-blank lines of `path`, read in blocks (for the progress bar's total)."""
+    count = 0
+    with path.open("rb") as data:
+        for line in data:
+            if line.strip():
+                count += 1
+    return count
