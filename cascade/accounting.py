@@ -20,6 +20,7 @@ from genai_prices import Usage as _PricesUsage
 from genai_prices import calc_price
 
 from cascade.errors import ConfigError
+from cascade.tokens import count_tokens
 from cascade.types import Attempt, Outcome, Usage
 
 QUANTUM = Decimal("1e-12")
@@ -54,23 +55,35 @@ class Price:
         return f"${self.input_per_mtok}/${self.output_per_mtok} per Mtok (config)"
 
 
-@dataclass(frozen=True)
 class CatalogPrice:
-    """The list price of a model from the genai-prices snapshot, applied to each call's
-    actual usage, so that tiered prices (above 200k input tokens, say) come out right."""
+    """The list price of a model from the genai-prices snapshot.
 
-    model: str
-    provider: str | None = None
+    The model's plain per-token rates are looked up once; a call past `FLAT_UP_TO_TOKENS`
+    input tokens, where providers' long-context tiers begin, is priced by genai-prices
+    with its real usage, so tiered prices come out right without a lookup per call.
+    """
 
-    def __post_init__(self) -> None:
-        self._calc(Usage(1, 1))  # fail at configuration time, not on the first bill
+    FLAT_UP_TO_TOKENS = 100_000
+
+    def __init__(self, model: str, provider: str | None = None) -> None:
+        self.model = model
+        self.provider = provider
+        # fails at configuration time, not on the first bill
+        self._per_input = Decimal(self._calc(Usage(1_000, 0)).total_price) / 1_000
+        self._per_output = Decimal(self._calc(Usage(0, 1_000)).total_price) / 1_000
+
+    def __repr__(self) -> str:
+        return f"CatalogPrice({self.model!r}, {self.provider!r})"
 
     def cost(self, usage: Usage) -> Decimal:
-        return Decimal(self._calc(usage).total_price).quantize(QUANTUM)
+        if usage.input_tokens > self.FLAT_UP_TO_TOKENS:
+            return Decimal(self._calc(usage).total_price).quantize(QUANTUM)
+        amount = usage.input_tokens * self._per_input + usage.output_tokens * self._per_output
+        return amount.quantize(QUANTUM)
 
     def describe(self) -> str:
-        per_mtok_in = (self.cost(Usage(1_000, 0)) * 1000).normalize()
-        per_mtok_out = (self.cost(Usage(0, 1_000)) * 1000).normalize()
+        per_mtok_in = (self._per_input * _MTOK).normalize()
+        per_mtok_out = (self._per_output * _MTOK).normalize()
         return f"${per_mtok_in}/${per_mtok_out} per Mtok (genai-prices)"
 
     def _calc(self, usage: Usage) -> Any:
@@ -93,7 +106,7 @@ def baseline_cost(
     top_tier: str,
     top_model: str,
     top_price: Pricing,
-    request_tokens: int,
+    request_text: str,
 ) -> Decimal:
     """What the request would have cost sent straight to the top tier's primary model.
 
@@ -108,4 +121,4 @@ def baseline_cost(
     if returned is not None:
         usage = attempts[returned].usage
         return top_price.cost(Usage(usage.input_tokens, usage.output_tokens, estimated=True))
-    return top_price.cost(Usage(request_tokens, 0, estimated=True))
+    return top_price.cost(Usage(count_tokens(request_text, top_model), 0, estimated=True))

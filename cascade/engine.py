@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from cascade._sync import run_sync
 from cascade.accounting import baseline_cost
-from cascade.calls import call_model, try_once
+from cascade.calls import Try, call_model, try_once
 from cascade.config import DEFAULT_REASK_PROMPT, CascadeConfig, load_config
 from cascade.errors import ConfigError, ExhaustedError, ProviderError
 from cascade.logging import get_logger
@@ -27,8 +27,7 @@ from cascade.streaming import (
     stream_attempt,
 )
 from cascade.tiers import Tier
-from cascade.tokens import count_tokens
-from cascade.types import ZERO, Attempt, Candidate, Completion, Message, Outcome, Request, Result
+from cascade.types import ZERO, Attempt, Candidate, Message, Outcome, Request, Result
 from cascade.verification import Verifier, clean_output, prepare_request, run_chain
 
 OnExhausted = Literal["return_best", "raise"]
@@ -197,7 +196,7 @@ class Cascade:
         chain = self.chain(tier.name)
         sent = prepare_request(chain, request)
 
-        async def once(retry: int) -> tuple[Completion, float, int]:
+        async def once(retry: int) -> tuple[Try, int]:
             if retry and budget_exhausted(self.spent(ledger), self.max_cost_usd):
                 raise BudgetSpent()
             outcome = await try_once(model, sent)
@@ -217,17 +216,18 @@ class Cascade:
                     ),
                 )
                 raise outcome.error
-            assert outcome.completion is not None
-            return outcome.completion, outcome.latency_s, retry
+            return outcome, retry
 
         try:
-            completion, latency, retry = await call_with_retries(model.retry, once)
+            answered, retry = await call_with_retries(model.retry, once)
         except BudgetSpent:
             yield AttemptEnd(None)
             return
         except ProviderError:
             yield AttemptEnd(ledger[-1])  # `once` recorded the failure
             return
+        completion = answered.completion
+        assert completion is not None  # a try without an error has its answer
         candidate = Candidate(
             request=original,
             sent=sent,
@@ -246,9 +246,9 @@ class Cascade:
                 tier=tier.name,
                 model=model.model,  # the configured name: servers answer with dated aliases
                 outcome=Outcome.ACCEPTED if accepted else Outcome.REJECTED,
-                usage=completion.usage,
-                cost_usd=model.price.cost(completion.usage),
-                latency_s=latency,
+                usage=answered.usage,
+                cost_usd=answered.cost_usd,
+                latency_s=answered.latency_s,
                 verdicts=verdicts,
                 output=candidate.text,
                 retry=retry,
@@ -303,7 +303,7 @@ class Cascade:
             top.name,
             top.primary.model,
             top.primary.price,
-            count_tokens(request.text(), top.primary.model),
+            request.text(),
         )
         output = ledger[returned].output if returned is not None else None
         return Result(output, verified, tuple(ledger), returned, baseline, stop_reason, degraded)
