@@ -9,8 +9,9 @@ semaphore), (b) through the full engine (`Cascade.arun`, one tier, two verifiers
 non_empty and hedging) and (c) through a whole batch job (JSONL in, SQLite state, JSONL
 out). It prints items per second (best of three for (a) and (b)) and the ratio to the
 raw SDK (goal: the engine keeps at least 0.8 of it). The fake provider runs in the same
-process, on the same two cores, as the client: the ratios compare like with like. Then it runs batch jobs of 10k and 100k items in fresh processes and
-prints their peak memory (goal: flat).
+process, on the same two cores, as the client: the ratios compare like with like.
+Then it runs batch jobs of 10k and 100k items in fresh processes and prints their peak
+memory (goal: flat).
 """
 
 from __future__ import annotations
@@ -140,9 +141,9 @@ def main() -> None:
     with FakeProviderServer() as server, tempfile.TemporaryDirectory() as tmp:
         server.default = Reply.text("3 + 4 = 7.")
         folder = Path(tmp)
-        print(
-            f"{'concurrency':>11} {'items':>6} {'raw SDK/s':>10} {'engine/s':>9} {'ratio':>6} {'batch/s':>8} {'ratio':>6}"
-        )
+        header = ("concurrency", "items", "raw SDK/s", "engine/s", "ratio", "batch/s", "ratio")
+        widths = (11, 6, 10, 9, 6, 8, 6)
+        print(" ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
         for concurrency, n in sizes.items():
             asyncio.run(raw_sdk(server, 50, concurrency))  # warm up: imports, connections
             # best of three, interleaved, so that a noisy moment does not favour either side
@@ -151,9 +152,8 @@ def main() -> None:
                 raw = max(raw, asyncio.run(raw_sdk(server, n, concurrency)))
                 full = max(full, asyncio.run(engine(server, n, concurrency)))
             job = asyncio.run(batch(server, n, concurrency, folder))
-            print(
-                f"{concurrency:>11} {n:>6} {raw:>10.0f} {full:>9.0f} {full / raw:>6.2f} {job:>8.0f} {job / raw:>6.2f}"
-            )
+            row = (f"{concurrency}", f"{n}", f"{raw:.0f}", f"{full:.0f}", f"{full / raw:.2f}", f"{job:.0f}")
+            print(" ".join(f"{v:>{w}}" for v, w in zip((*row, f"{job / raw:.2f}"), widths, strict=True)))
         print()
         print(f"{'batch items':>11} {'peak RSS MiB':>13} {'seconds':>8}")
         peaks = []
