@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import BaseModel, Field, model_validator
 
 
@@ -24,6 +26,13 @@ class Invoice(BaseModel):
         if abs(expected - self.total) > 0.005:
             raise ValueError(f"total {self.total:g} does not match the items ({expected:g})")
         return self
+
+
+class Shipment(BaseModel):
+    """A model with a date: strict JSON validation still takes an ISO date string."""
+
+    reference: str
+    shipped_on: date
 
 
 class NotAModel:

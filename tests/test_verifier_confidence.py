@@ -123,7 +123,68 @@ def test_out_of_range_rating_fails():
 
 def test_unparseable_rating_fails():
     verdict = judge(SelfConfidenceVerifier(), candidate("It is 4.\nCONFIDENCE: very high"))
-    assert not verdict.passed and "no confidence rating" in verdict.reason
+    assert not verdict.passed and verdict.reason == "unparseable self-rating: 'CONFIDENCE: very high'"
+
+
+def test_an_unparseable_last_rating_line_is_not_rescued_by_an_earlier_one():
+    verdict = judge(SelfConfidenceVerifier(), candidate("It is 4.\nConfidence: 9\nConfidence: not sure"))
+    assert not verdict.passed and verdict.reason == "unparseable self-rating: 'Confidence: not sure'"
+
+
+def test_an_unparseable_rating_line_is_still_stripped():
+    assert SelfConfidenceVerifier().clean_output("It is 4.\nCONFIDENCE: very high") == "It is 4."
+
+
+@pytest.mark.parametrize(
+    "rating",
+    [
+        "Confidence: 8-9",
+        "Confidence: 9 out of ten",
+        "Confidence: high (9)",
+        "Confidence: 9 because " + "I checked every step twice " * 4,
+        "CONFIDENCE: <integer 0-10>",
+    ],
+)
+def test_ratings_outside_the_accepted_forms_are_unparseable(rating):
+    verdict = judge(SelfConfidenceVerifier(), candidate(f"It is 4.\n{rating}"))
+    assert not verdict.passed and verdict.reason.startswith("unparseable self-rating: ")
+
+
+LOOSE_RATINGS = [
+    "Confidence (0-10): 9",
+    "Confidence: 9 out of 10",
+    "Confidence: 9/10. Hope this helps!",
+    "My confidence: 9",
+    "**Overall confidence:** 9/10",
+    "Confidence level - 90%",
+]
+
+
+@pytest.mark.parametrize("rating", LOOSE_RATINGS)
+def test_looser_rating_lines_are_stripped(rating):
+    assert SelfConfidenceVerifier().clean_output(f"The answer is 4.\n\n{rating}\n") == "The answer is 4."
+
+
+@pytest.mark.parametrize("rating", LOOSE_RATINGS)
+def test_looser_rating_lines_are_parsed(rating):
+    verdict = judge(SelfConfidenceVerifier(), candidate(f"The answer is 4.\n\n{rating}\n"))
+    assert verdict.passed and verdict.score == pytest.approx(0.9)
+
+
+def test_a_rating_tacked_on_after_my_is_stripped_with_it():
+    assert SelfConfidenceVerifier().clean_output("The answer is 42. My confidence: 9") == "The answer is 42."
+
+
+REPORT = "Audit summary.\nConfidence level: 95%\nThe ledger balances; no action is needed."
+
+
+def test_a_confidence_line_in_the_middle_of_the_answer_is_kept():
+    assert SelfConfidenceVerifier().clean_output(REPORT) == REPORT
+
+
+def test_a_confidence_line_in_the_middle_of_the_answer_is_not_taken_for_the_rating():
+    verdict = judge(SelfConfidenceVerifier(), candidate(REPORT))
+    assert not verdict.passed and verdict.reason.startswith("no confidence rating")
 
 
 def test_answer_that_is_only_a_rating_fails():
@@ -312,6 +373,32 @@ def test_stripped_text_holds_no_rating(text, rating, sep, tail):
     cleaned = strip_rating(f"{text}{sep}{rating}{tail}")
     with pytest.raises(RatingError):
         parse_rating(cleaned, 10)
+
+
+loose_ratings = st.sampled_from([*LOOSE_RATINGS, "CONFIDENCE: 8", "Confidence: very high", "confidence"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), loose_ratings, st.sampled_from(["", "\n", "  \n\n"]))
+def test_an_appended_rating_line_never_remains_in_the_output(text, rating, tail):
+    cleaned = SelfConfidenceVerifier().clean_output(f"{text}\n{rating}{tail}")
+    assert text.startswith(cleaned)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), loose_ratings)
+def test_a_rating_line_before_the_last_line_is_never_removed(text, rating):
+    raw = f"{text}\n{rating}\nThe answer is 4."
+    assert SelfConfidenceVerifier().clean_output(raw) == raw
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(loose_ratings, min_size=1, max_size=5), st.sampled_from(["\n", "\n\n", " \r\n"]))
+def test_twenty_kilobytes_of_rating_lines_are_stripped_in_one_pass(ratings, sep):
+    block = sep.join(ratings) + sep
+    raw = "The answer is 4." + sep + block * (20_000 // len(block) + 1)
+    assert len(raw) > 20_000
+    assert SelfConfidenceVerifier().clean_output(raw) == "The answer is 4."
 
 
 @settings(max_examples=200, deadline=None)

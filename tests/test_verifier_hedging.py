@@ -152,6 +152,12 @@ def test_ignore_json_strings_still_searches_the_prose_around_the_json():
     assert verdict.reason == 'hedging weight 1 reaches threshold 1: "i\'m not sure" (1)'
 
 
+def test_ignore_json_strings_finds_json_after_latex_in_the_prose():
+    prose = "With " + ", ".join(f"\\frac{{a_{i}}}{{b_{i}}}" for i in range(40)) + " the record is "
+    text = prose + '{"note": "I\'m not sure", "total": 18}'
+    assert HedgingVerifier(ignore=["json_strings"])(candidate(text)).passed
+
+
 def test_both_ignores_together():
     text = CODE_ANSWER + '\nResult: {"note": "possibly late"}'
     assert HedgingVerifier(ignore=["code", "json_strings"])(candidate(text)).passed
@@ -167,6 +173,35 @@ def test_both_ignores_together():
 def test_bad_ignore_values_raise_value_error(ignore, message):
     with pytest.raises(ValueError, match=message):
         HedgingVerifier(ignore=ignore)
+
+
+@pytest.mark.parametrize("weight", [-1, 0, float("nan"), float("inf"), "0.5", True, None])
+def test_added_weights_must_be_finite_and_positive(weight):
+    with pytest.raises(ValueError, match="must be a finite number above 0"):
+        HedgingVerifier(add={"foo": weight})
+
+
+def test_an_added_phrase_must_not_be_empty():
+    with pytest.raises(ValueError, match="non-empty strings"):
+        HedgingVerifier(add={"  ": 0.5})
+
+
+def test_add_must_be_a_mapping():
+    with pytest.raises(ValueError, match="add must be a mapping"):
+        HedgingVerifier(add=["i think"])
+
+
+@pytest.mark.parametrize(
+    ("remove", "message"), [("i think", "must be a list"), ([1], "must be a list of strings")]
+)
+def test_remove_must_be_a_list_of_phrases(remove, message):
+    with pytest.raises(ValueError, match=f"remove {message}"):
+        HedgingVerifier(remove=remove)
+
+
+def test_removed_phrases_are_no_longer_counted():
+    verdict = HedgingVerifier(remove=["i think", "probably"])(candidate("I think it is probably 18."))
+    assert verdict.passed and verdict.reason == "no hedging or refusal phrases"
 
 
 def test_bad_ignore_in_a_config_names_the_entry():

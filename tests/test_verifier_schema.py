@@ -112,6 +112,50 @@ def test_nan_is_not_json():
     assert verdict.reason == "no JSON found in the answer"
 
 
+def test_a_number_too_large_for_a_float_is_not_json():
+    verdict = JsonSchemaVerifier(schema={"type": "number"})(candidate("1e400"))
+    assert verdict.reason == "no JSON found in the answer" and verdict.parsed is None
+
+
+def test_a_document_holding_a_number_too_large_for_a_float_is_not_json():
+    verdict = JsonSchemaVerifier(schema={"type": "object"})(candidate('The result: {"x": 1e400}.'))
+    assert not verdict.passed and verdict.reason == "no JSON found in the answer"
+
+
+def test_json_after_many_latex_fractions_is_found():
+    prose = "Using " + ", ".join(f"\\frac{{a_{i}}}{{b_{i}}}" for i in range(32)) + ", the order is "
+    verdict = check(prose + json.dumps(GOOD_ORDER))
+    assert verdict.passed and verdict.parsed == GOOD_ORDER
+
+
+def test_json_after_many_citations_is_found():
+    prose = "As reported " + " ".join(f"[{i}]" for i in range(1, 18)) + ", the order is "
+    verdict = check(prose + json.dumps(GOOD_ORDER))
+    assert verdict.passed and verdict.parsed == GOOD_ORDER
+
+
+def test_a_failing_document_after_many_citations_is_the_one_reported():
+    prose = "As reported " + " ".join(f"[{i}]" for i in range(1, 18)) + ", the order is "
+    verdict = check(prose + json.dumps(BAD_PRICE))
+    assert not verdict.passed
+    assert (
+        verdict.reason == "JSON does not follow the schema: $.items[2].price: 'abc' is not of type 'number'"
+    )
+
+
+def test_json_after_thousands_of_citations_is_found():
+    prose = " ".join(f"[{i}]" for i in range(5_000))
+    verdict = check(f"{prose}\n{json.dumps(GOOD_ORDER)}")
+    assert verdict.passed and verdict.parsed == GOOD_ORDER
+
+
+def test_a_megabyte_of_citations_is_checked_quickly():
+    started = time.monotonic()
+    verdict = check("[1] " * 250_000)
+    assert time.monotonic() - started < 2
+    assert not verdict.passed
+
+
 def test_broken_json_counts_as_no_json():
     verdict = check('```json\n{"customer": "Ada", "items": [\n```')
     assert not verdict.passed and "no JSON found" in verdict.reason
@@ -245,6 +289,29 @@ def test_the_models_own_validators_apply():
     verdict = JsonSchemaVerifier(model="models_for_tests:Invoice")(candidate(json.dumps(wrong_total)))
     assert not verdict.passed
     assert "total 99 does not match the items (7)" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("item", "total", "message"),
+    [
+        ({"name": "tea", "price": "9.50"}, 9.5, "$.items[0].price: Input should be a valid number"),
+        (
+            {"name": "tea", "price": 9.5, "quantity": "2"},
+            19,
+            "$.items[0].quantity: Input should be a valid integer",
+        ),
+    ],
+)
+def test_a_pydantic_model_does_not_coerce_strings_to_numbers(item, total, message):
+    answer = {"customer": "Ada", "items": [item], "total": total}
+    verdict = JsonSchemaVerifier(model="models_for_tests:Invoice")(candidate(json.dumps(answer)))
+    assert not verdict.passed and message in verdict.reason
+
+
+def test_a_pydantic_model_still_takes_an_iso_date_string():
+    answer = {"reference": "S-1", "shipped_on": "2024-03-01"}
+    verdict = JsonSchemaVerifier(model="models_for_tests:Shipment")(candidate(json.dumps(answer)))
+    assert verdict.passed and verdict.parsed == answer
 
 
 def test_a_model_sends_its_json_schema():
@@ -481,13 +548,44 @@ def test_the_verifier_never_raises_on_any_json_bare_or_in_prose(value, before, a
         for verifier in any_text_verifiers:
             verdict = verifier(candidate(text))
             assert verdict.passed == (verdict.parsed is not None)  # neither schema accepts a bare null
-            assert verdict.reason
+            assert verdict.reason and not verdict.reason.startswith("could not check the answer")
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.one_of(near_rich, near_rich, off_rich, json_values))
 def test_the_verifier_agrees_with_jsonschema_on_bare_documents(value):
     verdict = RICH_VERIFIER(candidate(json.dumps(value)))
+    assert verdict.passed == RICH_VALIDATOR.is_valid(value)
+    if verdict.passed:
+        assert verdict.parsed == value
+
+
+# prose a model writes around JSON: citations, LaTeX, brackets that are not JSON, a few that start
+# a document and break off ("[1, 2 and"): fewer of those than the scan gives up after
+bracket_prose = st.lists(
+    st.sampled_from(
+        [
+            "[1]",
+            "[12]",
+            "[3, 4]",
+            "\\frac{a}{b}",
+            "x^{2}",
+            "[citation needed]",
+            "{x}",
+            "[]",
+            "{ }",
+            "see",
+            "[1, 2",
+        ]
+    ),
+    max_size=60,
+).map(" ".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(near_rich, off_rich), bracket_prose)
+def test_the_verifier_agrees_with_jsonschema_after_prose_full_of_brackets(value, prose):
+    verdict = RICH_VERIFIER(candidate(f"{prose} {json.dumps(value)}"))
     assert verdict.passed == RICH_VALIDATOR.is_valid(value)
     if verdict.passed:
         assert verdict.parsed == value

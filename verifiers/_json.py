@@ -8,17 +8,23 @@ overlapping; the work is bounded so a megabyte of brackets cannot stall a check.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-MAX_FOUND = 16  # documents reported at most
 MAX_FAILED_STARTS = 64  # `{` / `[` positions tried in prose that did not start a document
 MAX_FAILED_CHARS = 2_000_000  # characters the decoder may read in attempts that failed
+MAX_DECODED_CHARS = 4_000_000  # characters decoded in all: documents found and attempts that failed
+# each document found costs at least this much of MAX_DECODED_CHARS, for the work done on it
+# (validating it, searching its strings), so a text of ten thousand `[1]` citations stays cheap too
+DOCUMENT_COST = 256
 
 _FENCE = re.compile(r"```[ \t]*([\w+.-]*)[ \t]*\n?(.*?)```", re.DOTALL)
-_OPENERS = re.compile(r"[{\[]")
+# the `{` and `[` worth decoding: an object's next non-blank character opens a key or closes it,
+# an array's starts a value or closes it (LaTeX `\frac{a}{b}`, `[citation needed]` are skipped)
+_OPENERS = re.compile(r'\{(?=[ \t\n\r]*+["}])|\[(?=[ \t\n\r]*+[-"{\[\]0-9tfn])')
 # a JSON string literal; inside a valid document, scanning with it finds exactly its strings
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _KEY_FOLLOWS = re.compile(r"\s*:")
@@ -28,8 +34,31 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-# NaN / Infinity are Python's extension, not JSON
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+class _Decoder:
+    """A JSON decoder that rejects NaN / Infinity (Python's extension, not JSON) and documents
+    holding a number too large for a float (`1e400` would read as infinity)."""
+
+    def __init__(self) -> None:
+        self._non_finite = False
+        self._json = json.JSONDecoder(parse_constant=_reject_constant, parse_float=self._float)
+
+    def _float(self, literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value):
+            self._non_finite = True
+        return value
+
+    def decode_at(self, text: str, index: int) -> tuple[Any, int] | int:
+        """The document starting at `index` and where it ends, or, when there is none, how many
+        characters the decoder read to find out (all the rest when it does not say)."""
+        self._non_finite = False
+        try:
+            value, end = self._json.raw_decode(text, index)
+        except json.JSONDecodeError as exc:
+            return max(1, exc.pos - index)
+        except (ValueError, RecursionError):  # NaN / Infinity; deep nesting recurses
+            return len(text) - index
+        return end - index if self._non_finite else (value, end)
 
 
 @dataclass(frozen=True)
@@ -43,25 +72,14 @@ class FoundJson:
     how: str
 
 
-def _decode_at(text: str, index: int) -> tuple[Any, int] | int:
-    """The document starting at `index` and where it ends, or, when there is none, how many
-    characters the decoder read to find out (all the rest when it does not say)."""
-    try:
-        return _DECODER.raw_decode(text, index)
-    except json.JSONDecodeError as exc:
-        return max(1, exc.pos - index)
-    except (ValueError, RecursionError):  # NaN / Infinity; deep nesting recurses
-        return len(text) - index
-
-
-def _decode_whole(text: str, start: int, end: int, how: str) -> FoundJson | None:
+def _decode_whole(decoder: _Decoder, text: str, start: int, end: int, how: str) -> FoundJson | None:
     """`text[start:end]` as one document (surrounding whitespace allowed), or None."""
     chunk = text[start:end]
     stripped = chunk.strip()
     if not stripped:
         return None
     first = start + chunk.index(stripped[0])
-    decoded = _decode_at(text, first)
+    decoded = decoder.decode_at(text, first)
     if isinstance(decoded, int):
         return None
     value, stop = decoded
@@ -70,30 +88,35 @@ def _decode_whole(text: str, start: int, end: int, how: str) -> FoundJson | None
     return FoundJson(value, first, stop, how)
 
 
-def find_json(text: str, *, limit: int = MAX_FOUND) -> Iterator[FoundJson]:
+def find_json(text: str, *, limit: int | None = None) -> Iterator[FoundJson]:
     """The JSON documents in `text`, non-overlapping, in order of preference.
 
     The whole text when it is one document (any JSON value, then nothing else is looked
     for); else the contents of fenced blocks that are one document each; else objects and
-    arrays that decode from a `{` or `[` in the prose, left to right.
+    arrays that decode from a `{` or `[` in the prose, left to right. At most `limit`
+    documents when given; the work is bounded by the characters decoded in any case.
     """
-    whole = _decode_whole(text, 0, len(text), "bare")
+    decoder = _Decoder()
+    whole = _decode_whole(decoder, text, 0, len(text), "bare")
     if whole is not None:
         yield whole
         return
-    found = 0
+    found = spent = 0
     taken: list[tuple[int, int]] = []  # spans of fenced documents, skipped by the prose scan
     for fence in _FENCE.finditer(text):
-        doc = _decode_whole(text, fence.start(2), fence.end(2), "fenced")
+        if spent >= MAX_DECODED_CHARS or (limit is not None and found >= limit):
+            return
+        doc = _decode_whole(decoder, text, fence.start(2), fence.end(2), "fenced")
+        spent += max(DOCUMENT_COST, fence.end(2) - fence.start(2))
         if doc is not None:
             yield doc
             taken.append((doc.start, doc.end))
             found += 1
-            if found >= limit:
-                return
     failed = failed_chars = 0
     position = 0
-    while found < limit and failed < MAX_FAILED_STARTS and failed_chars < MAX_FAILED_CHARS:
+    while failed < MAX_FAILED_STARTS and failed_chars < MAX_FAILED_CHARS and spent < MAX_DECODED_CHARS:
+        if limit is not None and found >= limit:
+            return
         opener = _OPENERS.search(text, position)
         if opener is None:
             return
@@ -102,15 +125,17 @@ def find_json(text: str, *, limit: int = MAX_FOUND) -> Iterator[FoundJson]:
         if inside is not None:
             position = inside
             continue
-        decoded = _decode_at(text, index)
+        decoded = decoder.decode_at(text, index)
         if isinstance(decoded, int):
             failed += 1
             failed_chars += decoded
+            spent += decoded
             position = index + 1
             continue
         value, end = decoded
         yield FoundJson(value, index, end, "embedded")
         found += 1
+        spent += max(DOCUMENT_COST, end - index)
         position = end
 
 

@@ -1,7 +1,9 @@
 """Self-reported confidence: the model rates its own answer, and a low rating fails it.
 
 `inline` mode asks for the rating as the last line of the answer itself (no extra call)
-and strips that line from what is returned; `followup` mode asks the same model again,
+and strips that line from what is returned (trailing lines that start with "confidence",
+never lines in the middle); the rating must read `N`, `N/M`, `N out of M` or `N%`, else
+the answer fails as unparseable. `followup` mode asks the same model again,
 in a second call whose cost is the verdict's. The verdict's score is the rating divided
 by `scale` (0..1, higher = more confident); the answer passes when it reaches `threshold`.
 """
@@ -13,6 +15,7 @@ import re
 from decimal import Decimal
 
 from cascade.types import ZERO, Candidate, Message, ModelCall, Request, Verdict
+from verifiers._settings import check_scale, check_threshold
 
 MODES = ("inline", "followup")
 
@@ -28,91 +31,156 @@ DEFAULT_FOLLOWUP_INSTRUCTION = (
 )
 
 _NUMBER = r"[-+]?\d{1,12}(?:\.\d{1,12})?"
-# The rating: "CONFIDENCE: 8", "Confidence: 8/10", "**Confidence:** 7", "Confidence level = 80%".
+_DECORATION_BEFORE = r"[ \t>#*_`\-\[(]*+"
+_OWNER = r"(?:(?:my|overall)[ \t]++)?"
+# the value: "8", "8/10", "8 out of 10", "80%"
+_VALUE = (
+    rf"(?P<value>{_NUMBER})(?:[ \t]*+/[ \t]*+(?P<out_of>{_NUMBER})"
+    rf"|[ \t]++out[ \t]++of[ \t]++(?P<out_of_words>{_NUMBER})|[ \t]*+(?P<percent>%))?"
+)
+_HEAD = rf"{_OWNER}confidence(?:[ \t]++(?:level|score|rating))?"
+# the start of a rating line: "CONFIDENCE", "**My confidence", "> Overall confidence level"
+_RATING_START = re.compile(rf"{_DECORATION_BEFORE}{_OWNER}confidence\b", re.IGNORECASE)
+# a rating in one of the accepted forms: "Confidence: 8", "**Confidence (0-10):** 8/10",
+# "Confidence level = 80%", "My confidence: 9 out of 10" (possessive: no backtracking on blanks)
 _RATING = (
-    r"confidence(?:[ \t]+(?:level|score|rating))?[ \t*_`]*[:=][ \t*_`]*"
-    rf"(?P<value>{_NUMBER})[ \t]*(?:/[ \t]*(?P<out_of>{_NUMBER})|(?P<percent>%))?"
+    rf"{_HEAD}(?:[ \t]*+\([^()\n]{{0,20}}\))?"  # a scale note, "(0-10)"
+    r"[ \t*_`]*+(?:(?:[:=]|[-\u2013\u2014](?=[ \t])|is\b)[ \t*_`]*+)?"
+    rf"{_VALUE}"
 )
-_DECORATION_BEFORE = r"[ \t>#*_`\-\[(]*"
-_DECORATION_AFTER = r"[ \t*_`.)\]]*"
-# a line that is nothing but the rating (anywhere in the text), with its line break ...
-_RATING_LINE = re.compile(
-    rf"^{_DECORATION_BEFORE}{_RATING}{_DECORATION_AFTER}\r?(?:\n|\Z)", re.IGNORECASE | re.MULTILINE
-)
-# ... or the rating tacked on to the end of the last line ("The answer is 4. CONFIDENCE: 9")
-_KEYWORD = re.compile("confidence", re.IGNORECASE)
-_RATING_TAIL = re.compile(rf"{_RATING}{_DECORATION_AFTER}\s*", re.IGNORECASE)
+_RATING_LINE = re.compile(rf"{_DECORATION_BEFORE}{_RATING}", re.IGNORECASE)
+# after the rating: decoration and punctuation, then perhaps a short remark ("Hope this helps!")
+_AFTER_RATING = re.compile(r"[ \t*_`.,;:!?)\]]*+")
+_NOT_A_REMARK = re.compile(r"[-+\u2013\u2014/%]?[ \t]*\d|(?:out[ \t]+)?of\b", re.IGNORECASE)
+MAX_REMARK_CHARS = 80
+# a rating tacked on to the end of the last line ("The answer is 4. CONFIDENCE: 9")
+_KEYWORD = re.compile(rf"\b{_OWNER}confidence\b", re.IGNORECASE)
+_RATING_TAIL = re.compile(rf"{_RATING}[ \t*_`.)\]]*+", re.IGNORECASE)
 _DECORATION_CHARS = frozenset(" \t>#*_`-[(")
-_BARE_RATING = re.compile(
-    rf"\A\s*(?P<value>{_NUMBER})[ \t]*(?:/[ \t]*(?P<out_of>{_NUMBER})|(?P<percent>%))?\s*\Z"
-)
+_BARE_RATING = re.compile(rf"\A\s*+{_VALUE}\s*+\Z", re.IGNORECASE)
 
 
 class RatingError(ValueError):
     """The text holds no usable confidence rating."""
 
 
-def _rating_at_end(text: str) -> tuple[int, re.Match[str]] | None:
-    """The rating that ends `text` after other words on its line, and where to cut it off.
+def _skip_blanks_back(text: str, end: int) -> int:
+    while end > 0 and text[end - 1].isspace():
+        end -= 1
+    return end
 
-    (Scanned for by hand: a regex search for it backtracks quadratically on long blanks.)
+
+def _rating_tails(line: str) -> tuple[int, list[str]]:
+    """Ratings tacked on to the end of `line` after other words, last first, and where the
+    line's own text ends (`len(line)` and none when it has none).
+
+    Scanned for by hand, from the last keyword back: a regex search would backtrack."""
+    keywords = [match.start() for match in _KEYWORD.finditer(line)]
+    end, tails = len(line), []
+    for start in reversed(keywords):
+        if _RATING_TAIL.fullmatch(line, start, end) is None:
+            break
+        cut = start
+        while cut > 0 and line[cut - 1] in _DECORATION_CHARS:
+            cut -= 1
+        if cut > 0 and not any(c in " \t" for c in line[cut:start]):
+            break  # glued to a word
+        tails.append(line[start:end].strip())
+        end = cut
+    return end, tails
+
+
+def split_rating(text: str) -> tuple[str, list[str]]:
+    """`text` without its confidence rating, and the rating text(s) removed, last first.
+
+    Only the end of the text is looked at, in one pass backwards: trailing lines (blank lines
+    skipped) that start with "confidence" (or "my"/"overall confidence", after markdown
+    decoration) are removed, whatever follows; then ratings in an accepted form tacked on
+    to the end of the last line left. Lines in the middle are never touched, and an answer
+    without a rating comes back unchanged.
     """
-    keywords = list(_KEYWORD.finditer(text))
-    if not keywords:
-        return None
-    last = keywords[-1]
-    match = _RATING_TAIL.fullmatch(text, last.start())
-    if match is None:
-        return None
-    cut = last.start()
-    while cut > 0 and text[cut - 1] in _DECORATION_CHARS:
-        cut -= 1
-    separated = cut == 0 or text[cut - 1] == "\n" or any(c in " \t" for c in text[cut : last.start()])
-    return (cut, match) if separated else None
+    removed: list[str] = []
+    end = _skip_blanks_back(text, len(text))
+    while end > 0:
+        start = text.rfind("\n", 0, end) + 1
+        line = text[start:end]
+        if _RATING_START.match(line) is None:
+            kept, tails = _rating_tails(line)
+            if tails:
+                removed += tails
+                end = _skip_blanks_back(text, start + kept)
+            break
+        removed.append(line.strip())
+        end = _skip_blanks_back(text, start)
+    return (text[:end] if removed else text), removed
 
 
 def strip_rating(text: str) -> str:
-    """`text` without its confidence rating line(s); unchanged when it has none.
-
-    Removes every line that is nothing but a rating, and a rating that ends the text,
-    until none is left: whatever comes back holds no rating `parse_rating` would find.
-    """
-    stripped = text
-    while True:
-        before = stripped
-        stripped = _RATING_LINE.sub("", stripped)
-        at_end = _rating_at_end(stripped)
-        if at_end is not None:
-            stripped = stripped[: at_end[0]]
-        if stripped == before:
-            break
-    if stripped == text:
-        return text
-    # the removed line leaves blank lines behind: drop those at the end
-    return stripped.rstrip()
+    """`text` without its trailing confidence rating line(s); unchanged when it has none."""
+    return split_rating(text)[0]
 
 
-def parse_rating(text: str, scale: float, *, bare: bool = False) -> float:
-    """The last confidence rating in `text`, on the 0..`scale` scale; raises RatingError.
-
-    With `bare`, a reply that is nothing but a number ("8", "8/10") counts too.
-    """
-    lines = list(_RATING_LINE.finditer(text))
-    match = lines[-1] if lines else None
-    at_end = _rating_at_end(text)
-    if at_end is not None and (match is None or at_end[1].start() >= match.start()):
-        match = at_end[1]
-    if match is None and bare:
-        match = _BARE_RATING.match(text)
+def _read_rating(line: str) -> re.Match[str] | None:
+    """The rating of a removed rating line when it is in an accepted form: `N`, `N/M`,
+    `N out of M` or `N%`, then nothing but punctuation or a short remark."""
+    match = _RATING_LINE.match(line)
     if match is None:
-        raise RatingError(f"no confidence rating (expected a final line like `CONFIDENCE: <0-{scale:g}>`)")
+        return None
+    after = _AFTER_RATING.match(line, match.end())
+    after_end = after.end() if after else match.end()  # always a match, possibly empty
+    remark = line[after_end:].strip()
+    if remark and (
+        after_end == match.end()  # "8x", "8-9": glued to the number
+        or _NOT_A_REMARK.match(remark) is not None  # "8 9", "8 out of ten"
+        or len(remark) > MAX_REMARK_CHARS
+    ):
+        return None
+    return match
+
+
+def _value(match: re.Match[str], scale: float) -> float:
     raw = " ".join(match.group(0).split())
     value = float(match.group("value"))
-    out_of = 100.0 if match.group("percent") else float(match.group("out_of") or scale)
+    out_of_text = match.group("out_of") or match.group("out_of_words")
+    out_of = 100.0 if match.group("percent") else float(out_of_text or scale)
     if not (math.isfinite(value) and out_of > 0 and 0 <= value <= out_of):
         raise RatingError(f"rating {raw!r} is out of range 0-{out_of:g}")
     # "4/5" or "80%" is a clear enough statement on another scale: convert it
     return value if out_of == scale else value / out_of * scale
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_REMARK_CHARS else text[: MAX_REMARK_CHARS - 1] + "…"
+
+
+def rating_from(removed: list[str], scale: float) -> float:
+    """The rating in what `split_rating` removed, on the 0..`scale` scale; raises RatingError.
+
+    The last rating written counts, and only when it is in an accepted form.
+    """
+    if not removed:
+        raise RatingError(f"no confidence rating (expected a final line like `CONFIDENCE: <0-{scale:g}>`)")
+    match = _read_rating(removed[0])
+    if match is None:
+        raise RatingError(f"unparseable self-rating: {_short(removed[0])!r}")
+    return _value(match, scale)
+
+
+def parse_rating(text: str, scale: float, *, bare: bool = False) -> float:
+    """The confidence rating that ends `text`, on the 0..`scale` scale; raises RatingError.
+
+    With `bare` (a reply that is only the rating), a reply that is nothing but a number
+    ("8", "8/10") counts too, and so does a rating line followed by other lines.
+    """
+    removed = split_rating(text)[1]
+    if not removed and bare:
+        match = _BARE_RATING.match(text)
+        if match is not None:
+            return _value(match, scale)
+        last = next((line for line in reversed(text.splitlines()) if _RATING_START.match(line)), None)
+        removed = [] if last is None else [last.strip()]
+    return rating_from(removed, scale)
 
 
 class SelfConfidenceVerifier:
@@ -129,14 +197,12 @@ class SelfConfidenceVerifier:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
-            raise ValueError(f"threshold must be a number from 0 to 1, not {threshold!r}")
-        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-            raise ValueError(f"scale must be a positive integer, not {scale!r}")
+        threshold = check_threshold(threshold)
+        scale = check_scale(scale)
         if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
             raise ValueError("instruction must be a non-empty string")
         self.mode = mode
-        self.threshold = float(threshold)
+        self.threshold = threshold
         self.scale = scale
         default = DEFAULT_INLINE_INSTRUCTION if mode == "inline" else DEFAULT_FOLLOWUP_INSTRUCTION
         self.instruction = (instruction or default).replace("{scale}", str(scale))
@@ -159,12 +225,12 @@ class SelfConfidenceVerifier:
         return await self._followup(candidate)
 
     def _inline(self, candidate: Candidate) -> Verdict:
-        raw = candidate.completion.text
+        answer, removed = split_rating(candidate.completion.text)
         try:
-            value = parse_rating(raw, self.scale)
+            value = rating_from(removed, self.scale)
         except RatingError as exc:
             return Verdict(self.name, False, str(exc), score=0.0)
-        if not strip_rating(raw).strip():
+        if not answer.strip():
             return Verdict(self.name, False, "the answer is nothing but a confidence rating", score=0.0)
         return self._verdict(value, ZERO)
 

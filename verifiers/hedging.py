@@ -1,7 +1,8 @@
 """Hedging and refusal detection with a weighted English lexicon.
 
 Each phrase found adds its weight (once per phrase, however often it occurs); the answer
-fails when the total reaches `threshold`. Refusals weigh the threshold on their own.
+fails when the total reaches `threshold`. Refusals weigh 1.0, the default threshold, so at that
+threshold one refusal fails an answer on its own.
 The verdict's score is 1 / (1 + total): 1.0 for an answer with no hedge at all.
 `ignore` leaves parts of the answer unsearched: "code" (fenced blocks and inline code),
 "json_strings" (string values of JSON in the answer: extracted data, not the model hedging).
@@ -9,6 +10,7 @@ The verdict's score is 1 / (1 + total): 1.0 for an answer with no hedge at all.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -87,15 +89,15 @@ class HedgingVerifier:
     ) -> None:
         if threshold <= 0:
             raise ValueError("threshold must be positive")
-        if isinstance(ignore, str):
-            raise ValueError(f"ignore must be a list, e.g. [{ignore!r}]")
+        _check_phrases("ignore", ignore)
         unknown = sorted(set(ignore) - set(IGNORABLE))
         if unknown:
             raise ValueError(
                 f"unknown ignore value(s) {', '.join(map(repr, unknown))} (known: {', '.join(IGNORABLE)})"
             )
         self.ignore = frozenset(ignore)
-        lexicon = {**DEFAULT_LEXICON, **{_normalise(k): float(v) for k, v in (add or {}).items()}}
+        _check_phrases("remove", remove)
+        lexicon = {**DEFAULT_LEXICON, **_added_phrases(add)}
         for phrase in remove:
             lexicon.pop(_normalise(phrase), None)
         self.threshold = threshold
@@ -168,6 +170,32 @@ class HedgingVerifier:
                 source = text[doc.start : doc.end]
                 for start, end in string_value_spans(source):
                     yield doc.start + start, doc.start + end
+
+
+def _check_phrases(setting: str, value: object) -> None:
+    """`value` must be a list (or tuple) of strings: a lone string is no list of phrases."""
+    if isinstance(value, str):
+        raise ValueError(f"{setting} must be a list, e.g. [{value!r}]")
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{setting} must be a list of strings, not {value!r}")
+
+
+def _added_phrases(add: object) -> dict[str, float]:
+    """The `add` setting, a mapping of phrase to weight, checked: phrases non-empty, weights
+    finite and positive (a weight of -1 would make the score 1 / 0)."""
+    if add is None:
+        return {}
+    if not isinstance(add, Mapping):
+        raise ValueError(f"add must be a mapping of phrase to weight, not {add!r}")
+    added: dict[str, float] = {}
+    for phrase, weight in add.items():
+        if not isinstance(phrase, str) or not _normalise(phrase):
+            raise ValueError(f"add: phrases must be non-empty strings, not {phrase!r}")
+        valid = isinstance(weight, int | float) and not isinstance(weight, bool)
+        if not (valid and math.isfinite(weight) and weight > 0):
+            raise ValueError(f"add: the weight of {phrase!r} must be a finite number above 0, not {weight!r}")
+        added[_normalise(phrase)] = float(weight)
+    return added
 
 
 def _normalise(text: str) -> str:

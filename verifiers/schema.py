@@ -1,11 +1,12 @@
 """JSON Schema check: the answer must contain a JSON document that follows a schema.
 
-The schema comes inline, from a JSON or YAML file, or from a pydantic model (whose own
-validators then apply). The request carries the schema (for tiers with structured output)
-and an instruction with it (for those without). The JSON may be bare, fenced, or embedded
-in prose; a failure names the failing paths (`$.items[2].price: ...`). Score: 1.0 when
-the document follows the schema, 0.0 otherwise; the parsed document is the verdict's
-`parsed` (for a model, `model_dump(mode="json")`).
+The schema comes inline, from a JSON or YAML file, or from a pydantic model (validated
+strictly, as JSON: `"2"` is no integer; the model's own validators apply). The request
+carries the schema (for tiers with structured output) and an instruction with it (for those
+without). The JSON may be bare, fenced, or embedded in prose; a failure names the failing
+paths (`$.items[2].price: ...`). Score: 1.0 when the document follows the schema, 0.0
+otherwise; the parsed document is the verdict's `parsed` (for a model,
+`model_dump(mode="json")`).
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ class JsonSchemaVerifier:
         """(parsed value, error lines best first, how close: path depth of the first error and
         whether it is about something other than a value's type)."""
         if self.model is not None:
-            try:
-                instance = self.model.model_validate(found.value)
+            try:  # strict, as JSON: no "9.50" for a float, as the schema sent to providers says
+                instance = self.model.model_validate_json(json.dumps(found.value), strict=True)
             except ValidationError as exc:
                 problems = exc.errors(include_url=False)
                 lines = [f"{_path(p['loc'])}: {_short(p['msg'])}" for p in problems]
