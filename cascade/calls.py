@@ -45,7 +45,9 @@ async def try_once(model: TierModel, request: Request) -> Try:
         )
         return Try(None, error, usage, model.price.cost(usage), time.perf_counter() - started)
     usage = completion.usage
-    return Try(completion, None, usage, model.price.cost(usage), time.perf_counter() - started)
+    cost = model.price.cost(usage) if completion.cost_usd is None else completion.cost_usd
+    latency = time.perf_counter() - started if completion.latency_s is None else completion.latency_s
+    return Try(completion, None, usage, cost, latency)
 
 
 async def call_model(model: TierModel, request: Request) -> ModelCall:

@@ -15,12 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cascade.errors import ConfigError
 
-ProviderName = Literal["openai", "anthropic", "simulated"]
+ProviderName = Literal["openai", "anthropic", "simulated", "replay"]
 
 DEFAULT_KEY_ENV: dict[str, str | None] = {
     "openai": "OPENAI_API_KEY",
     "anthropic": "ANTHROPIC_API_KEY",
     "simulated": None,
+    "replay": None,
 }
 
 
@@ -74,6 +75,8 @@ class ModelConfig(_Strict):
     structured_output: bool = False
     # simulated provider only: where its canned answers come from ("builtin" = bundled demo set)
     examples: str | None = None
+    # replay provider only: the recorded-outcomes file (`cascade eval --data` sets it)
+    records: str | None = None
 
     @property
     def key_env(self) -> str | None:

@@ -33,16 +33,23 @@ class Request:
 
     messages: tuple[Message, ...]
     system: str | None = None
+    id: str | None = None  # the caller's id for it (batch items, recorded outcomes); never sent
     response_schema: Mapping[str, Any] | None = None
     response_schema_name: str = "answer"
     logprobs: bool = False
 
     @classmethod
-    def from_prompt(cls, prompt: str, *, system: str | None = None) -> Request:
-        return cls(messages=(Message("user", prompt),), system=system)
+    def from_prompt(cls, prompt: str, *, system: str | None = None, id: str | None = None) -> Request:
+        return cls(messages=(Message("user", prompt),), system=system, id=id)
 
     @classmethod
-    def from_messages(cls, messages: Sequence[Mapping[str, str]], *, system: str | None = None) -> Request:
+    def from_messages(
+        cls,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        system: str | None = None,
+        id: str | None = None,
+    ) -> Request:
         """Build from OpenAI-style dicts; a `system` message becomes the system prompt."""
         turns: list[Message] = []
         for m in messages:
@@ -50,7 +57,7 @@ class Request:
                 system = m["content"] if system is None else f"{system}\n\n{m['content']}"
             else:
                 turns.append(Message(m["role"], m["content"]))
-        return cls(messages=tuple(turns), system=system)
+        return cls(messages=tuple(turns), system=system, id=id)
 
     def text(self) -> str:
         """All the text of the request, for token estimates."""
@@ -87,13 +94,22 @@ class Usage:
 
 @dataclass(frozen=True)
 class Completion:
-    """One answer from one model."""
+    """One answer from one model.
+
+    A replayed answer carries what was recorded with it: `cost_usd` and `latency_s`, when
+    set, stand instead of the price of `usage` and the measured latency; `recorded` holds
+    the recorded fields (confidence, mean_logprob, judge_score, ...) that verifiers may use
+    in place of a signal they cannot compute offline.
+    """
 
     text: str
     model: str
     usage: Usage
     finish_reason: str | None = None
     logprobs: tuple[float, ...] | None = None
+    cost_usd: Decimal | None = None
+    latency_s: float | None = None
+    recorded: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

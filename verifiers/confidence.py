@@ -15,6 +15,7 @@ import re
 from decimal import Decimal
 
 from cascade.types import ZERO, Candidate, Message, ModelCall, Request, Verdict
+from verifiers._recorded import REPLAY_NOTE, recorded_number
 from verifiers._settings import check_scale, check_threshold
 
 MODES = ("inline", "followup")
@@ -220,6 +221,9 @@ class SelfConfidenceVerifier:
     # -- the check ------------------------------------------------------------------------
 
     async def __call__(self, candidate: Candidate) -> Verdict:
+        recorded = recorded_number(candidate, "confidence")  # 0-1, recorded with a replayed answer
+        if recorded is not None and 0 <= recorded <= 1:
+            return self._verdict(recorded * self.scale, ZERO, REPLAY_NOTE)
         if self.mode == "inline":
             return self._inline(candidate)
         return await self._followup(candidate)
@@ -255,9 +259,9 @@ class SelfConfidenceVerifier:
             return Verdict(self.name, False, f"follow-up reply: {exc}", score=0.0, cost_usd=cost)
         return self._verdict(value, cost)
 
-    def _verdict(self, value: float, cost: Decimal) -> Verdict:
+    def _verdict(self, value: float, cost: Decimal, note: str = "") -> Verdict:
         score = value / self.scale
         passed = score >= self.threshold
         bar = round(self.threshold * self.scale, 2)
-        reason = f"self-rated {round(value, 2):g}/{self.scale} (threshold {bar:g}/{self.scale})"
+        reason = f"self-rated {round(value, 2):g}/{self.scale}{note} (threshold {bar:g}/{self.scale})"
         return Verdict(self.name, passed, reason, score=score, cost_usd=cost)

@@ -27,6 +27,7 @@ from cascade.calls import call_model
 from cascade.config import ModelConfig
 from cascade.providers.factory import build_model
 from cascade.types import ZERO, Candidate, Message, Request, Verdict
+from verifiers._recorded import REPLAY_NOTE, recorded_number
 from verifiers._settings import check_scale, check_threshold
 
 ON_ERROR = ("fail", "pass")
@@ -251,6 +252,9 @@ class JudgeVerifier:
         )
 
     async def __call__(self, candidate: Candidate) -> Verdict:
+        recorded = recorded_number(candidate, "judge_score")  # on this judge's scale, recorded
+        if recorded is not None and 0 <= recorded <= self.scale:
+            return self._graded(recorded / self.scale, "recorded grade" + REPLAY_NOTE, ZERO)
         answer = candidate.text
         if not answer.strip():
             return Verdict(self.name, False, "empty answer (not sent to the judge)", score=0.0)
@@ -268,14 +272,16 @@ class JudgeVerifier:
             score, reason = parse_judge_verdict(call.completion.text, self.scale)
         except JudgeVerdictError as exc:
             return self._failed(f"unparseable judge reply: {exc}", call.cost_usd)
-        passed = score >= self.threshold
+        return self._graded(score, reason, call.cost_usd)
+
+    def _graded(self, score: float, reason: str, cost: Decimal) -> Verdict:
         return Verdict(
             self.name,
-            passed,
+            score >= self.threshold,
             f"judge score {_fmt(score * self.scale)}/{self.scale} "
             f"(threshold {_fmt(self.threshold * self.scale)}/{self.scale}): {reason}",
             score=score,
-            cost_usd=call.cost_usd,
+            cost_usd=cost,
         )
 
     def _failed(self, why: str, cost: Decimal) -> Verdict:

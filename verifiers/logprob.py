@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from cascade.types import Candidate, Request, Verdict
+from verifiers._recorded import REPLAY_NOTE, recorded_number
 
 STATISTICS = ("mean", "min")
 ON_MISSING = ("fail", "pass")
@@ -48,15 +49,19 @@ class LogprobVerifier:
             for v in candidate.completion.logprobs or ()
             if isinstance(v, int | float) and not math.isnan(v)
         ]
-        if not values:
+        note = ""
+        if values:
+            value = min(values) if self.statistic == "min" else sum(values) / len(values)
+        elif (recorded := recorded_number(candidate, "mean_logprob")) is not None:
+            value, note = min(recorded, 0.0), REPLAY_NOTE  # a replayed answer keeps only the mean
+        else:
             return Verdict(self.name, self.on_missing == "pass", MISSING_REASON)
-        value = min(values) if self.statistic == "min" else sum(values) / len(values)
         passed = value >= self.threshold
         relation = ">=" if passed else "<"
         label = "mean token logprob" if self.statistic == "mean" else "min token logprob"
         return Verdict(
             self.name,
             passed,
-            f"{label} {value:.2f} {relation} threshold {self.threshold:.2f}",
+            f"{label} {value:.2f}{note} {relation} threshold {self.threshold:.2f}",
             score=math.exp(value),
         )

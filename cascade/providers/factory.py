@@ -45,6 +45,12 @@ def build_provider(config: ModelConfig, *, where: str = "model") -> Provider:
             return SimulatedProvider(config.model, examples=config.examples or "builtin")
         except ConfigError as exc:
             raise ConfigError(f"{where}.examples: {exc}") from None
+    if config.provider == "replay":
+        from cascade.replay import ReplayProvider, recorded_file
+
+        if not config.records:
+            raise ConfigError(f"{where}.records: a replay tier needs a recorded-outcomes file")
+        return ReplayProvider(config.model, recorded_file(config.records))
     key = read_key(config.key_env)
     if config.provider == "openai":
         import openai
