@@ -23,6 +23,7 @@ from cascade.batch.report import BatchReport
 from cascade.config import load_config, parse_config
 from cascade.engine import Cascade
 from cascade.errors import ConfigError, ExhaustedError
+from cascade.eval_command import add_commands as add_eval_commands
 from cascade.logging import configure_logging
 from cascade.providers.simulated import BUILTIN, load_examples
 from cascade.render import path_of, print_result, restart_notice, to_json, usd
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     # the demo and batch jobs show tables and a progress bar: their events only on request
-    quiet = args.quiet or not getattr(args, "events", True)
+    quiet = args.quiet or getattr(args, "quiet_by_default", False) or not getattr(args, "events", True)
     configure_logging(args.log_format, "warning" if quiet else "info")
     stderr = Console(stderr=True)
     try:
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_validate)
 
     add_batch_commands(sub, common)
+    add_eval_commands(sub, common)
 
     demo = sub.add_parser("demo", parents=[common], help="offline demo on a bundled example set (no API key)")
     demo.add_argument("--json", action="store_true", help="print each result as a JSON line")

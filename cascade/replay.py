@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from cascade.config import CascadeConfig
 from cascade.errors import ConfigError, PermanentProviderError
 from cascade.tokens import count_tokens
 from cascade.types import Completion, Request, Usage
@@ -183,3 +184,18 @@ def _money(value: Any) -> Decimal | None:
         return Decimal(str(number)).quantize(Decimal("1e-12"))
     except InvalidOperation:
         return None
+
+
+def with_records(config: CascadeConfig, path: Path) -> CascadeConfig:
+    """`config` with `path` as the records of every replay model that names none."""
+    tiers = []
+    for tier in config.tiers:
+        alternates = [
+            a if a.provider != "replay" or a.records else a.model_copy(update={"records": str(path)})
+            for a in tier.alternates
+        ]
+        update: dict[str, Any] = {"alternates": alternates}
+        if tier.provider == "replay" and not tier.records:
+            update["records"] = str(path)
+        tiers.append(tier.model_copy(update=update))
+    return config.model_copy(update={"tiers": tiers})

@@ -1,0 +1,43 @@
+"""`cascade eval`: replay a cascade on recorded outcomes (see `cascade.evaluation`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from cascade.config import load_config
+from cascade.evaluation import run_evaluation
+from cascade.replay import load_recorded, with_records
+
+EXIT_OK = 0
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    evaluate = sub.add_parser("eval", parents=[common], help="replay a cascade on recorded outcomes")
+    evaluate.add_argument("config", type=Path)
+    evaluate.add_argument("--data", type=Path, required=True, help="recorded outcomes (JSONL)")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.add_argument("--plot", type=Path, metavar="PNG", help="draw cost against accuracy")
+    evaluate.set_defaults(handler=_eval, quiet_by_default=True)
+
+
+def _eval(args: argparse.Namespace, stderr: Console) -> int:
+    recorded = load_recorded(args.data)
+    config = with_records(load_config(args.config), args.data)
+    for problem in recorded.problems:
+        stderr.print(f"[yellow]skipped:[/] {problem}", highlight=False)
+    report = run_evaluation(config, recorded, base_dir=args.config.parent)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        Console().print(report.table(title=f"Evaluation of {args.config} on {args.data}"))
+    if args.plot:
+        from cascade.plotting import plot_cost_accuracy
+
+        plot_cost_accuracy(report, args.plot)
+        stderr.print(f"plot written to {args.plot}")
+    return EXIT_OK
