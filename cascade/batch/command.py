@@ -43,6 +43,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     batch.add_argument("--review", type=Path, help="unverified items (default: OUTPUT.review.jsonl)")
     batch.add_argument("--report-json", type=Path, help="also write the report's figures as JSON")
     batch.add_argument(
+        "--record", type=Path, help="also write the outcomes as recorded outcomes (for eval and calibrate)"
+    )
+    batch.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -71,6 +74,7 @@ def _batch(args: argparse.Namespace, stderr: Console) -> int:
         concurrency=args.concurrency,
         max_cost_usd=args.max_cost_usd,
         review=args.review,
+        record=args.record,
         rate_limits=limits,
     )
     show = stderr.is_terminal if args.progress is None else args.progress

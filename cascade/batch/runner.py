@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +31,7 @@ class BatchOptions:
     concurrency: int = 8
     max_cost_usd: Decimal | None = None
     review: Path | None = None  # default: OUTPUT with `.review.jsonl`
+    record: Path | None = None  # also write the outcomes in the recorded-outcomes format
     # tier name -> (requests per minute, tokens per minute); overrides the config's
     rate_limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
@@ -69,6 +71,8 @@ async def run_batch(
             counts = await _run_items(cascade, state, options, progress)
         output_lines = write_atomically(options.output, state.output_records())
         review_lines = write_atomically(options.review_path, state.review_records())
+        if options.record is not None:
+            write_atomically(options.record, recorded_outcomes(state, options.input))
     finally:
         state.close()
     return BatchOutcome(report_file(options.output), output_lines, review_lines, **counts)
@@ -137,6 +141,41 @@ async def _answer(cascade: Cascade, item: Item) -> tuple[Result, str | None]:
         return await cascade.arun(item.request), None
     except ExhaustedError as exc:
         return exc.result, str(exc)
+
+
+def recorded_outcomes(state: JobState, source: Path) -> Iterator[str]:
+    """The finished items as recorded outcomes (cascade.replay's format), for `eval` and
+    `calibrate` once a person has marked answers `correct`: each model's last answer to
+    each request, with its tokens, cost and latency. The input is read again, in order."""
+    for entry in read_items(source):
+        if not isinstance(entry, Item):
+            continue
+        record = state.record_of(entry.key, entry.line)
+        if record is None:
+            continue
+        responses: dict[str, dict[str, Any]] = {}
+        for attempt in record.get("attempts", []):
+            if attempt.get("output") is None or attempt.get("outcome") == "error":
+                continue
+            responses[attempt["model"]] = {
+                "text": attempt["output"],
+                "input_tokens": attempt["input_tokens"],
+                "output_tokens": attempt["output_tokens"],
+                "cost_usd": attempt["cost_usd"],
+                "latency_ms": round(attempt["latency_s"] * 1000, 1),
+                "verified": attempt["outcome"] == "accepted",
+            }
+        if not responses:
+            continue
+        request = entry.request
+        line: dict[str, Any] = {"id": entry.id}
+        if request.system:
+            line["system"] = request.system
+        line["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        line["responses"] = responses
+        if entry.metadata is not None:
+            line["metadata"] = entry.metadata
+        yield json.dumps(line, ensure_ascii=False)
 
 
 def _limited(cascade: Cascade, config: CascadeConfig, options: BatchOptions) -> Cascade:

@@ -129,6 +129,13 @@ class JobState:
             )
         )
 
+    def record_of(self, key: str, line: int) -> dict[str, Any] | None:
+        """The output record of the item first seen on `line`, once it is done."""
+        row = self.db.execute(
+            "SELECT record FROM items WHERE key = ? AND line = ? AND done = 1", (key, line)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
     def review_records(self) -> Iterator[str]:
         """The finished items whose answer is not verified, in input order."""
         yield from (
