@@ -12,8 +12,8 @@ from cascade.errors import (
     ProviderTimeout,
     TransientProviderError,
 )
+from cascade.events import StreamDelta, StreamRestart, StreamResult
 from cascade.policy import StreamPolicy
-from cascade.streaming import StreamDelta, StreamRestart, StreamResult
 from cascade.tiers import Tier, TierModel
 from cascade.types import (
     Attempt,

@@ -37,7 +37,7 @@ async def try_once(model: TierModel, request: Request) -> Try:
     try:
         completion = await model.provider.complete(request)
     except Exception as exc:
-        error = exc if isinstance(exc, ProviderError) else _unexpected(exc)
+        error = exc if isinstance(exc, ProviderError) else unexpected_error(exc)
         usage = (
             Usage(count_tokens(request.text(), model.model), 0, estimated=True)
             if isinstance(error, ProviderTimeout)
@@ -69,7 +69,7 @@ async def call_model(model: TierModel, request: Request) -> ModelCall:
     return ModelCall(completion, sum((t.cost_usd for t in tries), ZERO))
 
 
-def _unexpected(exc: Exception) -> ProviderError:
+def unexpected_error(exc: Exception) -> ProviderError:
     """A non-provider exception from a provider (a bug, an SDK surprise): fail the call, move on."""
     # No traceback unless asked for: frames hold request headers, and so the API key.
     get_logger().error(

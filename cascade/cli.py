@@ -20,15 +20,17 @@ from rich.table import Table
 
 from cascade.batch.command import add_commands as add_batch_commands
 from cascade.batch.report import BatchReport
+from cascade.calibrate_command import add_commands as add_calibrate_commands
 from cascade.config import load_config, parse_config
 from cascade.engine import Cascade
 from cascade.errors import ConfigError, ExhaustedError
 from cascade.eval_command import add_commands as add_eval_commands
+from cascade.events import StreamDelta, StreamRestart, StreamResult
 from cascade.logging import configure_logging
 from cascade.providers.simulated import BUILTIN, load_examples
 from cascade.render import path_of, print_result, restart_notice, to_json, usd
 from cascade.secrets import redact
-from cascade.streaming import StreamDelta, StreamRestart, StreamResult
+from cascade.train_command import add_commands as add_train_commands
 from cascade.types import Result
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_UNVERIFIED = 0, 1, 2, 3
@@ -97,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
 
     add_batch_commands(sub, common)
     add_eval_commands(sub, common)
+    add_calibrate_commands(sub, common)
+    add_train_commands(sub, common)
 
     demo = sub.add_parser("demo", parents=[common], help="offline demo on a bundled example set (no API key)")
     demo.add_argument("--json", action="store_true", help="print each result as a JSON line")
@@ -124,8 +128,9 @@ def _run(args: argparse.Namespace, stderr: Console) -> int:
         else:
             result = asyncio.run(_answer(cascade, prompt, args.system))
     except ExhaustedError as exc:
-        if args.json:
-            print(to_json({**exc.result.to_dict(), "error": str(exc)}))
+        if args.json:  # a stream's last line is a result event, whatever the outcome
+            event = {"event": "result"} if args.stream else {}
+            print(to_json({**event, **exc.result.to_dict(), "error": str(exc)}))
         stderr.print(f"[red]no answer:[/] {exc}", highlight=False)
         return EXIT_UNVERIFIED
     if args.stream:
@@ -147,17 +152,26 @@ async def _answer(cascade: Cascade, prompt: str, system: str | None) -> Result:
 async def _stream(cascade: Cascade, prompt: str, args: argparse.Namespace, stderr: Console) -> Result:
     """Show the answer as it comes: text on stdout, restarts plainly on stderr (or every
     event as a JSON line on stdout with --json). Returns the final result."""
+    shown = ""  # of the current attempt, on stdout
     async with cascade:
         async for event in cascade.astream(prompt, system=args.system, policy=args.policy):
             if args.json:
                 print(to_json(event.to_dict()), flush=True)
             elif isinstance(event, StreamDelta):
                 print(event.text, end="", flush=True)
+                shown += event.text
             elif isinstance(event, StreamRestart):
-                print(flush=True)
+                if shown and not shown.endswith("\n"):
+                    print(flush=True)
+                shown = ""
                 stderr.print(restart_notice(event), highlight=False)
-            elif event.result.output and not event.result.output.endswith("\n"):
-                print(flush=True)
+            else:
+                output = event.result.output or ""
+                if output and not shown:  # an unverified best answer the stream never showed
+                    print(output, end="")
+                    shown = output
+                if shown and not shown.endswith("\n"):
+                    print(flush=True)
             if isinstance(event, StreamResult):
                 return event.result
     raise AssertionError("unreachable: a stream always ends with its result")  # pragma: no cover

@@ -15,19 +15,14 @@ from cascade.accounting import baseline_cost
 from cascade.calls import Try, call_model, try_once
 from cascade.config import DEFAULT_REASK_PROMPT, CascadeConfig, load_config
 from cascade.errors import ConfigError, ExhaustedError, ProviderError
+from cascade.events import AttemptEnd, CascadeEvent, StreamResult
 from cascade.logging import get_logger
-from cascade.policy import Position, StreamMode, StreamPolicy, budget_exhausted, pick_best
+from cascade.loop import BudgetSpent, drive
+from cascade.policy import STREAM_MODES, Position, StreamMode, StreamPolicy, budget_exhausted, pick_best
 from cascade.retry import call_with_retries
-from cascade.streaming import (
-    AttemptEnd,
-    BudgetSpent,
-    CascadeEvent,
-    StreamResult,
-    drive,
-    stream_attempt,
-)
+from cascade.streaming import stream_attempt
 from cascade.tiers import Tier
-from cascade.types import ZERO, Attempt, Candidate, Message, Outcome, Request, Result
+from cascade.types import ZERO, Attempt, Candidate, Completion, Message, Outcome, Request, Result, Verdict
 from cascade.verification import Verifier, clean_output, prepare_request, run_chain
 
 OnExhausted = Literal["return_best", "raise"]
@@ -151,6 +146,8 @@ class Cascade:
         if policy is None:
             policy = self.stream_policy
         elif isinstance(policy, str):
+            if policy not in STREAM_MODES:
+                raise ValueError(f"unknown stream policy {policy!r} (known: {', '.join(STREAM_MODES)})")
             policy = replace(self.stream_policy, mode=policy)
         runner = functools.partial(stream_attempt, self, policy)
         async with contextlib.aclosing(drive(self, request, runner)) as events:
@@ -226,8 +223,41 @@ class Cascade:
         except ProviderError:
             yield AttemptEnd(ledger[-1])  # `once` recorded the failure
             return
-        completion = answered.completion
-        assert completion is not None  # a try without an error has its answer
+        assert answered.completion is not None  # a try without an error has its answer
+        attempt = await self.judge(
+            original,
+            sent,
+            at,
+            ledger,
+            answered.completion,
+            cost_usd=answered.cost_usd,
+            latency_s=answered.latency_s,
+            retry=retry,
+            reask=reask,
+        )
+        yield AttemptEnd(attempt)
+
+    # -- shared with the loop and the streaming driver ------------------------------------
+
+    async def judge(
+        self,
+        original: Request,
+        sent: Request,
+        at: Position,
+        ledger: list[Attempt],
+        completion: Completion,
+        *,
+        cost_usd: Decimal,
+        latency_s: float,
+        retry: int,
+        reask: int,
+        earlier: tuple[Verdict, ...] = (),
+    ) -> Attempt:
+        """Run the tier's chain on an answer and record the attempt, accepted or rejected.
+        `earlier` are verdicts already reached on the streamed text (a doomed prefix)."""
+        tier = self.tiers[at.tier]
+        model = tier.models[at.model]
+        chain = self.chain(tier.name)
         candidate = Candidate(
             request=original,
             sent=sent,
@@ -238,26 +268,24 @@ class Cascade:
             cleaned=clean_output(chain, completion.text),
             ask=lambda follow_up: call_model(model, follow_up),
         )
-        verdicts = await run_chain(chain, candidate, stop_at_first_failure=self.stop_at_first_failure)
-        accepted = all(v.passed for v in verdicts)
-        attempt = self.record(
+        verdicts = earlier + await run_chain(
+            chain, candidate, stop_at_first_failure=self.stop_at_first_failure
+        )
+        return self.record(
             ledger,
             Attempt(
                 tier=tier.name,
                 model=model.model,  # the configured name: servers answer with dated aliases
-                outcome=Outcome.ACCEPTED if accepted else Outcome.REJECTED,
-                usage=answered.usage,
-                cost_usd=answered.cost_usd,
-                latency_s=answered.latency_s,
+                outcome=Outcome.ACCEPTED if all(v.passed for v in verdicts) else Outcome.REJECTED,
+                usage=completion.usage,
+                cost_usd=cost_usd,
+                latency_s=latency_s,
                 verdicts=verdicts,
                 output=candidate.text,
                 retry=retry,
                 reask=reask,
             ),
         )
-        yield AttemptEnd(attempt)
-
-    # -- shared with the streaming driver --------------------------------------------------
 
     @staticmethod
     def spent(ledger: Sequence[Attempt]) -> Decimal:
@@ -312,7 +340,7 @@ class Cascade:
         best = pick_best(ledger, self._tier_rank)
         result = self.result_of(request, ledger, best, verified=False, stop_reason=stop_reason)
         if self.on_exhausted == "return_best" and best is not None:
-            self._log.warning("returning_unverified", tier=result.tier, stop_reason=stop_reason)
+            self._log.info("returning_unverified", tier=result.tier, stop_reason=stop_reason)
             return result
         raise ExhaustedError(_exhaustion_message(ledger, stop_reason, self.max_cost_usd), result)
 

@@ -52,7 +52,8 @@ def should_reask(outcome: Outcome, reasks_done: int, max_reasks: int) -> bool:
 
 
 StreamMode = Literal["buffer", "restart", "finish_degraded"]
-DEFAULT_MAX_TOKENS = 1024  # for the restart threshold, when a tier's params set no max_tokens
+STREAM_MODES: tuple[StreamMode, ...] = ("buffer", "restart", "finish_degraded")
+ASSUMED_MAX_TOKENS = 1024  # for the restart threshold, when a tier's params set no max_tokens
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class StreamPolicy:
     def threshold(self, max_tokens: int | None) -> int:
         if self.threshold_tokens is not None:
             return self.threshold_tokens
-        return math.ceil(self.threshold_fraction * (max_tokens or DEFAULT_MAX_TOKENS))
+        return math.ceil(self.threshold_fraction * (max_tokens or ASSUMED_MAX_TOKENS))
 
 
 def must_finish(policy: StreamPolicy, shown_chars: int, shown_tokens: int, max_tokens: int | None) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from cascade.streaming import StreamRestart
+from cascade.events import StreamRestart
 from cascade.types import Attempt, Outcome, Result
 
 _MARK = {

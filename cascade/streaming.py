@@ -17,28 +17,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cascade.calls import call_model
+from cascade.calls import unexpected_error
 from cascade.errors import PermanentProviderError, ProviderError, ProviderTimeout
-from cascade.policy import (
-    START,
-    Position,
-    StreamPolicy,
-    budget_exhausted,
-    degrade_on_fault,
-    must_finish,
-    next_position,
-    should_reask,
-)
-from cascade.providers.base import InputReported, StreamDone, StreamEvent, open_stream
+from cascade.events import AttemptEnd, StreamDelta
+from cascade.loop import BudgetSpent
+from cascade.policy import Position, StreamPolicy, budget_exhausted, degrade_on_fault, must_finish
+from cascade.providers.base import InputReported, StreamDone, StreamEvent, StreamStarted, open_stream
 from cascade.retry import retrying
 from cascade.tiers import TierModel
 from cascade.tokens import count_tokens
-from cascade.types import Attempt, Candidate, Completion, Outcome, Request, Result, Usage, Verdict
-from cascade.verification import check_partial, clean_output, prepare_request, run_chain
+from cascade.types import Attempt, Completion, Outcome, Request, Usage, Verdict
+from cascade.verification import check_partial, prepare_request
 
 if TYPE_CHECKING:
     from cascade.engine import Cascade
@@ -46,57 +39,12 @@ if TYPE_CHECKING:
 PARTIAL_CHECK_EVERY_CHARS = 32  # re-check a growing answer this often, not on every delta
 
 
-@dataclass(frozen=True)
-class StreamDelta:
-    """A piece of the answer, shown as it arrives (or, under `buffer`, once verified)."""
-
-    text: str
-    tier: str
-    model: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"event": "delta", "text": self.text, "tier": self.tier, "model": self.model}
-
-
-@dataclass(frozen=True)
-class StreamRestart:
-    """The cascade left an attempt: what was shown of it (`void_chars`) is withdrawn."""
-
-    from_tier: str
-    to_tier: str | None  # None: no tier left to try
-    reason: str
-    void_chars: int
-    void_tokens: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event": "restart",
-            "from_tier": self.from_tier,
-            "to_tier": self.to_tier,
-            "reason": self.reason,
-            "void_chars": self.void_chars,
-            "void_tokens": self.void_tokens,
-        }
-
-
-@dataclass(frozen=True)
-class StreamResult:
-    """The last event: the result, as `Cascade.arun` would return it."""
-
-    result: Result
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"event": "result", **self.result.to_dict()}
-
-
-CascadeEvent = StreamDelta | StreamRestart | StreamResult
-
-
 @dataclass
 class _Reading:
     """What one try of one model has produced so far."""
 
     text: str = ""
+    opened: bool = False  # the provider accepted the request (HTTP 200): its input is billed
     input_tokens: int | None = None
     done: StreamDone | None = None
     doomed: Verdict | None = None  # a partial check failed past the point of no return
@@ -104,83 +52,8 @@ class _Reading:
     started: float = field(default_factory=time.perf_counter)
 
 
-@dataclass(frozen=True)
-class AttemptEnd:
-    """How an attempt ended: its ledger entry (None when the budget ran out between
-    retries), the text shown of it, and whether it must stand, degraded."""
-
-    attempt: Attempt | None
-    shown: str = ""
-    degraded: bool = False
-
-
 class _StreamBroke(PermanentProviderError):
-    """A fault after text arrived: not retried on the same model (what was shown is void)."""
-
-
-class BudgetSpent(PermanentProviderError):
-    """Raised between retries when the request's budget is gone: stop, do not retry."""
-
-    def __init__(self) -> None:
-        super().__init__("budget spent")
-
-
-AttemptRunner = Callable[
-    [Request, Request, Position, list[Attempt], int], AsyncGenerator["StreamDelta | AttemptEnd", None]
-]
-
-
-async def drive(
-    cascade: Cascade, request: Request, run_attempt: AttemptRunner
-) -> AsyncGenerator[CascadeEvent, None]:
-    """The tier-by-tier loop, as events: `run_attempt(original, asking, position, ledger,
-    reask)` makes one attempt (a call or a stream) and ends with its `AttemptEnd`.
-
-    `Cascade.arun` drives it with plain calls and keeps only the result; `Cascade.astream`
-    drives it with streams under a policy.
-    """
-    ledger: list[Attempt] = []
-    position: Position | None = START
-    asking, reasks = request, 0
-    stop_reason = "exhausted"
-    while position is not None:
-        if budget_exhausted(cascade.spent(ledger), cascade.max_cost_usd):
-            stop_reason = "budget"
-            break
-        end: AttemptEnd | None = None
-        async for item in run_attempt(request, asking, position, ledger, reasks):
-            if isinstance(item, AttemptEnd):
-                end = item
-            else:
-                yield item
-        assert end is not None
-        if end.attempt is None:
-            stop_reason = "budget"
-            break
-        attempt = end.attempt
-        if end.degraded or attempt.outcome is Outcome.ACCEPTED:
-            yield StreamResult(
-                cascade.result_of(
-                    request,
-                    ledger,
-                    len(ledger) - 1,
-                    verified=not end.degraded,
-                    stop_reason="degraded" if end.degraded else "accepted",
-                    degraded=end.degraded,
-                )
-            )
-            return
-        if should_reask(attempt.outcome, reasks, cascade.max_reasks(attempt.tier)):
-            asking, reasks = cascade.with_feedback(asking, attempt), reasks + 1
-            to_tier: str | None = attempt.tier
-        else:
-            position = next_position(cascade.models_per_tier, position, attempt.outcome)
-            asking, reasks = request, 0
-            to_tier = cascade.tiers[position.tier].name if position else None
-        yield StreamRestart(
-            attempt.tier, to_tier, _why(attempt), len(end.shown), count_tokens(end.shown, attempt.model)
-        )
-    yield StreamResult(cascade.exhausted(request, ledger, stop_reason))
+    """A fault after text was shown: not retried on the same model (what was shown is void)."""
 
 
 async def stream_attempt(
@@ -231,7 +104,9 @@ async def stream_attempt(
                 try:
                     async with contextlib.aclosing(_events(model, sent)) as events:
                         async for event in events:
-                            if isinstance(event, InputReported):
+                            if isinstance(event, StreamStarted):
+                                reading.opened = True
+                            elif isinstance(event, InputReported):
                                 reading.input_tokens = event.input_tokens
                             elif isinstance(event, StreamDone):
                                 reading.done = event
@@ -261,7 +136,7 @@ async def stream_attempt(
                     record(
                         Outcome.ERROR, reading, retry, timed_out, error=str(exc), output=reading.text or None
                     )
-                    if reading.text:
+                    if shown:  # a retry on this model would repeat what the consumer saw
                         raise _StreamBroke(str(exc)) from None
                     raise
     except BudgetSpent:
@@ -274,51 +149,36 @@ async def stream_attempt(
         return
 
     assert reading.done is not None
+    usage = _billed_usage(reading, sent, model, True)
     completion = Completion(
         text=reading.text,
         model=model.model,
-        usage=_billed_usage(reading, sent, model, True),
+        usage=usage,
         finish_reason=reading.done.finish_reason,
         logprobs=reading.done.logprobs,
     )
-    candidate = Candidate(
-        request=original,
-        sent=sent,
-        completion=completion,
-        tier=tier.name,
-        tier_index=at.tier,
-        is_last_tier=at.tier == len(cascade.tiers) - 1,
-        cleaned=clean_output(chain, completion.text),
-        ask=lambda follow_up: call_model(model, follow_up),
-    )
-    verdicts = await run_chain(chain, candidate, stop_at_first_failure=cascade.stop_at_first_failure)
-    if reading.doomed is not None:
-        verdicts = (reading.doomed, *verdicts)
-    accepted = all(v.passed for v in verdicts)
-    if accepted and policy.mode == "buffer":
-        yield StreamDelta(candidate.text, tier.name, model.model)
-        shown = candidate.text
-    elif policy.mode != "buffer" and candidate.text.startswith(shown) and len(candidate.text) > len(shown):
-        yield StreamDelta(candidate.text[len(shown) :], tier.name, model.model)  # the held-back line
-        shown = candidate.text
-    attempt = cascade.record(
+    attempt = await cascade.judge(
+        original,
+        sent,
+        at,
         ledger,
-        Attempt(
-            tier=tier.name,
-            model=model.model,
-            outcome=Outcome.ACCEPTED if accepted else Outcome.REJECTED,
-            usage=completion.usage,
-            cost_usd=model.price.cost(completion.usage),
-            latency_s=time.perf_counter() - reading.started,
-            verdicts=verdicts,
-            output=candidate.text,
-            retry=retry,
-            reask=reask,
-        ),
+        completion,
+        cost_usd=model.price.cost(usage),
+        latency_s=time.perf_counter() - reading.started,
+        retry=retry,
+        reask=reask,
+        earlier=(reading.doomed,) if reading.doomed is not None else (),
     )
+    accepted = attempt.outcome is Outcome.ACCEPTED
+    # decided on what was shown before the held-back line: that line is shown only with an
+    # answer that stands (accepted, or finished degraded)
     degraded = not accepted and must_finish(
         policy, len(shown), count_tokens(shown, model.model), model.max_tokens
     )
+    answer = attempt.output or ""
+    if (accepted or degraded) and answer.startswith(shown) and len(answer) > len(shown):
+        yield StreamDelta(answer[len(shown) :], tier.name, model.model)
+        shown = answer
     yield AttemptEnd(attempt, shown, degraded)
 
 
@@ -334,10 +194,14 @@ async def _events(model: TierModel, request: Request) -> AsyncGenerator[StreamEv
                     event = await asyncio.wait_for(anext(iterator), model.idle_timeout_s)
             except StopAsyncIteration:
                 return
+            except ProviderError:
+                raise
             except TimeoutError:
                 raise ProviderTimeout(
                     f"timeout: the stream was silent for {model.idle_timeout_s:g}s"
                 ) from None
+            except Exception as exc:  # a bug or an SDK surprise: a failed call, not a crash
+                raise unexpected_error(exc) from None
             yield event
 
 
@@ -369,14 +233,9 @@ def _billed_usage(reading: _Reading, sent: Request, model: TierModel, bill_input
     have processed it)."""
     if reading.done is not None and reading.done.usage is not None:
         return reading.done.usage
-    if not bill_input and not reading.text and reading.input_tokens is None:
+    if not (bill_input or reading.opened or reading.text or reading.input_tokens is not None):
         return Usage()
     input_tokens = reading.input_tokens
     if input_tokens is None:
         input_tokens = count_tokens(sent.text(), model.model)
     return Usage(input_tokens, count_tokens(reading.text, model.model), estimated=True)
-
-
-def _why(attempt: Attempt) -> str:
-    failed = next((v for v in attempt.verdicts if not v.passed), None)
-    return f"{failed.verifier}: {failed.reason}" if failed else attempt.error or str(attempt.outcome)

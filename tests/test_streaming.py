@@ -13,7 +13,7 @@ import pytest
 
 from cascade import Cascade, Outcome
 from cascade.config import parse_config
-from cascade.streaming import StreamDelta, StreamRestart, StreamResult
+from cascade.events import StreamDelta, StreamRestart, StreamResult
 from cascade.testing.server import FakeProviderServer, Reply
 from cascade.tokens import count_tokens
 
@@ -104,12 +104,24 @@ def test_a_dropped_stream_restarts_on_the_next_tier_and_is_billed(fake_server, w
 
 @pytest.mark.parametrize("wire", ["openai", "anthropic"])
 def test_a_stream_without_its_terminal_event_is_never_accepted(fake_server, wire):
-    fake_server.script(SMALL[wire], [Reply.truncated("The answer is 42, because six times seven", 16)])
+    # nothing was shown (buffer): the cheap model is retried first, then the next tier
+    fake_server.script(SMALL[wire], [Reply.truncated("The answer is 42, because six times seven", 16)] * 2)
     fake_server.script(LARGE, [Reply.text("42.")])
     result = collect(cascade_for(fake_server, wire), policy="buffer")[-1].result
     assert result.output == "42." and result.tier == "large"
-    assert result.attempts[0].outcome is Outcome.ERROR and "cut off" in result.attempts[0].error
-    assert result.attempts[0].output == "The answer is 42"
+    assert [(a.tier, a.outcome, a.retry) for a in result.attempts] == [
+        ("small", Outcome.ERROR, 0),
+        ("small", Outcome.ERROR, 1),
+        ("large", Outcome.ACCEPTED, 0),
+    ]
+    assert all("cut off" in a.error and a.output == "The answer is 42" for a in result.attempts[:2])
+
+
+def test_a_cut_off_stream_that_was_shown_is_not_retried_on_the_same_model(fake_server):
+    fake_server.script(SMALL["openai"], [Reply.truncated("The answer is 42, because six times seven", 16)])
+    fake_server.script(LARGE, [Reply.text("42.")])
+    result = collect(cascade_for(fake_server), policy="restart")[-1].result
+    assert [a.tier for a in result.attempts] == ["small", "large"]
 
 
 @pytest.mark.parametrize("wire", ["openai", "anthropic"])
@@ -282,3 +294,93 @@ def test_cli_stream_json_lines(fake_server, tmp_path):
     )
     assert plain.returncode == 0 and plain.stdout.rstrip().endswith("It is 42.")
     assert "withdrawn; restarting on large" in " ".join(plain.stderr.split())
+
+
+def test_held_back_text_does_not_turn_a_restart_into_a_degraded_finish(fake_server):
+    # the rating line is held back; only "It is 41." (a few tokens) was shown when the
+    # answer failed, below the threshold: restart, not degraded
+    fake_server.script(SMALL["openai"], [Reply.text("It is 41.\nCONFIDENCE: 2")])
+    fake_server.script(LARGE, [Reply.text("It is 42.\nCONFIDENCE: 9")])
+    cascade = cascade_for(
+        fake_server, verifiers=[{"type": "self_confidence"}], stream={"restart_threshold_tokens": 10}
+    )
+    events = collect(cascade, policy="restart")
+    result = events[-1].result
+    assert not result.degraded and result.verified and result.tier == "large"
+    assert shown_text(events) == "It is 42."
+
+
+def test_an_unexpected_exception_in_a_stream_is_a_billed_failed_attempt():
+    from cascade import Tier, TierModel
+    from cascade.providers.base import StreamStarted, TextDelta
+    from tests.conftest import CHEAP, FAST_RETRY, scripted_tier
+
+    class Exploding:
+        model = "boom"
+
+        async def complete(self, request):  # pragma: no cover - streams only
+            raise AssertionError
+
+        async def stream(self, request):
+            yield StreamStarted()
+            yield TextDelta("Half an ans")
+            raise RuntimeError("SDK surprise")
+
+        async def aclose(self):
+            return None
+
+    cascade = Cascade(
+        [
+            Tier("small", (TierModel(Exploding(), CHEAP, FAST_RETRY),)),
+            scripted_tier("large", ("l", ["Whole."])),
+        ],
+    )
+    events = collect(cascade, policy="restart")
+    failed = events[-1].result.attempts[0]
+    assert failed.outcome is Outcome.ERROR and failed.error.startswith("unexpected RuntimeError")
+    assert failed.usage.estimated and failed.cost_usd > 0 and events[-1].result.output == "Whole."
+
+
+def test_a_stream_dropped_after_it_opened_bills_its_input(fake_server):
+    fake_server.script(SMALL["openai"], [Reply.drop(after_chars=0, text="never sent")] * 2)
+    fake_server.script(LARGE, [Reply.text("42.")])
+    result = collect(cascade_for(fake_server), policy="buffer")[-1].result
+    dropped = result.attempts[0]
+    assert dropped.outcome is Outcome.ERROR and dropped.usage.input_tokens > 0 and dropped.cost_usd > 0
+
+
+def test_buffer_shows_nothing_of_an_answer_rejected_at_the_end(fake_server):
+    # an empty answer passes every prefix check and fails only when complete
+    fake_server.script(SMALL["openai"], [Reply.text("   ")])
+    fake_server.script(LARGE, [Reply.text("42.")])
+    events = collect(cascade_for(fake_server), policy="buffer")
+    assert [(e.tier, e.text) for e in events if isinstance(e, StreamDelta)] == [("large", "42.")]
+
+
+def test_an_unknown_policy_name_is_refused(fake_server):
+    with pytest.raises(ValueError, match="unknown stream policy 'restrat'"):
+        collect(cascade_for(fake_server), policy="restrat")
+
+
+def test_cli_stream_json_ends_with_a_result_event_when_every_tier_fails(fake_server, tmp_path):
+    fake_server.script(SMALL["openai"], [Reply.status(400)])
+    fake_server.script(LARGE, [Reply.status(400)])
+    config = tmp_path / "c.yaml"
+    small = (
+        f"{{name: small, provider: openai, model: gpt-4o-mini, base_url: '{fake_server.openai_base_url}'}}"
+    )
+    large = (
+        f"{{name: large, provider: anthropic, model: {LARGE}, base_url: '{fake_server.anthropic_base_url}'}}"
+    )
+    config.write_text(f"tiers:\n  - {small}\n  - {large}\n")
+    env = {**os.environ, "OPENAI_API_KEY": "sk-a-123456", "ANTHROPIC_API_KEY": "sk-b-123456"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cascade.cli", "run", str(config), "q", "--stream", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 3
+    last = json.loads(proc.stdout.splitlines()[-1])
+    assert last["event"] == "result" and last["output"] is None and "every tier failed" in last["error"]

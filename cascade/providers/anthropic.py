@@ -16,6 +16,7 @@ from cascade.providers.base import (
     StreamCutOff,
     StreamDone,
     StreamEvent,
+    StreamStarted,
     TextDelta,
     error_message,
     status_error,
@@ -74,6 +75,7 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
             )
         except anthropic.APIError as exc:
             raise translate_anthropic_error(exc) from None
+        yield StreamStarted()
         input_tokens: int | None = None
         output_tokens: int | None = None
         stop_reason: str | None = None

@@ -46,6 +46,11 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class StreamStarted:
+    """The provider accepted the request and began its answer (from here, input is billed)."""
+
+
+@dataclass(frozen=True)
 class InputReported:
     """The provider's count of input tokens, sent before the answer (Anthropic)."""
 
@@ -61,7 +66,7 @@ class StreamDone:
     logprobs: tuple[float, ...] | None = None
 
 
-StreamEvent = TextDelta | InputReported | StreamDone
+StreamEvent = StreamStarted | TextDelta | InputReported | StreamDone
 
 
 class StreamCutOff(TransientProviderError):

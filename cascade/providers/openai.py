@@ -15,6 +15,7 @@ from cascade.providers.base import (
     StreamCutOff,
     StreamDone,
     StreamEvent,
+    StreamStarted,
     TextDelta,
     error_message,
     status_error,
@@ -64,6 +65,7 @@ class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
             )
         except openai.APIError as exc:
             raise translate_openai_error(exc) from None
+        yield StreamStarted()
         finish_reason: str | None = None
         usage: Usage | None = None
         logprobs: list[float] = []
@@ -132,7 +134,9 @@ def translate_openai_error(exc: openai.APIError, *, in_stream: bool = False) -> 
     if isinstance(exc, openai.APITimeoutError):
         return ProviderTimeout("timeout: no answer within the tier's timeout_s")
     if isinstance(exc, openai.APIConnectionError):
-        return TransientProviderError(redact(f"connection error: {exc.message}"))
+        cause = exc.__cause__  # the transport's own words say more than "Connection error."
+        detail = f"{type(cause).__name__}: {cause}" if cause else exc.message
+        return TransientProviderError(redact(f"connection error: {detail}"))
     if isinstance(exc, openai.APIStatusError):
         return status_error(exc.status_code, error_message(exc.body, exc.message), exc.response.headers)
     if in_stream:  # an error event inside the stream (the server gave up mid-answer)
