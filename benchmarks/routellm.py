@@ -82,7 +82,9 @@ def mt_bench(data: Path = DATA) -> Iterator[dict[str, Any]]:
             yield {"id": f"mt-{question_id}", "prompt": questions[question_id], "responses": responses}
 
 
-_ANSWER = re.compile(r"\[The Start of Assistant's Answer\]\n(.*?)\n\[The End of Assistant's Answer\]", re.DOTALL)
+_ANSWER = re.compile(
+    r"\[The Start of Assistant's Answer\]\n(.*?)\n\[The End of Assistant's Answer\]", re.DOTALL
+)
 
 
 def _first_answer(user_prompt: str) -> str:

@@ -82,8 +82,8 @@ class CatalogPrice:
         return amount.quantize(QUANTUM)
 
     def describe(self) -> str:
-        per_mtok_in = (self._per_input * _MTOK).normalize()
-        per_mtok_out = (self._per_output * _MTOK).normalize()
+        per_mtok_in = f"{(self._per_input * _MTOK).normalize():f}"
+        per_mtok_out = f"{(self._per_output * _MTOK).normalize():f}"
         return f"${per_mtok_in}/${per_mtok_out} per Mtok (genai-prices)"
 
     def _calc(self, usage: Usage) -> Any:
