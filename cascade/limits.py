@@ -1,41 +1,53 @@
-"""Rate limits per model: token buckets for requests and tokens per minute, and an
-adaptive cap on calls in flight that halves on every 429 and grows back on success.
+"""Rate limits per model: token buckets for requests and tokens per minute, an adaptive cap
+on calls in flight that halves on every 429 and grows back on success, and a job-wide cap on
+calls in flight shared by every model.
 
-Each model has its own limiter, so one tier's limit never stalls another tier's calls.
+Each model has its own buckets and its own adaptive cap, and a call waiting in them holds
+no share of the job-wide cap: so one tier's limit never stalls another tier's calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 from cascade.errors import ProviderError
-from cascade.providers.base import Provider, StreamEvent, open_stream
+from cascade.providers.base import Provider, StreamDone, StreamEvent, open_stream
 from cascade.tokens import count_tokens
 from cascade.types import Completion, Request
 
 DEFAULT_OUTPUT_GUESS = 256  # tokens an answer is assumed to take before it is known
+EPSILON = 1e-9
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class TokenBucket:
     """`per_minute` units a minute, refilled continuously, bursting up to one second's worth
     (at least one request). A request larger than the bucket waits for a full bucket and
-    then takes it into debt, so it is never starved."""
+    then takes it into debt, so it is never starved. `clock` and `sleep` are injectable
+    (tests drive the bucket with a fake clock)."""
 
-    def __init__(self, per_minute: float) -> None:
-        if per_minute <= 0:
+    def __init__(
+        self, per_minute: float, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        if not per_minute > 0:
             raise ValueError("a rate limit must be positive")
         self.base_rate = per_minute / 60.0
         self.rate = self.base_rate
         self.capacity = max(1.0, self.base_rate)
         self.level = self.capacity
-        self.updated = time.monotonic()
+        self._clock = clock
+        self._sleep = sleep
+        self.updated = clock()
         self._lock = asyncio.Lock()
 
     def _refill(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
         self.updated = now
 
@@ -43,22 +55,25 @@ class TokenBucket:
         async with self._lock:  # first come, first served
             self._refill()
             need = min(amount, self.capacity)
-            while self.level < need:
-                await asyncio.sleep((need - self.level) / self.rate)
+            # a rounding error is no reason to wait (nor to sleep for a time no clock can show)
+            while need - self.level > EPSILON * need:
+                await self._sleep((need - self.level) / self.rate)
                 self._refill()
             self.level -= amount
 
     def settle(self, difference: float) -> None:
         """Correct a guess once the real amount is known (positive: more was used)."""
         self._refill()
-        self.level -= difference
+        self.level = min(self.capacity, self.level - difference)
 
     def slow_down(self) -> None:
         """A 429: halve the rate (down to a tenth of the limit) and empty the bucket."""
+        self._refill()
         self.rate = max(self.base_rate / 10, self.rate / 2)
         self.level = min(self.level, 0.0)
 
     def speed_up(self) -> None:
+        self._refill()
         self.rate = min(self.base_rate, self.rate + self.base_rate / 20)
 
 
@@ -93,13 +108,19 @@ class AdaptiveGate:
 
 
 class RateLimitedProvider:
-    """A provider behind its model's limits. 429s slow it down; successes speed it up."""
+    """A provider behind its model's limits. 429s slow it down; successes speed it up.
+
+    A call first waits in this model's buckets, then for this model's adaptive cap, and only
+    then takes a slot of `calls` (the job-wide cap on calls in flight, shared by every model)
+    for the provider call itself: waiting for a rate limit holds no slot another model could
+    use."""
 
     def __init__(
         self,
         provider: Provider,
         *,
         max_in_flight: int,
+        calls: asyncio.Semaphore | None = None,
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         output_guess: int | None = None,
@@ -107,6 +128,7 @@ class RateLimitedProvider:
         self.provider = provider
         self.model = provider.model
         self.gate = AdaptiveGate(max_in_flight)
+        self.calls = calls
         self.requests = TokenBucket(requests_per_minute) if requests_per_minute else None
         self.tokens = TokenBucket(tokens_per_minute) if tokens_per_minute else None
         self.output_guess = output_guess or DEFAULT_OUTPUT_GUESS
@@ -122,6 +144,12 @@ class RateLimitedProvider:
         if self.tokens:
             await self.tokens.acquire(guess)
         return guess
+
+    async def _slot(self, stack: AsyncExitStack) -> None:
+        """This model's adaptive cap, then a job-wide call slot, both held until `stack` closes."""
+        await stack.enter_async_context(self.gate)
+        if self.calls is not None:
+            await stack.enter_async_context(self.calls)
 
     async def _outcome(self, error: ProviderError | None, guess: float, used: int | None) -> None:
         if error is not None and error.status == 429:
@@ -139,27 +167,32 @@ class RateLimitedProvider:
                 self.tokens.settle(used - guess)
 
     async def complete(self, request: Request) -> Completion:
-        async with self.gate:
-            guess = await self._admit(request)
+        guess = await self._admit(request)
+        async with AsyncExitStack() as stack:
+            await self._slot(stack)
             try:
                 completion = await self.provider.complete(request)
             except ProviderError as exc:
                 await self._outcome(exc, guess, None)
                 raise
-            used = completion.usage.input_tokens + completion.usage.output_tokens
-            await self._outcome(None, guess, used)
-            return completion
+        used = completion.usage.input_tokens + completion.usage.output_tokens
+        await self._outcome(None, guess, used)
+        return completion
 
     async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
-        async with self.gate:
-            guess = await self._admit(request)
+        guess = await self._admit(request)
+        used: int | None = None
+        async with AsyncExitStack() as stack:
+            await self._slot(stack)
             try:
                 async for event in open_stream(self.provider, request):
+                    if isinstance(event, StreamDone) and event.usage is not None:
+                        used = event.usage.input_tokens + event.usage.output_tokens
                     yield event
             except ProviderError as exc:
                 await self._outcome(exc, guess, None)
                 raise
-            await self._outcome(None, guess, None)
+        await self._outcome(None, guess, used)
 
     async def aclose(self) -> None:
         await self.provider.aclose()

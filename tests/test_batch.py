@@ -11,19 +11,22 @@ import subprocess
 import sys
 import textwrap
 import time
+import tracemalloc
 import zlib
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from cascade.batch.items import parse_line
+from cascade.batch import items, runner
+from cascade.batch.items import Item, LineError, parse_line, read_items
 from cascade.batch.report import report_file
 from cascade.batch.runner import BatchOptions, run_batch
 from cascade.batch.state import state_path
+from cascade.cli import main
 from cascade.config import load_config
-from cascade.limits import AdaptiveGate, TokenBucket
 from cascade.testing.server import RecordedRequest, Reply
+from tests.conftest import loopback_tier
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "configs" / "demo.yaml"
@@ -219,34 +222,276 @@ def test_cascade_report_recomputes_the_same_figures(tmp_path):
     assert json.loads(again.stdout) == json.loads(report_json.read_text())
 
 
+# -- reading the input ---------------------------------------------------------------------
+
+
+def test_an_over_long_line_becomes_an_error_and_the_next_line_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(items, "MAX_LINE_CHARS", 50)
+    monkeypatch.setattr(items, "SKIP_CHUNK_CHARS", 7)  # the rest of the line is skipped in pieces
+    source = write_jsonl(
+        tmp_path / "in.jsonl",
+        [{"id": 1, "prompt": "a"}, {"id": 2, "prompt": "x" * 500}, {"id": 3, "prompt": "c"}],
+    )
+    entries = list(read_items(source))
+    assert [e.line for e in entries] == [1, 2, 3]
+    assert isinstance(entries[1], LineError)
+    assert entries[1].message == "line 2: longer than 50 characters"
+    assert isinstance(entries[2], Item) and entries[2].id == 3
+
+
+def _peak_bytes(action) -> int:  # type: ignore[no-untyped-def]
+    tracemalloc.start()
+    try:
+        action()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_an_over_long_line_is_never_held_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(items, "MAX_LINE_CHARS", 1000)
+    huge = 10_000_000
+    source = write_jsonl(tmp_path / "in.jsonl", ['{"id": 1, "prompt": "' + "x" * huge + '"}'])
+    found: list[object] = []
+    peak = _peak_bytes(lambda: found.extend(read_items(source)))
+    assert isinstance(found[0], LineError)
+    assert peak < huge / 3  # chunks of the line, never the whole of it
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 20])
+def test_the_progress_total_counts_non_blank_lines_across_blocks(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(runner, "COUNT_BLOCK_BYTES", block)
+    text = '{"id": 1}\n\n   \n{"id": 22, "prompt": "long enough to span blocks"}\r\n\t\nx\n\nlast'
+    source = tmp_path / "in.jsonl"
+    source.write_text(text)
+    assert runner._count_lines(source) == 4
+    assert runner._count_lines(source) == sum(1 for e in read_items(source))
+
+
+def test_counting_lines_never_holds_a_whole_line(tmp_path):
+    huge = 10_000_000
+    source = tmp_path / "in.jsonl"
+    source.write_text("x" * huge + "\n{}\n")
+    counted: list[int] = []
+    peak = _peak_bytes(lambda: counted.append(runner._count_lines(source)))
+    assert counted == [2]
+    assert peak < huge / 3  # blocks of 1 MiB
+
+
+# -- editing the input between runs ---------------------------------------------------------
+
+
+def _loopback_job(tmp_path: Path, server, monkeypatch) -> Path:  # type: ignore[no-untyped-def]
+    """A one-tier job on the loopback provider: prompts with `hard` get a hedged answer."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-123")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"tiers:\n  - {{name: only, provider: openai, model: gpt-4o-mini, "
+        f"base_url: '{server.openai_base_url}'}}\n"
+        "verifiers: [{type: hedging}]\n"
+    )
+
+    def answer(request: RecordedRequest) -> Reply:
+        prompt = json.dumps(request.body.get("messages"))
+        return Reply.text("I'm not sure." if "hard" in prompt else "Fine.")
+
+    server.default = answer
+    return config
+
+
+def _prompts_sent(server) -> list[str]:  # type: ignore[no-untyped-def]
+    return [m["content"] for r in server.requests for m in r.body["messages"] if m["role"] == "user"]
+
+
+ABCD = [{"id": name, "prompt": f"item {name}"} for name in "abcd"]
+
+
+def test_rerun_after_deleting_a_bad_line_keeps_every_id_once(tmp_path, fake_server, monkeypatch):
+    config = _loopback_job(tmp_path, fake_server, monkeypatch)
+    source = write_jsonl(tmp_path / "in.jsonl", [*ABCD[:2], "{oops", *ABCD[2:]])
+    out = tmp_path / "out.jsonl"
+    run(config, BatchOptions(source, out))
+    write_jsonl(source, ABCD)  # the bad line deleted: c and d move up a line
+    again = run(config, BatchOptions(source, out))
+    records = read_jsonl(out)
+    assert [r["id"] for r in records] == ["a", "b", "c", "d"]
+    assert [r["line"] for r in records] == [1, 2, 3, 4]
+    assert not any("error" in r for r in records) and again.report.line_errors == 0
+    assert sorted(_prompts_sent(fake_server)) == ["item a", "item b", "item c", "item d"]  # none again
+
+
+def test_rerun_after_fixing_a_bad_line_in_place_clears_its_error(tmp_path, fake_server, monkeypatch):
+    config = _loopback_job(tmp_path, fake_server, monkeypatch)
+    source = write_jsonl(tmp_path / "in.jsonl", [*ABCD[:2], "{oops", *ABCD[2:]])
+    out = tmp_path / "out.jsonl"
+    run(config, BatchOptions(source, out))
+    write_jsonl(source, [*ABCD[:2], {"id": "x", "prompt": "item x"}, *ABCD[2:]])
+    again = run(config, BatchOptions(source, out))
+    records = read_jsonl(out)
+    assert [r["id"] for r in records] == ["a", "b", "x", "c", "d"]
+    assert not any("error" in r for r in records) and again.report.line_errors == 0
+    assert _prompts_sent(fake_server)[4:] == ["item x"]  # only the new item was sent
+    assert again.skipped_done == 4
+
+
+def test_ids_removed_from_the_input_leave_the_output_and_the_review(tmp_path, fake_server, monkeypatch):
+    config = _loopback_job(tmp_path, fake_server, monkeypatch)
+    source = write_jsonl(
+        tmp_path / "in.jsonl",
+        [{"id": "a", "prompt": "easy"}, {"id": "b", "prompt": "hard"}, {"id": "c", "prompt": "easy too"}],
+    )
+    out = tmp_path / "out.jsonl"
+    first = run(config, BatchOptions(source, out))
+    assert first.review_lines == 1
+    write_jsonl(source, [{"id": "a", "prompt": "easy"}])
+    again = run(config, BatchOptions(source, out))
+    assert [r["id"] for r in read_jsonl(out)] == ["a"]
+    assert again.review_lines == 0 and (tmp_path / "out.review.jsonl").read_text() == ""
+    assert len(fake_server.requests) == 3
+
+
+def test_an_edited_input_is_noticed_and_an_unchanged_one_is_not(tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "prompt": demo_prompts()[0]}])
+    out = tmp_path / "out.jsonl"
+    assert not run(DEMO, BatchOptions(source, out)).input_changed
+    assert not run(DEMO, BatchOptions(source, out)).input_changed
+    write_jsonl(source, [{"id": 1, "prompt": demo_prompts()[0]}, {"id": 2, "prompt": demo_prompts()[1]}])
+    edited = run(DEMO, BatchOptions(source, out))
+    assert edited.input_changed and edited.skipped_done == 1 and edited.report.items == 2
+
+
+def test_the_command_says_the_input_changed_and_finished_ids_are_kept(tmp_path, capsys):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "prompt": demo_prompts()[0]}])
+    args = [
+        "batch",
+        str(DEMO),
+        "--input",
+        str(source),
+        "--output",
+        str(tmp_path / "o.jsonl"),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    assert "changed since the last run" not in capsys.readouterr().out
+    write_jsonl(source, [{"id": 1, "prompt": demo_prompts()[0]}, {"id": 2, "prompt": demo_prompts()[1]}])
+    assert main(args) == 0  # a warning, not an error
+    said = " ".join(capsys.readouterr().out.split())
+    assert "changed since the last run: ids finished then are kept and not sent again" in said
+
+
+def test_progress_reaches_its_total_on_a_resumed_run(tmp_path):
+    prompts = demo_prompts()
+    source = write_jsonl(
+        tmp_path / "in.jsonl", [*({"id": i, "prompt": p} for i, p in enumerate(prompts)), "{oops"]
+    )
+    out = tmp_path / "out.jsonl"
+    run(DEMO, BatchOptions(source, out))
+    totals: list[int] = []
+    seen: list[int] = []
+    asyncio.run(
+        run_batch(
+            load_config(DEMO),
+            BatchOptions(source, out),
+            base_dir=DEMO.parent,
+            total_hint=totals.append,
+            progress=lambda handled, spent: seen.append(handled),
+        )
+    )
+    assert totals == [len(prompts) + 1]
+    assert seen and seen[-1] == totals[0]
+
+
+# -- command-line checks --------------------------------------------------------------------
+
+
+def _batch_cli(capsys, *args: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    code = main(["batch", str(DEMO), "--no-progress", *args])
+    return code, " ".join(capsys.readouterr().err.split())
+
+
+def test_an_output_that_is_the_input_is_refused_and_the_input_untouched(tmp_path, capsys):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "prompt": "x"}])
+    before = source.read_bytes()
+    code, said = _batch_cli(capsys, "--input", str(source), "--output", str(tmp_path / "." / "in.jsonl"))
+    assert code == 2 and "is the input file: it would be overwritten" in said
+    assert source.read_bytes() == before
+    assert not state_path(source).exists()
+
+
+@pytest.mark.parametrize("flag", ["--review", "--record"])
+def test_a_review_or_record_file_that_is_the_input_is_refused(tmp_path, capsys, flag):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "prompt": "x"}])
+    before = source.read_bytes()
+    code, said = _batch_cli(
+        capsys, "--input", str(source), "--output", str(tmp_path / "out.jsonl"), flag, str(source)
+    )
+    assert code == 2 and f"{flag} {source} is the input file" in said
+    assert source.read_bytes() == before
+
+
+def test_a_missing_output_folder_is_refused_before_anything_runs(tmp_path, capsys):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "prompt": "x"}])
+    out = tmp_path / "missing" / "out.jsonl"
+    code, said = _batch_cli(capsys, "--input", str(source), "--output", str(out))
+    assert code == 2 and "internal error" not in said
+    assert f"no folder {out.parent} to write it in" in said
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--rpm", "huge=5", "--rpm huge=5: no tier named 'huge' (tiers: large, small)"),
+        ("--rpm", "small=fast", "--rpm small=fast: expected TIER=NUMBER"),
+        ("--tpm", "large", "--tpm large: expected TIER=NUMBER"),
+        ("--tpm", "small=-5", "--tpm small=-5: the rate must be a positive, finite number"),
+        ("--rpm", "small=inf", "--rpm small=inf: the rate must be a positive, finite number"),
+    ],
+)
+def test_bad_rate_flags_are_usage_errors(tmp_path, capsys, flag, value, message):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "prompt": "x"}])
+    code, said = _batch_cli(
+        capsys, "--input", str(source), "--output", str(tmp_path / "o.jsonl"), flag, value
+    )
+    assert code == 2 and message in said
+    assert not (tmp_path / "o.jsonl").exists()
+
+
 # -- rate limits ----------------------------------------------------------------------------
 
 
-def test_token_bucket_spaces_requests_out():
-    async def go() -> float:
-        bucket = TokenBucket(per_minute=600)  # 10 a second, bursts of 10
-        started = time.monotonic()
-        for _ in range(20):
-            await bucket.acquire()
-        return time.monotonic() - started
+def test_a_tight_rate_limit_on_one_tier_does_not_stall_the_other(tmp_path, fake_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-123")
+    tiers = [
+        loopback_tier(fake_server, "small", "small-model"),
+        loopback_tier(fake_server, "large", "large-model"),
+    ]
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"tiers": tiers, "verifiers": [{"type": "hedging"}]}))
 
-    assert 0.8 < asyncio.run(go()) < 2.0  # the first 10 at once, the next 10 over a second
+    def answer(request: RecordedRequest) -> Reply:
+        hard = "hard" in json.dumps(request.body.get("messages"))
+        return Reply.text("I'm not sure." if hard and request.model == "small-model" else "It is 7.")
 
-
-def test_adaptive_gate_halves_on_429_and_regrows():
-    async def go() -> list[int]:
-        gate = AdaptiveGate(8)
-        seen = [gate.limit]
-        gate.back_off()
-        seen.append(gate.limit)
-        gate.back_off()
-        seen.append(gate.limit)
-        for _ in range(3):
-            await gate.recover()
-        seen.append(gate.limit)
-        return seen
-
-    assert asyncio.run(go()) == [8, 4, 2, 5]
+    fake_server.default = answer
+    rows = [{"id": f"h{i}", "prompt": f"hard {i}"} for i in range(6)]  # these escalate to large
+    rows += [{"id": f"e{i}", "prompt": f"easy {i}"} for i in range(40)]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    # large: 120 a minute, a burst of 2, so its 6 calls take ~2 s; small: no limit
+    options = BatchOptions(
+        source, tmp_path / "out.jsonl", concurrency=2, rate_limits={"large": (120.0, None)}
+    )
+    outcome = run(config, options)
+    assert outcome.report.items == 46
+    large = sorted(r.received_at for r in fake_server.requests if r.model == "large-model")
+    small = [r.received_at for r in fake_server.requests if r.model == "small-model"]
+    assert len(large) == 6
+    assert large[-1] - large[0] > 1.5  # large did wait for its rate limit
+    # In the 1.2 s after large's first call, large is still waiting for its bucket: small
+    # goes on meanwhile (~40 calls in ~0.2 s here). A stalled small tier makes only the
+    # hard items' calls, one per large call (~4 in 1.2 s). The bound is loose for slow CI.
+    window = 1.2
+    in_window = [t for t in small if large[0] <= t <= large[0] + window]
+    assert len(in_window) / window > 12, [round(t - large[0], 2) for t in small]
 
 
 # -- crash and resume -----------------------------------------------------------------------
@@ -279,6 +524,14 @@ def _faulty(request: RecordedRequest) -> Reply:
 def _done_ids(output: Path) -> set[str]:
     with sqlite3.connect(state_path(output)) as db:
         return {json.loads(k) for (k,) in db.execute("SELECT key FROM items WHERE done = 1")}
+
+
+def _done_count_so_far(output: Path) -> int:
+    """While the job runs: its state file may exist before its tables do."""
+    try:
+        return len(_done_ids(output)) if state_path(output).exists() else 0
+    except sqlite3.OperationalError:
+        return 0
 
 
 def test_kill_9_twice_then_resume_finishes_every_item_exactly_once(tmp_path, fake_server):
@@ -334,7 +587,7 @@ def test_kill_9_twice_then_resume_finishes_every_item_exactly_once(tmp_path, fak
         else:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and proc.poll() is None:
-                if state_path(out).exists() and len(_done_ids(out)) >= kill_after:
+                if _done_count_so_far(out) >= kill_after:
                     break
                 time.sleep(0.05)
             assert proc.poll() is None, "the job finished before it could be killed"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     batch.add_argument("config", type=Path)
     batch.add_argument("--input", type=Path, required=True, help="JSONL: {id, prompt | messages, metadata?}")
     batch.add_argument("--output", type=Path, required=True, help="JSONL results, one line per input id")
-    batch.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
+    batch.add_argument(
+        "--concurrency", type=int, default=8, help="model calls in flight, all tiers together (default 8)"
+    )
     batch.add_argument("--max-cost-usd", type=_decimal, help="job budget: no new item starts once spent")
     batch.add_argument("--rpm", action="append", default=[], metavar="TIER=N", help="requests per minute")
     batch.add_argument("--tpm", action="append", default=[], metavar="TIER=N", help="tokens per minute")
@@ -61,13 +65,6 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _batch(args: argparse.Namespace, stderr: Console) -> int:
-    if args.concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
-    if not args.input.is_file():
-        raise ConfigError(f"--input {args.input}: no such file")
-    config = load_config(args.config)
-    tier_names = {t.name for t in config.tiers}
-    limits = _rate_limits(args.rpm, args.tpm, tier_names, config)
     options = BatchOptions(
         input=args.input,
         output=args.output,
@@ -75,8 +72,13 @@ def _batch(args: argparse.Namespace, stderr: Console) -> int:
         max_cost_usd=args.max_cost_usd,
         review=args.review,
         record=args.record,
-        rate_limits=limits,
     )
+    options.check()  # before anything runs: no input overwritten, no folder missing at the end
+    if args.report_json is not None:
+        _check_report_path(args.report_json, options)
+    config = load_config(args.config)
+    tier_names = {t.name for t in config.tiers}
+    options = replace(options, rate_limits=_rate_limits(args.rpm, args.tpm, tier_names, config))
     show = stderr.is_terminal if args.progress is None else args.progress
     with Progress(
         TextColumn("[bold]batch"),
@@ -104,6 +106,11 @@ def _batch(args: argparse.Namespace, stderr: Console) -> int:
         )
     out = Console()
     out.print(outcome.report.table(title=f"Batch report: {args.output}"))
+    if outcome.input_changed:
+        out.print(
+            f"the input {args.input} changed since the last run: ids finished then are kept and not "
+            "sent again; the output follows the input as it is now"
+        )
     if outcome.skipped_done:
         out.print(f"resumed: {outcome.skipped_done} items finished by an earlier run were not sent again")
     if outcome.report.line_errors:
@@ -147,12 +154,21 @@ def _rate_limits(
             try:
                 rate = float(number)
             except ValueError:
-                raise ConfigError(f"{flag} {value}: expected TIER=NUMBER") from None
-            if not rate > 0:
-                raise ConfigError(f"{flag} {value}: the rate must be positive")
+                raise ConfigError(f"{flag} {value}: expected TIER=NUMBER, a number per minute") from None
+            if not (rate > 0 and math.isfinite(rate)):
+                raise ConfigError(f"{flag} {value}: the rate must be a positive, finite number")
             current = limits.get(tier) or _configured(config, tier)
             limits[tier] = (rate, current[1]) if slot == 0 else (current[0], rate)
     return limits
+
+
+def _check_report_path(path: Path, options: BatchOptions) -> None:
+    """--report-json must not overwrite the input or the output, and must have a folder."""
+    for flag, other in (("--input", options.input), ("--output", options.output)):
+        if path.resolve() == other.resolve():
+            raise ConfigError(f"--report-json {path} is the {flag[2:]} file: it would be overwritten")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--report-json {path}: no folder {path.parent} to write it in")
 
 
 def _configured(config: Any, tier: str) -> tuple[float | None, float | None]:

@@ -15,7 +15,11 @@ from typing import Any
 
 from cascade.types import Request
 
-MAX_LINE_CHARS = 10_000_000  # a longer line is refused rather than parsed (memory stays bounded)
+# A longer line is refused, and never held whole: it is read in chunks of at most this
+# size and the rest of it skipped, so memory stays bounded whatever the input holds.
+MAX_LINE_CHARS = 10_000_000
+SKIP_CHUNK_CHARS = 1 << 20
+LINE_ENDS = ("\n", "\r")
 
 
 @dataclass(frozen=True)
@@ -51,15 +55,24 @@ def id_key(item_id: str | int) -> str:
 
 def read_items(path: Path) -> Iterator[Item | LineError]:
     """Every line of `path` in order, as an Item or a LineError (blank lines are skipped)."""
+    limit = MAX_LINE_CHARS
     with path.open("r", encoding="utf-8", errors="replace", newline="") as lines:
-        for number, line in enumerate(lines, 1):
+        number = 0
+        while line := lines.readline(limit + 1):
+            number += 1
+            if len(line) > limit and not line.endswith(LINE_ENDS):
+                del line  # over-long: let go of what was read, skip the rest of the line
+                while (rest := lines.readline(SKIP_CHUNK_CHARS)) and not rest.endswith(LINE_ENDS):
+                    pass
+                yield LineError(number, f"line {number}: longer than {limit} characters")
+                continue
             if not line.strip():
                 continue
             yield parse_line(line, number)
 
 
 def parse_line(line: str, number: int) -> Item | LineError:
-    if len(line) > MAX_LINE_CHARS:
+    if len(line.rstrip("\r\n")) > MAX_LINE_CHARS:
         return LineError(number, f"line {number}: longer than {MAX_LINE_CHARS} characters")
     try:
         data = json.loads(line)

@@ -9,6 +9,7 @@ never takes a half-written line for a result.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -23,22 +24,44 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
     key TEXT PRIMARY KEY,          -- the id as JSON
-    line INTEGER NOT NULL,         -- where the id first appears in the input
+    line INTEGER NOT NULL,         -- where the id is (first) on the input, as of its last pass
     done INTEGER NOT NULL DEFAULT 0,
     verified INTEGER,
     cost_usd TEXT,
-    record TEXT                    -- the output line, once done
+    record TEXT,                   -- the output line, once done
+    seen_run INTEGER NOT NULL DEFAULT 0  -- the last pass over the input that saw this id
 );
 CREATE TABLE IF NOT EXISTS line_errors (line INTEGER PRIMARY KEY, record TEXT NOT NULL);
 """
+
+EDGE_BYTES = 64 * 1024  # the input's fingerprint hashes this much of its start and its end
 
 
 def state_path(output: Path) -> Path:
     return output.with_name(output.name + ".state.sqlite")
 
 
+def fingerprint(path: Path) -> str:
+    """A cheap fingerprint of a file: its size, its mtime, and a sha256 of its first and
+    last 64 KiB (an edit in the middle of a large file that keeps size and mtime is missed)."""
+    info = path.stat()
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        digest.update(data.read(EDGE_BYTES))
+        if info.st_size > EDGE_BYTES:
+            data.seek(max(EDGE_BYTES, info.st_size - EDGE_BYTES))
+            digest.update(data.read(EDGE_BYTES))
+    return json.dumps({"size": info.st_size, "mtime_ns": info.st_mtime_ns, "sha256": digest.hexdigest()})
+
+
 class JobState:
-    """What is done, what is pending, and what went into the output."""
+    """What is done, what is pending, and what went into the output.
+
+    Each run of the job is a numbered pass over the input (`run` in `meta`): an id is a
+    duplicate only if this pass already saw it, an id keeps the line it has in this pass,
+    line errors are found anew, and the output holds only what this pass saw. So an input
+    edited between runs (a bad line fixed or deleted, ids added or removed) gives the output
+    of the edited input, while every finished item is kept and never sent again."""
 
     def __init__(self, output: Path, *, input_path: Path, config_digest: str) -> None:
         self.path = state_path(output)
@@ -47,39 +70,64 @@ class JobState:
         # NORMAL is durable against a crash of this process (kill -9); FULL adds power loss.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
+        if "seen_run" not in columns:  # a state file written before passes were numbered
+            self.db.execute("ALTER TABLE items ADD COLUMN seen_run INTEGER NOT NULL DEFAULT 0")
         self.config_changed = False
+        self.input_changed = False
+        self.run = 0
         self._pending_writes = 0
-        self._check_job(input_path, config_digest)
+        self._begin_pass(input_path, config_digest)
 
-    def _check_job(self, input_path: Path, config_digest: str) -> None:
-        """A state file belongs to one input: resuming with another would mix two jobs."""
+    def _begin_pass(self, input_path: Path, config_digest: str) -> None:
+        """Check that the state file belongs to this input (resuming with another would mix
+        two jobs), note what changed since the last run, and start a new pass."""
         stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         here = str(input_path.resolve())
-        if not stored:
-            self.db.executemany(
-                "INSERT INTO meta VALUES (?, ?)", [("input", here), ("config", config_digest)]
-            )
-            return
-        if stored.get("input") != here:
+        if stored and stored.get("input") != here:
             raise ConfigError(
                 f"{self.path} holds the state of a job on {stored.get('input')}, not {here}: "
                 "choose another --output, or delete the state file to start over"
             )
-        self.config_changed = stored.get("config") != config_digest
-        if self.config_changed:
-            self.db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (config_digest,))
+        printed = fingerprint(input_path)
+        self.config_changed = bool(stored) and stored.get("config") != config_digest
+        self.input_changed = "input_fingerprint" in stored and stored["input_fingerprint"] != printed
+        self.run = int(stored.get("run", "0")) + 1
+        self.db.execute("BEGIN")
+        self.db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [
+                ("input", here),
+                ("config", config_digest),
+                ("input_fingerprint", printed),
+                ("run", str(self.run)),
+            ],
+        )
+        self.db.execute("DELETE FROM line_errors")  # found anew by this pass
+        self.db.execute("COMMIT")
 
     # -- the input pass --------------------------------------------------------------------
 
     def claim(self, key: str, line: int) -> tuple[str, int]:
-        """Register an id seen on `line`: ("new" | "pending" | "done" | "duplicate", first line)."""
-        row = self.db.execute("SELECT line, done FROM items WHERE key = ?", (key,)).fetchone()
+        """Register an id seen on `line` in this pass: ("new" | "pending" | "done", line), or
+        ("duplicate", the line this pass first saw it on)."""
+        row = self.db.execute("SELECT line, done, seen_run FROM items WHERE key = ?", (key,)).fetchone()
         if row is None:
-            self._write("INSERT INTO items (key, line) VALUES (?, ?)", (key, line))
+            self._write("INSERT INTO items (key, line, seen_run) VALUES (?, ?, ?)", (key, line, self.run))
             return "new", line
-        first_line, done = row
-        if first_line != line:
-            return "duplicate", first_line
+        stored_line, done, seen_run = row
+        if seen_run == self.run:
+            return "duplicate", stored_line
+        if done and stored_line != line:  # the input was edited: the record follows its line
+            (text,) = self.db.execute("SELECT record FROM items WHERE key = ?", (key,)).fetchone()
+            record = json.loads(text)
+            record["line"] = line
+            self._write(
+                "UPDATE items SET line = ?, seen_run = ?, record = ? WHERE key = ?",
+                (line, self.run, json.dumps(record, ensure_ascii=False), key),
+            )
+        else:
+            self._write("UPDATE items SET line = ?, seen_run = ? WHERE key = ?", (line, self.run, key))
         return ("done" if done else "pending"), line
 
     def record_line_error(self, line: int, record: dict[str, Any]) -> None:
@@ -120,28 +168,32 @@ class JobState:
         return int(done), int(known)
 
     def output_records(self) -> Iterator[str]:
-        """Every output line in input order: finished items and line errors."""
+        """Every output line of this pass in input order: its finished items and line errors
+        (an id no longer in the input is left out)."""
         yield from (
             r
             for (r,) in self.db.execute(
-                "SELECT record FROM (SELECT line, record FROM items WHERE done = 1 "
-                "UNION ALL SELECT line, record FROM line_errors) ORDER BY line"
+                "SELECT record FROM (SELECT line, record FROM items WHERE done = 1 AND seen_run = ? "
+                "UNION ALL SELECT line, record FROM line_errors) ORDER BY line",
+                (self.run,),
             )
         )
 
     def record_of(self, key: str, line: int) -> dict[str, Any] | None:
-        """The output record of the item first seen on `line`, once it is done."""
+        """The output record of the item this pass first saw on `line`, once it is done."""
         row = self.db.execute(
-            "SELECT record FROM items WHERE key = ? AND line = ? AND done = 1", (key, line)
+            "SELECT record FROM items WHERE key = ? AND line = ? AND done = 1 AND seen_run = ?",
+            (key, line, self.run),
         ).fetchone()
         return json.loads(row[0]) if row else None
 
     def review_records(self) -> Iterator[str]:
-        """The finished items whose answer is not verified, in input order."""
+        """The finished items of this pass whose answer is not verified, in input order."""
         yield from (
             r
             for (r,) in self.db.execute(
-                "SELECT record FROM items WHERE done = 1 AND verified = 0 ORDER BY line"
+                "SELECT record FROM items WHERE done = 1 AND verified = 0 AND seen_run = ? ORDER BY line",
+                (self.run,),
             )
         )
 
