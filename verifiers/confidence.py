@@ -208,6 +208,11 @@ class SelfConfidenceVerifier:
         default = DEFAULT_INLINE_INSTRUCTION if mode == "inline" else DEFAULT_FOLLOWUP_INSTRUCTION
         self.instruction = (instruction or default).replace("{scale}", str(scale))
 
+    def threshold_for(self, score: float) -> float:
+        """The `threshold` under which an answer passes iff its verdict score reaches `score`:
+        the score itself (both are fractions of `scale`)."""
+        return check_threshold(score)
+
     # -- hooks (inline mode only) ---------------------------------------------------------
 
     def prepare_request(self, request: Request) -> Request:

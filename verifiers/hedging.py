@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 
 from cascade.types import Candidate, Verdict
+from verifiers._boundary import check_score, first_float_where
 from verifiers._json import find_json, string_value_spans
 
 REFUSAL = 1.0
@@ -119,6 +120,14 @@ class HedgingVerifier:
 
     def __call__(self, candidate: Candidate) -> Verdict:
         return self._verdict(candidate.text)
+
+    def threshold_for(self, score: float) -> float:
+        """The `threshold` under which an answer passes iff its verdict score reaches `score`
+        (score = 1 / (1 + weight), so about 1 / score - 1, exact in floats); inf for 0."""
+        cut = check_score(score)
+        if cut == 0:
+            return math.inf
+        return first_float_where(lambda weight: 1.0 / (1.0 + weight) < cut, 0.0, math.inf)
 
     def check_partial(self, text: str) -> Verdict | None:
         """Fail a streamed answer as soon as its prefix reaches the threshold. Only whole

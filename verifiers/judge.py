@@ -220,6 +220,11 @@ class JudgeVerifier:
         self.scale = scale
         self.on_error = on_error
 
+    def threshold_for(self, score: float) -> float:
+        """The `threshold` under which an answer passes iff its verdict score reaches `score`:
+        the score itself (both are fractions of `scale`)."""
+        return check_threshold(score)
+
     def judge_request(self, candidate: Candidate) -> Request:
         """What the judge is sent: the rubric and format as system prompt, the data delimited."""
         tag = secrets.token_hex(8)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from cascade.types import Candidate, Request, Verdict
+from verifiers._boundary import check_score, first_float_where
 from verifiers._recorded import REPLAY_NOTE, recorded_number
 
 STATISTICS = ("mean", "min")
@@ -41,6 +42,14 @@ class LogprobVerifier:
     def prepare_request(self, request: Request) -> Request:
         """Ask the provider for token log-probabilities."""
         return request.replace(logprobs=True)
+
+    def threshold_for(self, score: float) -> float:
+        """The `threshold` under which an answer passes iff its verdict score reaches `score`
+        (score = exp(statistic), so about log(score), exact in floats); -inf for 0."""
+        cut = check_score(score)
+        if cut == 0:
+            return -math.inf
+        return first_float_where(lambda value: math.exp(value) >= cut, -math.inf, 0.0)
 
     def __call__(self, candidate: Candidate) -> Verdict:
         # a log-probability is <= 0 (-inf: a token the model thought impossible); NaN is no value

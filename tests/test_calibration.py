@@ -1,0 +1,507 @@
+"""`cascade calibrate`: thresholds fitted to a target, checked against the real engine."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import json
+import math
+import random
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cascade import calibration
+from cascade.calibrate_command import calibrated_yaml
+from cascade.calibration import Target, binomial_lower_bound, calibrate, observe
+from cascade.cli import main
+from cascade.config import load_config
+from cascade.errors import ConfigError
+from cascade.evaluation import evaluate
+from cascade.plotting import plot_cost_accuracy
+from cascade.replay import load_recorded, with_records
+from cascade.types import Candidate, Completion, Request, Usage
+from verifiers.confidence import SelfConfidenceVerifier
+from verifiers.hedging import DEFAULT_LEXICON, HedgingVerifier
+from verifiers.judge import JudgeVerifier
+from verifiers.logprob import LogprobVerifier
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+# -- threshold_for: "passes iff verdict.score >= cut-off" per verifier ----------------------
+
+
+def candidate(text: str = "answer", **recorded: Any) -> Candidate:
+    completion = Completion(text=text, model="m", usage=Usage(1, 1), recorded=recorded or None)
+    return Candidate(request=Request.from_prompt("q"), completion=completion, tier="small")
+
+
+def check_rule(verdicts_of: Any, threshold_for: Any, inputs: list[Any], cut: float) -> None:
+    """With the threshold `threshold_for(cut)`, an input passes iff its score reaches `cut`."""
+    threshold = threshold_for(cut)
+    for item in inputs:
+        verdict = verdicts_of(threshold, item)
+        assert verdict.score is not None
+        assert verdict.passed == (verdict.score >= cut), (item, cut, threshold, verdict)
+
+
+def cut_from(scores: list[float], pick: int, fresh: float, use_observed: bool) -> float:
+    return scores[pick % len(scores)] if use_observed else fresh
+
+
+PHRASES = sorted(DEFAULT_LEXICON)
+
+JUDGE_MODEL = {
+    "provider": "openai",
+    "model": "judge-model",
+    "base_url": "http://127.0.0.1:9/v1",
+    "api_key_env": "CASCADE_TEST_UNSET_KEY",
+    "price": {"input_per_mtok": "1", "output_per_mtok": "1"},
+}
+JUDGE = JudgeVerifier(model=JUDGE_MODEL)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from(PHRASES), max_size=4), min_size=1, max_size=6),
+    st.integers(0, 100),
+    st.floats(1e-6, 1.0),
+    st.booleans(),
+)
+def test_hedging_threshold_for_passes_iff_score_reaches_the_cut(texts, pick, fresh, use_observed):
+    answers = [" and ".join(["The answer is 4", *phrases]) for phrases in texts]
+    scores = [HedgingVerifier()(candidate(a)).score for a in answers]
+    cut = cut_from(scores, pick, fresh, use_observed)
+    check_rule(
+        lambda t, a: HedgingVerifier(threshold=t)(candidate(a)), HedgingVerifier().threshold_for, answers, cut
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.lists(st.floats(-30, 0), min_size=1, max_size=5), min_size=1, max_size=6),
+    st.sampled_from(["mean", "min"]),
+    st.integers(0, 100),
+    st.floats(1e-9, 1.0),
+    st.booleans(),
+)
+def test_logprob_threshold_for_passes_iff_score_reaches_the_cut(lists, statistic, pick, fresh, use_observed):
+    def verdict(threshold: float, values: list[float]) -> Any:
+        completion = Completion(text="a", model="m", usage=Usage(1, 1), logprobs=tuple(values))
+        answer = Candidate(request=Request.from_prompt("q"), completion=completion, tier="small")
+        return LogprobVerifier(threshold, statistic=statistic)(answer)
+
+    scores = [verdict(-1.0, values).score for values in lists]
+    cut = cut_from(scores, pick, fresh, use_observed)
+    check_rule(verdict, LogprobVerifier(-1.0).threshold_for, lists, cut)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.floats(0, 1), min_size=1, max_size=6),
+    st.integers(1, 100),
+    st.integers(0, 100),
+    st.floats(0, 1),
+    st.booleans(),
+)
+def test_confidence_and_judge_threshold_for_pass_iff_score_reaches_the_cut(
+    values, scale, pick, fresh, use_observed
+):
+    def confidence(threshold: float, value: float) -> Any:
+        verifier = SelfConfidenceVerifier(threshold=threshold, scale=scale)
+        return asyncio.run(verifier(candidate(confidence=value)))
+
+    def judge(threshold: float, value: float) -> Any:
+        verifier = copy.copy(JUDGE)  # building the judge's client each time is slow
+        verifier.threshold, verifier.scale = threshold, scale
+        return asyncio.run(verifier(candidate(judge_score=value * scale)))
+
+    for verdict_of, threshold_for in (
+        (confidence, SelfConfidenceVerifier().threshold_for),
+        (judge, JUDGE.threshold_for),
+    ):
+        scores = [verdict_of(0.5, v).score for v in values]
+        check_rule(verdict_of, threshold_for, values, cut_from(scores, pick, fresh, use_observed))
+
+
+# -- the binomial bound ----------------------------------------------------------------------
+
+
+def test_clopper_pearson_lower_bound_matches_known_values():
+    assert binomial_lower_bound(10, 10, 0.9) == pytest.approx(0.7943, abs=1e-4)
+    assert binomial_lower_bound(5, 10, 0.975) == pytest.approx(0.1871, abs=1e-4)  # the 95 % interval's
+    assert binomial_lower_bound(0, 50, 0.9) == 0.0
+    bounds = [binomial_lower_bound(k, 400, 0.9) for k in range(0, 401, 40)]
+    assert bounds == sorted(bounds) and all(
+        b < k / 400 for b, k in zip(bounds[1:], range(40, 401, 40), strict=True)
+    )
+
+
+# -- a small data set whose answer is known exactly ------------------------------------------
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def hand_made(strong_always_right: bool = True) -> list[dict[str, Any]]:
+    """Ten requests: the small model rates request i at i/10 and is right from 0.5 up; the
+    large one is right on all (or all but q3); small costs $0.001, large $0.01."""
+    records = []
+    for i in range(1, 11):
+        records.append(
+            {
+                "id": f"q{i}",
+                "prompt": f"question {i}",
+                "responses": {
+                    "small": {
+                        "text": f"answer {i}",
+                        "correct": i >= 5,
+                        "confidence": i / 10,
+                        "cost_usd": 0.001,
+                    },
+                    "large": {
+                        "text": f"better answer {i}",
+                        "correct": strong_always_right or i != 3,  # both wrong on q3
+                        "cost_usd": 0.01,
+                    },
+                },
+            }
+        )
+    return records
+
+
+PRICE = {"input_per_mtok": 1, "output_per_mtok": 1}
+
+
+def hand_made_config(tmp_path: Path, data: Path | None = None, verifiers: list[Any] | None = None) -> Path:
+    tiers = [
+        {"name": "small", "provider": "replay", "model": "small", "price": PRICE},
+        {"name": "large", "provider": "replay", "model": "large", "price": PRICE},
+    ]
+    if data is not None:  # so that `cascade validate` can build the tiers
+        for tier in tiers:
+            tier["records"] = str(data)
+    if verifiers is None:
+        verifiers = [{"type": "non_empty"}, {"type": "self_confidence", "tiers": ["small"], "threshold": 0.9}]
+    path = tmp_path / "cascade.yaml"
+    path.write_text(yaml.safe_dump({"tiers": tiers, "verifiers": verifiers}, sort_keys=False))
+    return path
+
+
+def calibrate_cli(capsys: Any, *args: Any) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(["calibrate", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(("target", "threshold", "cost"), [("1.0", 0.5, 0.05), ("0.8", 0.3, 0.03)])
+def test_calibrate_finds_the_known_cheapest_thresholds(tmp_path, capsys, target, threshold, cost):
+    data = write_jsonl(tmp_path / "train.jsonl", hand_made())
+    out = tmp_path / "calibrated.yaml"
+    code, stdout, _ = calibrate_cli(
+        capsys,
+        hand_made_config(tmp_path),
+        "--data",
+        data,
+        "--out",
+        out,
+        "--target-accuracy",
+        target,
+        "--json",
+    )
+    assert code == 0
+    report = json.loads(stdout)
+    assert report["chosen"]["thresholds"] == {"small/self_confidence": threshold}
+    assert report["chosen"]["train"] == {"accuracy": float(target), "cost_usd": pytest.approx(cost)}
+    assert report["confirmed"]["agrees"] is True
+    assert report["confirmed"]["cascade"]["cost_usd"] == pytest.approx(cost)
+    written = yaml.safe_load(out.read_text())
+    assert written["verifiers"][1]["overrides"] == {"small": {"threshold": threshold}}
+    assert written["verifiers"][1]["threshold"] == 0.9  # the entry's own setting is kept
+    assert out.read_text().startswith("# Calibrated by `cascade calibrate`")
+
+
+def test_written_config_loads_and_validates(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "train.jsonl", hand_made())
+    out = tmp_path / "elsewhere" / "calibrated.yaml"
+    out.parent.mkdir()
+    code, _, _ = calibrate_cli(
+        capsys, hand_made_config(tmp_path, data), "--data", data, "--out", out, "--match-top"
+    )
+    assert code == 0
+    config = load_config(out)
+    assert config.verifiers[1].overrides == {"small": {"threshold": 0.5}}
+    assert main(["validate", str(out)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_relative_file_settings_still_resolve_from_the_new_folder(tmp_path):
+    raw = {
+        "tiers": [{"name": "a"}, {"name": "b"}],
+        "verifiers": [
+            {"type": "json_schema", "schema_file": "schemas/answer.json"},
+            {
+                "type": "learned",
+                "model_file": "/abs/model.json",
+                "overrides": {"a": {"model_file": "m.json"}},
+            },
+            {"type": "all", "verifiers": [{"type": "json_schema", "schema_file": "s.json"}]},
+            {"type": "self_confidence"},
+        ],
+    }
+    text = calibrated_yaml(raw, tmp_path / "configs", tmp_path / "out", {(3, "a"): 0.6}, "header\n\nmore")
+    assert text.startswith("# header\n#\n# more\n")
+    written = yaml.safe_load(text)
+    assert written["verifiers"][0]["schema_file"] == "../configs/schemas/answer.json"
+    assert written["verifiers"][1]["model_file"] == "/abs/model.json"
+    assert written["verifiers"][1]["overrides"]["a"]["model_file"] == "../configs/m.json"
+    assert written["verifiers"][2]["verifiers"][0]["schema_file"] == "../configs/s.json"
+    assert written["verifiers"][3]["overrides"] == {"a": {"threshold": 0.6}}
+    assert raw["verifiers"][0]["schema_file"] == "schemas/answer.json"  # the original is untouched
+
+
+def test_an_unreachable_target_exits_3_and_writes_nothing(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "train.jsonl", hand_made(strong_always_right=False))
+    out = tmp_path / "calibrated.yaml"
+    code, _, err = calibrate_cli(
+        capsys, hand_made_config(tmp_path), "--data", data, "--out", out, "--target-accuracy", "1.0"
+    )
+    assert code == 3
+    assert not out.exists()
+    assert "target not met: accuracy >= 100.0%" in err
+    assert "the best accuracy found is 90.0%" in " ".join(err.split())
+
+
+def test_a_config_without_calibratable_verifier_is_a_clear_error(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "train.jsonl", hand_made())
+    config = hand_made_config(
+        tmp_path, verifiers=[{"type": "non_empty"}, {"type": "length", "max_chars": 99}]
+    )
+    out = tmp_path / "calibrated.yaml"
+    code, _, err = calibrate_cli(capsys, config, "--data", data, "--out", out, "--match-top")
+    assert code == 2
+    assert "no calibratable verifier on the tiers below the top (small)" in " ".join(err.split())
+    assert "small/non_empty, small/length" in " ".join(err.split())
+    assert not out.exists()
+
+
+def test_plots_are_written_for_eval_and_calibrate(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    data = write_jsonl(tmp_path / "train.jsonl", hand_made())
+    config = hand_made_config(tmp_path)
+    code, _, _ = calibrate_cli(
+        capsys,
+        config,
+        "--data",
+        data,
+        "--out",
+        tmp_path / "c.yaml",
+        "--match-top",
+        "--plot",
+        tmp_path / "c.png",
+    )
+    assert code == 0
+    assert main(["eval", str(config), "--data", str(data), "--plot", str(tmp_path / "e.png")]) == 0
+    for name in ("c.png", "e.png"):
+        assert (tmp_path / name).read_bytes().startswith(PNG)
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    with pytest.raises(ConfigError, match=re.escape("pip install 'cascade[plot]'")):
+        plot_cost_accuracy(None, tmp_path / "e.png")  # type: ignore[arg-type]  # fails before using it
+    data = write_jsonl(tmp_path / "train.jsonl", hand_made())
+    out = tmp_path / "c.yaml"
+    code, _, err = calibrate_cli(
+        capsys,
+        hand_made_config(tmp_path),
+        "--data",
+        data,
+        "--out",
+        out,
+        "--match-top",
+        "--plot",
+        tmp_path / "c.png",
+    )
+    assert code == 2
+    assert "pip install 'cascade[plot]'" in " ".join(err.split())
+    assert not out.exists()
+
+
+# -- GSM8K (RouteLLM's recorded answers) with a recorded self-confidence that has signal -----
+
+
+@pytest.fixture(scope="module")
+def gsm8k(tmp_path_factory: Any) -> dict[str, Path]:
+    """Two halves of GSM8K (seeded shuffle); Mixtral's answers carry a `confidence` and a
+    `mean_logprob` that are noisy functions of their correctness (seeded)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import routellm
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    if not routellm.DATA.is_dir():
+        pytest.skip(f"{routellm.DATA} is absent")
+    records = list(routellm.gsm8k())
+    noise = random.Random(7)
+    for record in records:
+        cheap = record["responses"][routellm.CHEAP]
+        right = cheap["correct"]
+        cheap["confidence"] = round(min(1.0, max(0.0, noise.gauss(0.8 if right else 0.45, 0.15))), 3)
+        cheap["mean_logprob"] = round(min(0.0, noise.gauss(-0.3 if right else -0.8, 0.3)), 3)
+    random.Random(1).shuffle(records)
+    half = len(records) // 2
+    folder = tmp_path_factory.mktemp("gsm8k")
+    return {
+        "train": write_jsonl(folder / "train.jsonl", records[:half]),
+        "test": write_jsonl(folder / "test.jsonl", records[half:]),
+        "folder": folder,
+    }
+
+
+def gsm8k_config(
+    folder: Path, name: str = "cascade.yaml", hedging: bool = True, logprob: bool = False, **extra: Any
+) -> Path:
+    verifiers: list[dict[str, Any]] = [{"type": "non_empty"}]
+    if hedging:
+        verifiers.append({"type": "hedging"})
+    verifiers.append({"type": "self_confidence", "tiers": ["cheap"], "threshold": 0.7})
+    if logprob:
+        verifiers.append({"type": "logprob", "tiers": ["cheap"], "threshold": -1.0})
+    config = {
+        "tiers": [
+            {"name": "cheap", "provider": "replay", "model": "mixtral-8x7b"},
+            {"name": "strong", "provider": "replay", "model": "gpt-4-1106-preview"},
+        ],
+        "verifiers": verifiers,
+        **extra,
+    }
+    path = folder / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_match_top_on_one_half_holds_on_the_other_for_much_less(gsm8k, capsys):
+    out = gsm8k["folder"] / "match-top.yaml"
+    code, stdout, _ = calibrate_cli(
+        capsys,
+        gsm8k_config(gsm8k["folder"]),
+        "--data",
+        gsm8k["train"],
+        "--out",
+        out,
+        "--match-top",
+        "--test",
+        gsm8k["test"],
+        "--json",
+    )
+    assert code == 0
+    report = json.loads(stdout)
+    assert report["search"]["method"] == "exhaustive"
+    assert report["confirmed"]["agrees"] is True
+    train, test = report["confirmed"], report["test"]
+    assert train["cascade"]["accuracy"] >= train["top_alone"]["accuracy"]
+    assert test["cascade"]["accuracy"] >= test["top_alone"]["accuracy"] - 0.012
+    assert test["cascade"]["cost_usd"] < 0.6 * test["top_alone"]["cost_usd"]
+
+
+@pytest.fixture(scope="module")
+def gsm8k_budgeted(gsm8k: dict[str, Path]) -> tuple[Path, Any, Any]:
+    """A config with two signals, reasks and a per-request budget, observed on the train half."""
+    config_path = gsm8k_config(gsm8k["folder"], "budgeted.yaml", logprob=True, reask=1, max_cost_usd="0.0003")
+    recorded = load_recorded(gsm8k["train"])
+    config = with_records(load_config(config_path), gsm8k["train"])
+    observations = asyncio.run(observe(config, recorded, base_dir=config_path.parent))
+    return config_path, recorded, observations
+
+
+@pytest.fixture(scope="module")
+def budgeted_found(gsm8k_budgeted: tuple[Path, Any, Any]) -> Any:
+    return calibrate(gsm8k_budgeted[2], Target("of_top", 0.95))
+
+
+def test_simulation_and_engine_agree_exactly_on_gsm8k(gsm8k, gsm8k_budgeted, budgeted_found, tmp_path):
+    config_path, recorded, observations = gsm8k_budgeted
+    found = budgeted_found
+    assert found.chosen is not None
+    raw = yaml.safe_load(config_path.read_text())
+    middle = found.frontier[len(found.frontier) // 2]
+    for point in {found.chosen, middle, found.frontier[0]}:
+        thresholds = found.thresholds(point.setting)
+        slots = observations.slots
+        text = calibrated_yaml(
+            raw,
+            config_path.parent,
+            tmp_path,
+            {(s.entry, s.tier): t for s, t in zip(slots, thresholds, strict=True)},
+            "",
+        )
+        written = tmp_path / "setting.yaml"
+        written.write_text(text)
+        report = asyncio.run(evaluate(with_records(load_config(written), gsm8k["train"]), recorded))
+        correct, cost = found.on_train(point.setting)
+        assert report.cascade.accuracy == correct / len(recorded)
+        assert report.cascade.cost_usd == cost
+    unlimited = calibration.Simulator(dataclasses.replace(observations, budget=None))
+    assert unlimited.run_exact(found.chosen.setting, found.train) != found.on_train(found.chosen.setting)
+
+
+def test_coordinate_descent_reaches_the_exhaustive_optimum(gsm8k_budgeted, budgeted_found, monkeypatch):
+    _, _, observations = gsm8k_budgeted
+    exhaustive = budgeted_found
+    monkeypatch.setattr(calibration, "MAX_GRID", 1)
+    descent = calibrate(observations, Target("of_top", 0.95))
+    assert (exhaustive.method, descent.method) == ("exhaustive", "coordinate descent")
+    assert len(descent.explored) < len(exhaustive.explored) / 4
+    assert descent.chosen is not None and exhaustive.chosen is not None
+    assert descent.chosen.correct >= descent.required_fit * len(descent.fit)
+    assert descent.chosen.cost <= 1.05 * exhaustive.chosen.cost
+
+
+def test_confidence_gives_a_lower_bound_and_a_stricter_setting(gsm8k, capsys):
+    config = gsm8k_config(gsm8k["folder"], "confidence.yaml", hedging=False)
+    runs = {}
+    for name, extra in (("plain", []), ("bounded", ["--confidence", "0.9"])):
+        out = gsm8k["folder"] / f"{name}.yaml"
+        code, stdout, _ = calibrate_cli(
+            capsys, config, "--data", gsm8k["train"], "--out", out, "--of-top", "0.95", "--json", *extra
+        )
+        assert code == 0
+        runs[name] = json.loads(stdout)
+    bounded, plain = runs["bounded"], runs["plain"]
+    validation = bounded["chosen"]["validation"]
+    assert validation["lower_bound"] >= bounded["target"]["required_accuracy_validation"]
+    assert validation["lower_bound"] < validation["accuracy"]
+    assert bounded["confidence"]["validation_requests"] == round(0.3 * bounded["requests"])
+    cut = "cheap/self_confidence"
+    assert bounded["chosen"]["cutoffs"][cut] >= plain["chosen"]["cutoffs"][cut]
+    assert "lower bound" not in json.dumps(plain["chosen"])
+    header = (gsm8k["folder"] / "bounded.yaml").read_text().splitlines()[1]
+    assert "one-sided 90% Clopper-Pearson lower bound" in header
+    code, stdout, _ = calibrate_cli(
+        capsys,
+        config,
+        "--data",
+        gsm8k["train"],
+        "--out",
+        gsm8k["folder"] / "b.yaml",
+        "--of-top",
+        "0.95",
+        "--confidence",
+        "0.9",
+    )
+    assert code == 0
+    assert "one-sided 90% lower bound" in " ".join(stdout.split())
+    assert math.isfinite(validation["lower_bound"])
