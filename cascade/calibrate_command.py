@@ -74,7 +74,7 @@ def _target(args: argparse.Namespace) -> Target:
 def _recorded(path: Path, stderr: Console) -> RecordedSet:
     recorded = load_recorded(path)
     for problem in recorded.problems:
-        stderr.print(f"[yellow]skipped:[/] {problem}", highlight=False)
+        stderr.print(f"[yellow]skipped:[/] {escape(problem)}", highlight=False)
     return recorded
 
 

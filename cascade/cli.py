@@ -10,12 +10,14 @@ import argparse
 import asyncio
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cascade.batch.command import add_commands as add_batch_commands
@@ -29,6 +31,7 @@ from cascade.events import StreamDelta, StreamRestart, StreamResult
 from cascade.logging import configure_logging
 from cascade.providers.simulated import BUILTIN, load_examples
 from cascade.render import path_of, print_result, restart_notice, to_json, usd
+from cascade.replay import with_records
 from cascade.secrets import redact
 from cascade.train_command import add_commands as add_train_commands
 from cascade.types import Result
@@ -46,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args, stderr))
     except ConfigError as exc:
-        stderr.print(f"[red]error:[/] {exc}", highlight=False)
+        stderr.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE
     except KeyboardInterrupt:
         stderr.print("interrupted")
@@ -55,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("CASCADE_DEBUG"):
             raise
         stderr.print(
-            f"[red]internal error:[/] {redact(f'{type(exc).__name__}: {exc}')} "
+            f"[red]internal error:[/] {escape(redact(f'{type(exc).__name__}: {exc}'))} "
             "(set CASCADE_DEBUG=1 for a traceback)",
             highlight=False,
         )
@@ -131,7 +134,7 @@ def _run(args: argparse.Namespace, stderr: Console) -> int:
         if args.json:  # a stream's last line is a result event, whatever the outcome
             event = {"event": "result"} if args.stream else {}
             print(to_json({**event, **exc.result.to_dict(), "error": str(exc)}))
-        stderr.print(f"[red]no answer:[/] {exc}", highlight=False)
+        stderr.print(f"[red]no answer:[/] {escape(str(exc))}", highlight=False)
         return EXIT_UNVERIFIED
     if args.stream:
         if not args.json:
@@ -179,9 +182,16 @@ async def _stream(cascade: Cascade, prompt: str, args: argparse.Namespace, stder
 
 def _validate(args: argparse.Namespace, stderr: Console) -> int:
     config = load_config(args.config)
-    # building resolves prices, params and verifiers: their errors show here
-    cascade = Cascade.from_config(config, source=str(args.config), base_dir=args.config.parent)
-    cascade.close()
+    replayed = [t.name for t in config.tiers if t.provider == "replay" and not t.records]
+    with tempfile.TemporaryDirectory() as tmp:
+        if replayed:  # their records come with `cascade eval --data`: check the rest with none
+            (Path(tmp) / "none.jsonl").write_text("")
+            config = with_records(config, Path(tmp) / "none.jsonl")
+        # building resolves prices, params and verifiers: their errors show here
+        cascade = Cascade.from_config(config, source=str(args.config), base_dir=args.config.parent)
+        cascade.close()
+    if replayed:
+        print(f"replay tiers {', '.join(replayed)}: records come from `cascade eval/calibrate --data`")
     table = Table(title=f"{args.config}: valid")
     for column in ("tier", "model", "provider", "price", "API key"):
         table.add_column(column)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from cascade.config import load_config
 from cascade.evaluation import run_evaluation
@@ -29,7 +30,7 @@ def _eval(args: argparse.Namespace, stderr: Console) -> int:
     recorded = load_recorded(args.data)
     config = with_records(load_config(args.config), args.data)
     for problem in recorded.problems:
-        stderr.print(f"[yellow]skipped:[/] {problem}", highlight=False)
+        stderr.print(f"[yellow]skipped:[/] {escape(problem)}", highlight=False)
     report = run_evaluation(config, recorded, base_dir=args.config.parent)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

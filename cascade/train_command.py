@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cascade.errors import ConfigError
@@ -51,7 +52,7 @@ def _train(args: argparse.Namespace, stderr: Console) -> int:
 
     recorded = load_recorded(args.data)
     for problem in recorded.problems:
-        stderr.print(f"[yellow]skipped:[/] {problem}", highlight=False)
+        stderr.print(f"[yellow]skipped:[/] {escape(problem)}", highlight=False)
     wanted = _wanted_models(args.models)
     examples, unlabelled = _examples(recorded, wanted)
     labelled = {e.model for e in examples}
