@@ -77,7 +77,7 @@ def run_one(
         "calibrate", str(config_path), "--data", str(fit), "--out", str(tuned), "--of-top", TARGET, *extra
     )
     if calibrated.returncode == 3:  # the target cannot be met on the fit data: say so
-        return " ".join(calibrated.stdout.split())
+        return " ".join((calibrated.stdout + calibrated.stderr).split())
     if calibrated.returncode != 0:
         sys.exit(
             f"{name}: calibrate failed ({calibrated.returncode}):\n{calibrated.stdout}\n{calibrated.stderr}"
