@@ -22,7 +22,17 @@ from cascade.policy import STREAM_MODES, Position, StreamMode, StreamPolicy, bud
 from cascade.retry import call_with_retries
 from cascade.streaming import stream_attempt
 from cascade.tiers import Tier
-from cascade.types import ZERO, Attempt, Candidate, Completion, Message, Outcome, Request, Result, Verdict
+from cascade.types import (
+    Attempt,
+    Candidate,
+    Completion,
+    Message,
+    Outcome,
+    Request,
+    Result,
+    Verdict,
+    total_usd,
+)
 from cascade.verification import Verifier, clean_output, prepare_request, run_chain
 
 OnExhausted = Literal["return_best", "raise"]
@@ -290,7 +300,7 @@ class Cascade:
     @staticmethod
     def spent(ledger: Sequence[Attempt]) -> Decimal:
         """What a request's attempts have cost so far, verification included."""
-        return sum((a.cost_usd + a.verification_usd for a in ledger), ZERO)
+        return total_usd(ledger)
 
     def record(self, ledger: list[Attempt], attempt: Attempt) -> Attempt:
         ledger.append(attempt)

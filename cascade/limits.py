@@ -138,11 +138,13 @@ class RateLimitedProvider:
         return getattr(self.provider, "params", {})
 
     async def _admit(self, request: Request) -> float:
-        guess = float(count_tokens(request.text(), self.model) + self.output_guess)
+        """Wait for the buckets; the token guess (0 without a tokens bucket: no count needed)."""
         if self.requests:
             await self.requests.acquire(1)
-        if self.tokens:
-            await self.tokens.acquire(guess)
+        if not self.tokens:
+            return 0.0
+        guess = float(count_tokens(request.text(), self.model) + self.output_guess)
+        await self.tokens.acquire(guess)
         return guess
 
     async def _slot(self, stack: AsyncExitStack) -> None:

@@ -285,10 +285,9 @@ class Result:
 
     @property
     def cost(self) -> CostReport:
-        generation = sum((a.cost_usd for a in self.attempts), ZERO)
         verification = sum((a.verification_usd for a in self.attempts), ZERO)
         wasted = sum((a.cost_usd for i, a in enumerate(self.attempts) if i != self.returned), ZERO)
-        return CostReport(generation + verification, wasted, verification, self.baseline_usd)
+        return CostReport(total_usd(self.attempts), wasted, verification, self.baseline_usd)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -302,6 +301,11 @@ class Result:
             "attempts": [a.to_dict() for a in self.attempts],
             "cost": self.cost.to_dict(),
         }
+
+
+def total_usd(attempts: Sequence[Attempt]) -> Decimal:
+    """What attempts cost: each call and the checks of its answer."""
+    return sum((a.cost_usd + a.verification_usd for a in attempts), ZERO)
 
 
 def _money(value: Decimal) -> float:
