@@ -23,6 +23,21 @@ def _redact_rendered(_: Any, __: str, line: str) -> str:
     return redact(line)
 
 
+class StderrLogger:
+    """Prints each event to whatever `sys.stderr` is when the event is written, not when the
+    logger was made: a test runner or a host application may swap stderr (and close the old
+    one) after logging was configured."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
+
+
+def _stderr_logger(*_: Any) -> StderrLogger:
+    return StderrLogger()
+
+
 def _processors(fmt: LogFormat) -> list[Any]:
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -47,7 +62,7 @@ def configure_logging(fmt: LogFormat = "console", level: str = "info") -> None:
     structlog.configure(
         processors=_processors(fmt),
         wrapper_class=_level(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
 
@@ -58,7 +73,7 @@ def get_logger() -> Any:
     if structlog.is_configured():
         return structlog.get_logger("cascade")
     return structlog.wrap_logger(
-        structlog.PrintLogger(sys.stderr),
+        StderrLogger(),
         processors=_processors("console"),
         wrapper_class=_level("warning"),
     )

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 import pytest
+import structlog
 from hypothesis import strategies as st
 
 from cascade import Price, Tier, TierModel
@@ -25,6 +26,15 @@ def scripted_tier(name: str, *models: tuple[str, Sequence[Reply]], price: Price 
         name,
         tuple(TierModel(ScriptedProvider(m, replies), price, FAST_RETRY) for m, replies in models),
     )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Each test starts and ends with structlog unconfigured: a test that runs `main()` in
+    process configures it, and must not change what the next test sees."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture
