@@ -89,6 +89,18 @@ class TierConfig(ModelConfig):
     name: str = Field(min_length=1)
     alternates: list[ModelConfig] = Field(default_factory=list)
     reask: int | None = Field(default=None, ge=0, le=10)  # overrides the cascade's `reask`
+    # an answer cut off at a token limit: rejected (escalated), or judged by the verifiers
+    on_truncated: Literal["reject", "accept"] = "reject"
+
+    @model_validator(mode="after")
+    def _structured_output_rejects_truncation(self) -> TierConfig:
+        structured = self.structured_output or any(alt.structured_output for alt in self.alternates)
+        if self.on_truncated == "accept" and structured:
+            raise ValueError(
+                "on_truncated: accept cannot be combined with structured_output: a truncated "
+                "structured answer is always rejected"
+            )
+        return self
 
 
 class VerifierConfig(BaseModel):

@@ -18,7 +18,16 @@ from cascade.errors import ConfigError, ExhaustedError, ProviderError
 from cascade.events import AttemptEnd, CascadeEvent, StreamResult
 from cascade.logging import get_logger
 from cascade.loop import BudgetSpent, drive
-from cascade.policy import STREAM_MODES, Position, StreamMode, StreamPolicy, budget_exhausted, pick_best
+from cascade.policy import (
+    STREAM_MODES,
+    UNFINISHED,
+    Position,
+    StreamMode,
+    StreamPolicy,
+    budget_exhausted,
+    pick_best,
+    unfinished,
+)
 from cascade.retry import call_with_retries
 from cascade.streaming import stream_attempt
 from cascade.tiers import Tier
@@ -264,10 +273,16 @@ class Cascade:
         earlier: tuple[Verdict, ...] = (),
     ) -> Attempt:
         """Run the tier's chain on an answer and record the attempt, accepted or rejected.
-        `earlier` are verdicts already reached on the streamed text (a doomed prefix)."""
+        `earlier` are verdicts already reached on the streamed text (a doomed prefix).
+
+        An answer that did not finish (cut off, filtered, a tool call nobody offered) is
+        rejected without running the chain: no verifier can make it whole."""
         tier = self.tiers[at.tier]
         model = tier.models[at.model]
         chain = self.chain(tier.name)
+        problem = unfinished(
+            completion, accept_truncated=tier.on_truncated == "accept" and not model.structured_output
+        )
         candidate = Candidate(
             request=original,
             sent=sent,
@@ -278,9 +293,12 @@ class Cascade:
             cleaned=clean_output(chain, completion.text),
             ask=lambda follow_up: call_model(model, follow_up),
         )
-        verdicts = earlier + await run_chain(
-            chain, candidate, stop_at_first_failure=self.stop_at_first_failure
-        )
+        if problem is not None:
+            verdicts = (*earlier, Verdict(UNFINISHED, False, problem, score=0.0))
+        else:
+            verdicts = earlier + await run_chain(
+                chain, candidate, stop_at_first_failure=self.stop_at_first_failure
+            )
         return self.record(
             ledger,
             Attempt(
@@ -294,6 +312,7 @@ class Cascade:
                 output=candidate.text,
                 retry=retry,
                 reask=reask,
+                finish_reason=completion.finish_reason,
             ),
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -100,9 +100,9 @@ class EvalReport:
 def replaying(cascade: Cascade, recorded: RecordedSet) -> Cascade:
     """The same cascade with every model answering from `recorded` (prices kept)."""
     tiers = [
-        Tier(
-            tier.name,
-            tuple(TierModel(ReplayProvider(m.model, recorded), m.price, m.retry) for m in tier.models),
+        replace(
+            tier,
+            models=tuple(TierModel(ReplayProvider(m.model, recorded), m.price, m.retry) for m in tier.models),
         )
         for tier in cascade.tiers
     ]

@@ -137,6 +137,10 @@ class RateLimitedProvider:
     def params(self) -> Any:
         return getattr(self.provider, "params", {})
 
+    @property
+    def structured_output(self) -> bool:
+        return bool(getattr(self.provider, "structured_output", False))
+
     async def _admit(self, request: Request) -> float:
         """Wait for the buckets; the token guess (0 without a tokens bucket: no count needed)."""
         if self.requests:

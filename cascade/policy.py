@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from cascade.types import Attempt, Outcome
+from cascade.types import Attempt, Completion, Outcome
 
 
 @dataclass(frozen=True, order=True)
@@ -49,6 +49,35 @@ def should_reask(outcome: Outcome, reasks_done: int, max_reasks: int) -> bool:
     at most `max_reasks` times per tier.
     """
     return outcome is Outcome.REJECTED and reasks_done < max_reasks
+
+
+UNFINISHED = "finish_reason"  # the verdict that rejects an answer for how it ended
+OnTruncated = Literal["reject", "accept"]
+ON_TRUNCATED: tuple[OnTruncated, ...] = ("reject", "accept")
+# finish reasons of an answer the model did not finish: its token limit (OpenAI "length",
+# Anthropic "max_tokens"), the context window, or a turn the provider paused
+TRUNCATED = frozenset({"length", "max_tokens", "model_context_window_exceeded", "pause_turn"})
+# finish reasons of an answer a filter or the model's own policy withheld
+FILTERED = frozenset({"content_filter", "refusal"})
+
+
+def unfinished(completion: Completion, *, accept_truncated: bool, tools_offered: bool = False) -> str | None:
+    """Why `completion` is no answer to accept, whatever the verifiers say; None when it is one.
+
+    A truncated answer (unless `accept_truncated`), a filtered or refused one, and a reply
+    that calls tools the request never offered are rejected before any verifier runs.
+    """
+    reason = completion.finish_reason
+    if completion.tool_calls and not tools_offered:
+        names = ", ".join(dict.fromkeys(call.name for call in completion.tool_calls))
+        return f"the model called a tool ({names}) instead of answering; the request offered no tools"
+    if completion.refusal:
+        return f"the model refused: {' '.join(completion.refusal.split())[:200]}"
+    if reason in FILTERED:
+        return f"the answer was withheld by a content filter or the model's policy (finish reason {reason!r})"
+    if reason in TRUNCATED and not accept_truncated:
+        return f"the answer is cut off (finish reason {reason!r}): it reached a token limit before it ended"
+    return None
 
 
 StreamMode = Literal["buffer", "restart", "finish_degraded"]
@@ -101,15 +130,17 @@ def budget_exhausted(spent: Decimal, budget: Decimal | None) -> bool:
 def pick_best(attempts: Sequence[Attempt], tier_rank: dict[str, int]) -> int | None:
     """Index of the best rejected answer, for `on_exhausted: return_best`.
 
-    Best = most verifiers passed, then the highest tier (the stronger model), then the
-    latest attempt. Failed calls have no answer and are never picked.
+    Best = a finished answer over one that was cut off or withheld, then most verifiers
+    passed, then the highest tier (the stronger model), then the latest attempt. Failed
+    calls have no answer and are never picked.
     """
-    best: tuple[int, int, int] | None = None
+    best: tuple[bool, int, int, int] | None = None
     best_index: int | None = None
     for i, attempt in enumerate(attempts):
         if attempt.outcome is not Outcome.REJECTED or attempt.output is None:
             continue
-        key = (sum(v.passed for v in attempt.verdicts), tier_rank.get(attempt.tier, -1), i)
+        finished = all(v.passed or v.verifier != UNFINISHED for v in attempt.verdicts)
+        key = (finished, sum(v.passed for v in attempt.verdicts), tier_rank.get(attempt.tier, -1), i)
         if best is None or key > best:
             best, best_index = key, i
     return best_index

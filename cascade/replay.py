@@ -150,7 +150,10 @@ class ReplayProvider:
             text=text,
             model=self.model,
             usage=usage,
-            finish_reason="recorded",
+            # a recorded cut-off or refusal is rejected in replay as it was live
+            finish_reason=response.get("finish_reason")
+            if isinstance(response.get("finish_reason"), str)
+            else None,
             cost_usd=_money(response.get("cost_usd")),
             latency_s=latency_ms / 1000 if latency_ms is not None else 0.0,
             recorded=response,

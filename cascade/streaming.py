@@ -156,6 +156,8 @@ async def stream_attempt(
         usage=usage,
         finish_reason=reading.done.finish_reason,
         logprobs=reading.done.logprobs,
+        tool_calls=reading.done.tool_calls,
+        refusal=reading.done.refusal,
     )
     attempt = await cascade.judge(
         original,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from cascade.accounting import Pricing
 from cascade.config import RetryConfig
+from cascade.policy import OnTruncated
 from cascade.providers.base import Provider
 
 
@@ -29,17 +30,30 @@ class TierModel:
     def model(self) -> str:
         return self.provider.model
 
+    @property
+    def structured_output(self) -> bool:
+        """Does this model get the response schema as structured output (its adapter says)?"""
+        return bool(getattr(self.provider, "structured_output", False))
+
 
 @dataclass(frozen=True)
 class Tier:
-    """A rung of the ladder: its primary model first, then alternates tried on failure."""
+    """A rung of the ladder: its primary model first, then alternates tried on failure.
+
+    `on_truncated` decides an answer cut off at a token limit: "reject" (the default) or
+    "accept" (then the verifiers judge it). A model with structured output always rejects
+    one: half a JSON document is no answer.
+    """
 
     name: str
     models: tuple[TierModel, ...]
+    on_truncated: OnTruncated = "reject"
 
     def __post_init__(self) -> None:
         if not self.models:
             raise ValueError(f"tier {self.name!r} has no model")
+        if self.on_truncated not in ("reject", "accept"):
+            raise ValueError(f"tier {self.name!r}: on_truncated must be 'reject' or 'accept'")
 
     @property
     def primary(self) -> TierModel:

@@ -93,8 +93,23 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A model's call of a tool, as it wrote it: the tool's name and its arguments (JSON text)."""
+
+    name: str
+    arguments: str = ""
+    id: str | None = None
+
+
+@dataclass(frozen=True)
 class Completion:
     """One answer from one model.
+
+    `finish_reason` is the provider's own word for why the answer ended (OpenAI's
+    `finish_reason`, Anthropic's `stop_reason`: "stop", "length", "max_tokens",
+    "content_filter", "refusal", "tool_calls", ...). `tool_calls` are the tools the model
+    called instead of (or besides) answering; `refusal` is a refusal the provider reports
+    apart from the text (OpenAI structured outputs).
 
     A replayed answer carries what was recorded with it: `cost_usd` and `latency_s`, when
     set, stand instead of the price of `usage` and the measured latency; `recorded` holds
@@ -107,6 +122,8 @@ class Completion:
     usage: Usage
     finish_reason: str | None = None
     logprobs: tuple[float, ...] | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    refusal: str | None = None
     cost_usd: Decimal | None = None
     latency_s: float | None = None
     recorded: Mapping[str, Any] | None = None
@@ -193,6 +210,7 @@ class Attempt:
     output: str | None = None
     retry: int = 0  # 0 for the first try on this model, n for the n-th retry
     reask: int = 0  # 0 for the original question, n for the n-th reask with feedback
+    finish_reason: str | None = None  # the provider's, for an answered call
 
     @property
     def verification_usd(self) -> Decimal:
@@ -213,6 +231,7 @@ class Attempt:
             "error": self.error,
             "retry": self.retry,
             "reask": self.reask,
+            "finish_reason": self.finish_reason,
             "output": self.output,
         }
 

@@ -156,6 +156,24 @@ def test_recorded_signals_stand_in_for_live_ones_and_say_so(tmp_path):
     assert report.cascade.accuracy == 1.0 and report.escalated == 1
 
 
+def test_a_recorded_cut_off_answer_is_rejected_in_replay_as_it_was_live(tmp_path):
+    data = write(
+        tmp_path / "r.jsonl",
+        [
+            {
+                "id": 1,
+                "prompt": "p",
+                "responses": {
+                    CHEAP: {"text": "The answer is", "finish_reason": "length", "correct": False},
+                    STRONG: {"text": "The answer is 4.", "finish_reason": "stop", "correct": True},
+                },
+            },
+        ],
+    )
+    report = asyncio.run(evaluate(config(data), load_recorded(data)))
+    assert report.cascade.accuracy == 1.0 and report.escalated == 1
+
+
 def test_eval_cli_prints_json_and_table(tmp_path):
     data = write(
         tmp_path / "r.jsonl",
@@ -228,5 +246,6 @@ def test_a_batch_can_record_its_outcomes_for_eval(tmp_path):
     a = recorded.records["a"]
     assert set(a.responses) == {"gpt-4o-mini", "claude-sonnet-4-5"}  # the hedge and the accepted answer
     assert a.responses["claude-sonnet-4-5"]["verified"] is True
+    assert a.responses["claude-sonnet-4-5"]["finish_reason"] == "stop"
     assert a.extra == {"metadata": {"k": 1}}
     assert a.request.messages[-1].content == "Who won the 1987 Tour de France?"

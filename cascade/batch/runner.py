@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from cascade.engine import Cascade
 from cascade.errors import ConfigError, ExhaustedError
 from cascade.limits import RateLimitedProvider
 from cascade.logging import get_logger
-from cascade.tiers import Tier, TierModel
+from cascade.tiers import TierModel
 from cascade.types import Result
 
 
@@ -213,6 +213,7 @@ def recorded_outcomes(state: JobState, source: Path) -> Iterator[str]:
                 "output_tokens": attempt["output_tokens"],
                 "cost_usd": attempt["cost_usd"],
                 "latency_ms": round(attempt["latency_s"] * 1000, 1),
+                "finish_reason": attempt.get("finish_reason"),
                 "verified": attempt["outcome"] == "accepted",
             }
         if not responses:
@@ -249,7 +250,7 @@ def _limited(cascade: Cascade, config: CascadeConfig, options: BatchOptions) -> 
                 output_guess=model.max_tokens,
             )
             models.append(TierModel(limited, model.price, model.retry, model.idle_timeout_s))
-        tiers.append(Tier(tier.name, tuple(models)))
+        tiers.append(replace(tier, models=tuple(models)))
     return cascade.with_tiers(tiers)
 
 

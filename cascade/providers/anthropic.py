@@ -24,7 +24,7 @@ from cascade.providers.base import (
 )
 from cascade.secrets import redact
 from cascade.tokens import fill_usage
-from cascade.types import Completion, Request, Usage
+from cascade.types import Completion, Request, ToolCall, Usage
 
 DEFAULT_MAX_TOKENS = 1024  # the messages API requires max_tokens; this is used when params omit it
 
@@ -41,16 +41,24 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
     ) -> None:
         super().__init__(client, model, {"max_tokens": DEFAULT_MAX_TOKENS, **(params or {})}, **kwargs)
 
+    def _answer_tool(self, request: Request) -> str | None:
+        """The name of the tool whose forced call carries the structured answer, if one is
+        sent: with structured output on and an object schema (a tool's input is always an
+        object)."""
+        schema = request.response_schema
+        if self.structured_output and schema is not None and schema.get("type") == "object":
+            return request.response_schema_name
+        return None
+
     def _options(self, request: Request) -> dict[str, Any]:
         """Call options: the tier's params, the system prompt, and a forced tool call
-        carrying the response schema when structured output is on (object schemas only:
-        a tool's input is always an object)."""
+        carrying the response schema when structured output is on."""
         options: dict[str, Any] = dict(self.params)
         if request.system:
             options["system"] = request.system
         schema = request.response_schema
-        if self.structured_output and schema is not None and schema.get("type") == "object":
-            name = request.response_schema_name
+        name = self._answer_tool(request)
+        if schema is not None and name is not None:
             options["tools"] = [
                 {
                     "name": name,
@@ -80,6 +88,8 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
         output_tokens: int | None = None
         stop_reason: str | None = None
         finished = False
+        answer_tool = self._answer_tool(request)
+        tool_calls: dict[int, list[str]] = {}  # block index -> [name, id, input so far]
         try:
             async for event in stream:
                 if event.type == "message_start":
@@ -87,9 +97,15 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
                     if usage is not None and usage.input_tokens is not None:
                         input_tokens = usage.input_tokens
                         yield InputReported(input_tokens)
+                elif event.type == "content_block_start":
+                    block = event.content_block
+                    if block.type == "tool_use" and block.name != answer_tool:
+                        tool_calls[event.index] = [block.name, block.id, ""]
                 elif event.type == "content_block_delta":
                     piece = getattr(event.delta, "text", None) or getattr(event.delta, "partial_json", None)
-                    if piece:
+                    if piece and event.index in tool_calls:
+                        tool_calls[event.index][2] += piece
+                    elif piece:
                         yield TextDelta(piece)
                 elif event.type == "message_delta":
                     stop_reason = event.delta.stop_reason
@@ -112,7 +128,8 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
             if input_tokens is not None and output_tokens is not None
             else None
         )
-        yield StreamDone(stop_reason, reported)
+        calls = tuple(ToolCall(name, arguments, call_id) for name, call_id, arguments in tool_calls.values())
+        yield StreamDone(stop_reason, reported, tool_calls=calls)
 
     def _messages(self, request: Request) -> list[Any]:  # plain dicts: the wire shape of the params
         return [{"role": m.role, "content": m.content} for m in request.messages]
@@ -132,7 +149,13 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
         content = getattr(response, "content", None)
         if content is None:
             raise TransientProviderError("malformed response: no content")
-        text = "".join(_block_text(block) for block in content)
+        answer_tool = self._answer_tool(request)
+        text = "".join(_block_text(block, answer_tool) for block in content)
+        tool_calls = tuple(
+            ToolCall(block.name, json.dumps(block.input), block.id)
+            for block in content
+            if block.type == "tool_use" and block.name != answer_tool
+        )
         usage = response.usage
         return Completion(
             text=text,
@@ -145,14 +168,16 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
                 self.model,
             ),
             finish_reason=response.stop_reason,
+            tool_calls=tool_calls,
         )
 
 
-def _block_text(block: Any) -> str:
-    """Text of one content block; a forced tool call's input is the answer, as JSON."""
+def _block_text(block: Any, answer_tool: str | None) -> str:
+    """Text of one content block; the forced answer tool's input is the answer, as JSON
+    (any other tool call is no text of the answer)."""
     if block.type == "text":
         return str(block.text)
-    if block.type == "tool_use":
+    if block.type == "tool_use" and block.name == answer_tool:
         return json.dumps(block.input)
     return ""
 

@@ -10,7 +10,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from cascade.errors import PermanentProviderError, ProviderError, ProviderTimeout, TransientProviderError
 from cascade.secrets import redact
-from cascade.types import Completion, Request, Usage
+from cascade.types import Completion, Request, ToolCall, Usage
 
 try:  # the SDKs' HTTP library: httpx2 in current releases, httpx before
     import httpx2 as _httpx
@@ -59,11 +59,14 @@ class InputReported:
 
 @dataclass(frozen=True)
 class StreamDone:
-    """The stream's terminal event: why it finished, and the usage if it was reported."""
+    """The stream's terminal event: why it finished, the usage if it was reported, and the
+    tool calls and refusal that came besides the text."""
 
     finish_reason: str | None
     usage: Usage | None
     logprobs: tuple[float, ...] | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    refusal: str | None = None
 
 
 StreamEvent = StreamStarted | TextDelta | InputReported | StreamDone
@@ -97,7 +100,13 @@ async def stream_of_completion(provider: Provider, request: Request) -> AsyncGen
     """A provider without streaming, as a stream: its whole answer as one delta."""
     completion = await provider.complete(request)
     yield TextDelta(completion.text)
-    yield StreamDone(completion.finish_reason, completion.usage)
+    yield StreamDone(
+        completion.finish_reason,
+        completion.usage,
+        completion.logprobs,
+        completion.tool_calls,
+        completion.refusal,
+    )
 
 
 class _SdkClient(Protocol):

@@ -117,4 +117,4 @@ def build_tier(config: TierConfig, *, where: str = "tiers") -> Tier:
     """A runtime tier: its primary model, then its alternates."""
     models = [build_model(config, where=where)]
     models += [build_model(alt, where=f"{where}.alternates.{i}") for i, alt in enumerate(config.alternates)]
-    return Tier(config.name, tuple(models))
+    return Tier(config.name, tuple(models), config.on_truncated)

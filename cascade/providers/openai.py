@@ -23,7 +23,7 @@ from cascade.providers.base import (
 )
 from cascade.secrets import redact
 from cascade.tokens import fill_usage
-from cascade.types import Completion, Request, Usage
+from cascade.types import Completion, Request, ToolCall, Usage
 
 
 class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
@@ -69,6 +69,8 @@ class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
         finish_reason: str | None = None
         usage: Usage | None = None
         logprobs: list[float] = []
+        tools = _StreamedToolCalls()
+        refusal = ""
         try:
             async for chunk in stream:
                 if chunk.usage is not None:
@@ -78,8 +80,14 @@ class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
                 choice = chunk.choices[0]
                 if choice.logprobs is not None and choice.logprobs.content:
                     logprobs.extend(t.logprob for t in choice.logprobs.content)
-                if choice.delta is not None and choice.delta.content:
-                    yield TextDelta(choice.delta.content)
+                delta = choice.delta
+                if delta is not None:
+                    if delta.content:
+                        yield TextDelta(delta.content)
+                    if delta.tool_calls:
+                        tools.add(delta.tool_calls)
+                    if delta.refusal:
+                        refusal += delta.refusal
                 if choice.finish_reason is not None:
                     finish_reason = choice.finish_reason
         except openai.APIError as exc:
@@ -92,7 +100,7 @@ class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
             await stream.close()
         if finish_reason is None:
             raise StreamCutOff("stream ended without a finish reason (cut off)")
-        yield StreamDone(finish_reason, usage, tuple(logprobs) or None)
+        yield StreamDone(finish_reason, usage, tuple(logprobs) or None, tools.calls(), refusal or None)
 
     async def complete(self, request: Request) -> Completion:
         client = self._ready_client()
@@ -126,6 +134,34 @@ class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
             ),
             finish_reason=choice.finish_reason,
             logprobs=logprobs,
+            tool_calls=tuple(
+                ToolCall(call.function.name, call.function.arguments or "", call.id)
+                for call in choice.message.tool_calls or ()
+                if getattr(call, "function", None) is not None
+            ),
+            refusal=choice.message.refusal or None,
+        )
+
+
+class _StreamedToolCalls:
+    """Tool calls put together from a stream's pieces (name and id first, then the arguments)."""
+
+    def __init__(self) -> None:
+        self._parts: dict[int, list[str | None]] = {}  # index -> [id, name, arguments]
+
+    def add(self, pieces: Any) -> None:
+        for piece in pieces:
+            part = self._parts.setdefault(piece.index, [None, None, ""])
+            part[0] = part[0] or piece.id
+            function = piece.function
+            if function is not None:
+                part[1] = part[1] or function.name
+                part[2] = f"{part[2]}{function.arguments or ''}"
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(name or "(unnamed)", arguments or "", call_id)
+            for _, (call_id, name, arguments) in sorted(self._parts.items())
         )
 
 

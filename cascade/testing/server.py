@@ -62,8 +62,14 @@ _TO_OPENAI_FINISH = {
     "max_tokens": "length",
     "tool_use": "tool_calls",
     "stop_sequence": "stop",
+    "refusal": "content_filter",
 }
-_TO_ANTHROPIC_FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+_TO_ANTHROPIC_FINISH = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+}
 
 _ANTHROPIC_ERROR_TYPES = {
     400: "invalid_request_error",
@@ -192,6 +198,41 @@ class Reply:
             delay_s=delay_s,
             chunk_chars=max(1, int(chunk_chars)),
         )
+
+    @classmethod
+    def tool_call(
+        cls,
+        arguments: dict[str, Any],
+        *,
+        name: str = "lookup",
+        text: str = "",
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        usage: bool = True,
+        delay_s: float = 0.0,
+        chunk_chars: int = 8,
+    ) -> Reply:
+        """The model calls a tool instead of answering (after ``text``, if any).
+        OpenAI: ``message.tool_calls`` (content null without text), finish_reason
+        "tool_calls". Anthropic: a ``tool_use`` block after any text block,
+        stop_reason "tool_use". Streams send the arguments in pieces."""
+        return cls(
+            kind="tool_call",
+            content=text,
+            tool_input=arguments,
+            tool_name=name,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            usage=usage,
+            delay_s=delay_s,
+            chunk_chars=max(1, int(chunk_chars)),
+        )
+
+    @classmethod
+    def refusal(cls, text: str, *, chunk_chars: int = 8, delay_s: float = 0.0) -> Reply:
+        """The model refuses. OpenAI: ``message.refusal`` (content null), finish_reason
+        "stop", as structured outputs do. Anthropic: the text with stop_reason "refusal"."""
+        return cls(kind="refusal", content=text, chunk_chars=max(1, int(chunk_chars)), delay_s=delay_s)
 
     @classmethod
     def status(
@@ -753,6 +794,132 @@ def _an_stream(ctx: _Ctx, reply: Reply, pieces: list[str | float], terminal: str
     return _Plan(head=_stream_head(ctx), events=events, tail=tail, end=end, streaming=True)
 
 
+def _tool_call_id(ctx: _Ctx) -> str:
+    return f"call_fake{ctx.rid}" if ctx.wire == "openai" else f"toolu_fake{ctx.rid}"
+
+
+def _oa_message_json(ctx: _Ctx, reply: Reply) -> bytes:
+    """A tool call or a refusal, as an OpenAI chat.completion."""
+    arguments = _DUMPS(reply.tool_input) if reply.kind == "tool_call" else ""
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content or None, "refusal": None}
+    if reply.kind == "tool_call":
+        function = {"name": reply.tool_name or "tool", "arguments": arguments}
+        message["tool_calls"] = [{"id": _tool_call_id(ctx), "type": "function", "function": function}]
+        finish = "tool_calls"
+    else:
+        message["content"], message["refusal"], finish = None, reply.content, "stop"
+    payload: dict[str, Any] = {
+        "id": f"chatcmpl-fake{ctx.rid}",
+        "object": "chat.completion",
+        "created": ctx.created,
+        "model": ctx.model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+    }
+    if reply.usage:
+        payload["usage"] = _oa_usage(reply, ctx.body, reply.content + arguments)
+    return _json_response(ctx, 200, payload)
+
+
+def _an_message_json(ctx: _Ctx, reply: Reply) -> bytes:
+    """A tool call or a refusal, as an Anthropic message."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": reply.content}] if reply.content else []
+    arguments = ""
+    if reply.kind == "tool_call":
+        arguments = _DUMPS(reply.tool_input)
+        content.append(
+            {"type": "tool_use", "id": _tool_call_id(ctx), "name": reply.tool_name, "input": reply.tool_input}
+        )
+    payload: dict[str, Any] = {
+        "id": f"msg_fake{ctx.rid}",
+        "type": "message",
+        "role": "assistant",
+        "model": ctx.model,
+        "content": content,
+        "stop_reason": "tool_use" if reply.kind == "tool_call" else "refusal",
+        "stop_sequence": None,
+    }
+    if reply.usage:
+        payload["usage"] = {
+            "input_tokens": _input_tokens(reply, ctx.body),
+            "output_tokens": _output_tokens(reply, reply.content + arguments),
+        }
+    return _json_response(ctx, 200, payload)
+
+
+def _oa_message_stream(ctx: _Ctx, reply: Reply) -> _Plan:
+    """A tool call or a refusal, streamed as OpenAI chunks."""
+    head = {"id": f"chatcmpl-fake{ctx.rid}", "object": "chat.completion.chunk", "created": ctx.created}
+    head["model"] = ctx.model
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return _oa_event({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+    events: list[bytes | float] = [chunk({"role": "assistant", "content": None})]
+    arguments = _DUMPS(reply.tool_input) if reply.kind == "tool_call" else ""
+    if reply.kind == "tool_call":
+        events += [chunk({"content": piece}) for piece in _split(reply.content, reply.chunk_chars)]
+        call = {"index": 0, "id": _tool_call_id(ctx), "type": "function"}
+        events.append(
+            chunk({"tool_calls": [{**call, "function": {"name": reply.tool_name, "arguments": ""}}]})
+        )
+        for piece in _split(arguments, reply.chunk_chars):
+            events.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+        events.append(chunk({}, finish="tool_calls"))
+    else:
+        events += [chunk({"refusal": piece}) for piece in _split(reply.content, reply.chunk_chars)]
+        events.append(chunk({}, finish="stop"))
+    so = ctx.body.get("stream_options")
+    if reply.usage and isinstance(so, dict) and so.get("include_usage"):
+        usage = _oa_usage(reply, ctx.body, reply.content + arguments)
+        events.append(_oa_event({**head, "choices": [], "usage": usage}))
+    events.append(_oa_event("[DONE]"))
+    return _Plan(head=_stream_head(ctx), events=events, tail=_TAIL, streaming=True)
+
+
+def _an_message_stream(ctx: _Ctx, reply: Reply) -> _Plan:
+    """A tool call or a refusal, streamed as Anthropic events."""
+    message: dict[str, Any] = {
+        "id": f"msg_fake{ctx.rid}",
+        "type": "message",
+        "role": "assistant",
+        "model": ctx.model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": _an_usage_in(reply, ctx.body),
+    }
+    events: list[bytes | float] = [_an_event("message_start", {"type": "message_start", "message": message})]
+    blocks: list[tuple[dict[str, Any], str, str, str]] = []  # block, delta type, delta key, text
+    if reply.content:
+        blocks.append(({"type": "text", "text": ""}, "text_delta", "text", reply.content))
+    arguments = _DUMPS(reply.tool_input) if reply.kind == "tool_call" else ""
+    if reply.kind == "tool_call":
+        tool: dict[str, Any] = {
+            "type": "tool_use",
+            "id": _tool_call_id(ctx),
+            "name": reply.tool_name,
+            "input": {},
+        }
+        blocks.append((tool, "input_json_delta", "partial_json", arguments))
+    for index, (block, delta_type, delta_key, text) in enumerate(blocks):
+        start = {"type": "content_block_start", "index": index, "content_block": block}
+        events.append(_an_event("content_block_start", start))
+        for piece in _split(text, reply.chunk_chars):
+            delta = {"type": delta_type, delta_key: piece}
+            events.append(
+                _an_event(
+                    "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+                )
+            )
+        events.append(_an_event("content_block_stop", {"type": "content_block_stop", "index": index}))
+    stop = "tool_use" if reply.kind == "tool_call" else "refusal"
+    md = {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}}
+    md["usage"] = {"output_tokens": _output_tokens(reply, reply.content + arguments)}
+    events.append(_an_event("message_delta", md))
+    events.append(_an_event("message_stop", '{"type":"message_stop"}'))
+    return _Plan(head=_stream_head(ctx), events=events, tail=_TAIL, streaming=True)
+
+
 def _render(ctx: _Ctx, reply: Reply) -> _Plan:
     kind = reply.kind
     wire = ctx.wire
@@ -773,6 +940,13 @@ def _render(ctx: _Ctx, reply: Reply) -> _Plan:
     if kind == "stall_mid_stream" and not ctx.stream:
         pre += reply.seconds
 
+    if kind in ("tool_call", "refusal"):
+        if ctx.stream:
+            plan = _oa_message_stream(ctx, reply) if wire == "openai" else _an_message_stream(ctx, reply)
+            plan.pre_delay = pre
+            return plan
+        message = _oa_message_json(ctx, reply) if wire == "openai" else _an_message_json(ctx, reply)
+        return _Plan(head=message, pre_delay=pre)
     if not ctx.stream:
         if kind == "malformed":
             return _Plan(head=_json_response(ctx, 200, reply.body), pre_delay=pre)
