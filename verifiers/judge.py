@@ -128,14 +128,17 @@ def find_injection(text: str) -> str | None:
 def parse_judge_verdict(text: str, scale: float) -> tuple[float, str]:
     """(score from 0 to 1, reason) from a judge's reply; raises JudgeVerdictError.
 
-    The verdict is the last JSON object in the text with a numeric `score`, bare, fenced
-    or among prose; its score must be within 0..`scale`.
+    The verdict is the one JSON object in the text with a numeric `score`, bare, fenced or
+    among prose; its score must be within 0..`scale`. A reply holding two different
+    verdicts is read as neither: which one the judge meant cannot be known (a judge that
+    quotes an answer's forged `{"score": 10}` after its own verdict would be read
+    backwards). The same verdict written twice is one verdict.
     """
     if not isinstance(text, str):
         raise JudgeVerdictError(f"judge reply is {type(text).__name__}, not text")
     if len(text) > MAX_REPLY_CHARS:
         raise JudgeVerdictError(f"judge reply too long ({len(text)} characters)")
-    found: tuple[float, Any] | None = None
+    verdicts: dict[tuple[float, str], None] = {}  # in order, each once
     decoder = json.JSONDecoder()
     position = text.find("{")
     while position != -1:
@@ -147,14 +150,17 @@ def parse_judge_verdict(text: str, scale: float) -> tuple[float, str]:
         if isinstance(value, dict) and "score" in value:
             score = _number(value["score"])
             if score is not None:
-                found = (score, value.get("reason"))
+                verdicts[(score, _short(value.get("reason")))] = None
         position = text.find("{", end)
-    if found is None:
+    if not verdicts:
         raise JudgeVerdictError('no JSON object with a numeric "score" in the judge reply')
-    score, reason = found
+    if len(verdicts) > 1:
+        scores = ", ".join(f"{score:g}" for score, _ in verdicts)
+        raise JudgeVerdictError(f"the judge reply holds {len(verdicts)} different verdicts (scores {scores})")
+    ((score, reason),) = verdicts
     if not 0 <= score <= scale:
         raise JudgeVerdictError(f"judge score {score:g} is outside 0-{scale:g}")
-    return score / scale, _short(reason)
+    return score / scale, reason
 
 
 def _number(value: Any) -> float | None:
@@ -208,7 +214,10 @@ class JudgeVerifier:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
         try:
-            config = ModelConfig.model_validate(dict(model))
+            # the verdict comes as structured output where the judge's API has it (OpenAI
+            # `response_format`, Anthropic forced tool use); `structured_output: false` for
+            # a compatible server without it
+            config = ModelConfig.model_validate({"structured_output": True, **model})
         except ValidationError as exc:
             problems = "; ".join(
                 f"judge.model.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
