@@ -48,17 +48,59 @@ class _Decoder:
             self._non_finite = True
         return value
 
-    def decode_at(self, text: str, index: int) -> tuple[Any, int] | int:
-        """The document starting at `index` and where it ends, or, when there is none, how many
-        characters the decoder read to find out (all the rest when it does not say)."""
+    def decode_at(self, text: str, index: int, end: int | None = None) -> tuple[Any, int] | int:
+        """The document starting at `index` (and ending by `end`) and where it ends, or, when
+        there is none, how many characters the decoder read to find out (all the rest when
+        it does not say)."""
         self._non_finite = False
         try:
-            value, end = self._json.raw_decode(text, index)
-        except json.JSONDecodeError as exc:
+            value, stop = decode_prefix(self._json, text, index, len(text) if end is None else end)
+        except NotJson as exc:
             return max(1, exc.pos - index)
         except (ValueError, RecursionError):  # NaN / Infinity; deep nesting recurses
-            return len(text) - index
-        return end - index if self._non_finite else (value, end)
+            return (len(text) if end is None else end) - index
+        return stop - index if self._non_finite else (value, stop)
+
+
+FIRST_WINDOW = 4096
+
+
+class NotJson(ValueError):
+    """No JSON document where one was looked for; `pos` is where the decoder gave up."""
+
+    def __init__(self, message: str, pos: int) -> None:
+        super().__init__(f"{message} at character {pos}")
+        self.pos = pos
+
+
+def decode_prefix(
+    decoder: json.JSONDecoder, text: str, index: int, end: int, *, window: int = FIRST_WINDOW
+) -> tuple[Any, int]:
+    """`decoder.raw_decode(text[:end], index)`, in time linear in what it reads; raises
+    NotJson (or the decoder's ValueError, RecursionError) where there is no document.
+
+    The decoder's error counts the lines before the error's position in the whole text
+    (`JSONDecodeError.lineno`): a text with many failed starts would cost quadratic time.
+    So the text is decoded in windows from `index`, doubled while the window's end may be
+    what stopped it; positions are those of `text`."""
+    size = window
+    while True:
+        stop = min(end, index + size)
+        piece = text[index:stop]
+        cut = stop < end  # the window ends before the text does
+        try:
+            value, used = decoder.raw_decode(piece)
+        except json.JSONDecodeError as exc:
+            # an error this close to the window's end may be the window's doing (`\u12|34`)
+            ran_out = exc.pos >= len(piece) - 8 or exc.msg.startswith("Unterminated string")
+            if cut and ran_out:
+                size *= 2
+                continue
+            raise NotJson(exc.msg, index + exc.pos) from None
+        if cut and used == len(piece):  # a number may go on past the window: `12|3`
+            size *= 2
+            continue
+        return value, index + used
 
 
 @dataclass(frozen=True)
@@ -79,7 +121,7 @@ def _decode_whole(decoder: _Decoder, text: str, start: int, end: int, how: str) 
     if not stripped:
         return None
     first = start + chunk.index(stripped[0])
-    decoded = decoder.decode_at(text, first)
+    decoded = decoder.decode_at(text, first, end)
     if isinstance(decoded, int):
         return None
     value, stop = decoded

@@ -67,7 +67,8 @@ DEFAULT_LEXICON: dict[str, float] = {
     "i guess": 0.5,
 }
 
-_TRAILING_WORD = re.compile(r"[\w'\u2019\u2018\u02bc]*\Z")
+# a run of word characters, matched on the reversed text: where the last word begins
+_WORD_BACKWARDS = re.compile(r"[\w'\u2019\u2018\u02bc]*")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 IGNORABLE = ("code", "json_strings")
 MAX_JSON_DOCUMENTS = 10_000  # JSON lines answers hold many documents; each is read once
@@ -136,7 +137,9 @@ class HedgingVerifier:
         code span or JSON string cannot be told from prose yet."""
         if self.ignore:
             return None
-        complete = text[: _TRAILING_WORD.search(text).start()]  # type: ignore[union-attr]  # always matches
+        # found on the reversed text: searching forwards for `\w*\Z` is quadratic on a long word
+        trailing = _WORD_BACKWARDS.match(text[::-1])
+        complete = text[: len(text) - (trailing.end() if trailing else 0)]
         verdict = self._verdict(complete)
         return None if verdict.passed else verdict
 
