@@ -29,6 +29,7 @@ from cascade.policy import (
     unfinished,
 )
 from cascade.retry import call_with_retries
+from cascade.secrets import redact, redact_value
 from cascade.streaming import stream_attempt
 from cascade.tiers import Tier
 from cascade.types import (
@@ -290,7 +291,8 @@ class Cascade:
             tier=tier.name,
             tier_index=at.tier,
             is_last_tier=at.tier == len(self.tiers) - 1,
-            cleaned=clean_output(chain, completion.text),
+            # the answer as returned, and as a judge is shown it: never with a key in it
+            cleaned=redact(clean_output(chain, completion.text)),
             ask=lambda follow_up: call_model(model, follow_up),
         )
         if problem is not None:
@@ -322,6 +324,16 @@ class Cascade:
         return total_usd(ledger)
 
     def record(self, ledger: list[Attempt], attempt: Attempt) -> Attempt:
+        """Put `attempt` in the ledger, with no key left in its answer, reasons or parsed data
+        (a model may echo one), and log it."""
+        attempt = replace(
+            attempt,
+            output=None if attempt.output is None else redact(attempt.output),
+            verdicts=tuple(
+                replace(v, reason=redact(v.reason), parsed=redact_value(v.parsed)) for v in attempt.verdicts
+            ),
+            error=None if attempt.error is None else redact(attempt.error),
+        )
         ledger.append(attempt)
         self._log.info(
             "attempt_finished",

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from cascade.events import StreamRestart
+from cascade.secrets import redact
 from cascade.types import Attempt, Outcome, Result
 
 _MARK = {
@@ -21,7 +22,9 @@ _MARK = {
 
 
 def to_json(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False)
+    """`data` as one JSON line, with no key in it (a key holds no character JSON escapes, so
+    redacting the line keeps it JSON)."""
+    return redact(json.dumps(data, ensure_ascii=False))
 
 
 def usd(amount: Decimal) -> str:

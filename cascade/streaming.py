@@ -28,6 +28,7 @@ from cascade.loop import BudgetSpent
 from cascade.policy import Position, StreamPolicy, budget_exhausted, degrade_on_fault, must_finish
 from cascade.providers.base import InputReported, StreamDone, StreamEvent, StreamStarted, open_stream
 from cascade.retry import retrying
+from cascade.secrets import StreamRedactor
 from cascade.tiers import TierModel
 from cascade.tokens import count_tokens
 from cascade.types import Attempt, Completion, Outcome, Request, Usage, Verdict
@@ -59,6 +60,7 @@ class _Reading:
     doomed: Verdict | None = None  # a partial check failed past the point of no return
     checked_at: int = 0
     started: float = field(default_factory=time.perf_counter)
+    redactor: StreamRedactor = field(default_factory=StreamRedactor)  # what of the text is shown
 
 
 class _StreamBroke(PermanentProviderError):
@@ -122,7 +124,7 @@ async def stream_attempt(
                             else:
                                 reading.text += event.text
                                 if policy.mode != "buffer":
-                                    visible = _visible(reading.text, hold_back_line)
+                                    visible = reading.redactor.show(_visible(reading.text, hold_back_line))
                                     if len(visible) > len(shown):
                                         yield StreamDelta(visible[len(shown) :], tier.name, model.model)
                                         shown = visible

@@ -92,7 +92,8 @@ def test_a_dropped_stream_restarts_on_the_next_tier_and_is_billed(fake_server, w
     fake_server.script(LARGE, [Reply.text("It is 42.")])
     events = collect(cascade_for(fake_server, wire), policy="restart")
     restart = next(e for e in events if isinstance(e, StreamRestart))
-    assert restart.from_tier == "small" and restart.to_tier == "large" and restart.void_chars == 30
+    # "Forty-two is the answer, and h" arrived; the word being written ("h") was not shown
+    assert restart.from_tier == "small" and restart.to_tier == "large" and restart.void_chars == 29
     assert "connection lost" in restart.reason or "connection error" in restart.reason
     result = events[-1].result
     assert result.output == "It is 42." and result.verified and shown_text(events) == "It is 42."
@@ -131,7 +132,8 @@ def test_an_error_event_mid_stream_is_a_failed_attempt(fake_server, wire):
     events = collect(cascade_for(fake_server, wire), policy="restart")
     result = events[-1].result
     assert "error event in stream" in result.attempts[0].error and result.tier == "large"
-    assert any(isinstance(e, StreamRestart) and e.void_chars == 10 for e in events)
+    # "The answer" arrived; "The " was shown: a word is shown once complete (it might be a key)
+    assert any(isinstance(e, StreamRestart) and e.void_chars == 4 for e in events)
 
 
 @pytest.mark.parametrize("wire", ["openai", "anthropic"])

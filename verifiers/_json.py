@@ -97,7 +97,7 @@ def decode_prefix(
                 size *= 2
                 continue
             raise NotJson(exc.msg, index + exc.pos) from None
-        if cut and used == len(piece):  # a number may go on past the window: `12|3`
+        if cut and used > len(piece) - 8:  # a number may go on past the window: `12|3`, `0|E5`
             size *= 2
             continue
         return value, index + used

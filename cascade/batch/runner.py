@@ -20,6 +20,7 @@ from cascade.engine import Cascade
 from cascade.errors import ConfigError, ExhaustedError
 from cascade.limits import RateLimitedProvider
 from cascade.logging import get_logger
+from cascade.secrets import redact
 from cascade.tiers import TierModel
 from cascade.types import Result
 
@@ -226,7 +227,7 @@ def recorded_outcomes(state: JobState, source: Path) -> Iterator[str]:
         line["responses"] = responses
         if entry.metadata is not None:
             line["metadata"] = entry.metadata
-        yield json.dumps(line, ensure_ascii=False)
+        yield redact(json.dumps(line, ensure_ascii=False))  # requests too: a key pasted in a prompt
 
 
 def _limited(cascade: Cascade, config: CascadeConfig, options: BatchOptions) -> Cascade:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade.errors import ConfigError
+from cascade.secrets import redact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -154,7 +155,7 @@ class JobState:
         self.flush()
         self.db.execute(
             "UPDATE items SET done = 1, verified = ?, cost_usd = ?, record = ? WHERE key = ?",
-            (int(verified), str(cost_usd), json.dumps(record, ensure_ascii=False), key),
+            (int(verified), str(cost_usd), redact(json.dumps(record, ensure_ascii=False)), key),
         )
 
     def spent(self) -> Decimal:
