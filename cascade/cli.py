@@ -45,11 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the demo and batch jobs show tables and a progress bar: their events only on request
     quiet = args.quiet or getattr(args, "quiet_by_default", False) or not getattr(args, "events", True)
     configure_logging(args.log_format, "warning" if quiet else "info")
-    stderr = Console(stderr=True)
+    stderr = Console(stderr=True, soft_wrap=True)  # messages keep their paths whole: no wrapping
     try:
         return int(args.handler(args, stderr))
     except ConfigError as exc:
-        stderr.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        stderr.print(f"[red]error:[/] {escape(redact(str(exc)))}", highlight=False)
         return EXIT_USAGE
     except KeyboardInterrupt:
         stderr.print("interrupted")

@@ -228,6 +228,7 @@ class Cascade:
                         cost_usd=outcome.cost_usd,
                         latency_s=outcome.latency_s,
                         error=str(outcome.error),
+                        error_code=outcome.error.code,
                         retry=retry,
                         reask=reask,
                     ),

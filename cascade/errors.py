@@ -7,6 +7,7 @@
     │   │                            connections, malformed bodies (a proxy hiccup as often as not)
     │   │   └── ProviderTimeout          no answer in time (the provider may still bill the input)
     │   └── PermanentProviderError   not worth retrying: 400, 401, 403, 404, a missing API key
+    │       └── MissingKeyError          the API key's environment variable is not set
     └── ExhaustedError           no tier gave an acceptable answer; carries every attempt
 
 Messages never contain API keys: provider errors are built from status codes and
@@ -41,6 +42,18 @@ class ProviderError(CascadeError):
         self.status = status
         self.retry_after_s = retry_after_s
 
+    @property
+    def code(self) -> str:
+        """A short name of the failure, for machines: `http_401`, `missing_key`, `timeout`,
+        `transient` or `permanent`."""
+        if self.status is not None:
+            return f"http_{self.status}"
+        if isinstance(self, MissingKeyError):
+            return "missing_key"
+        if isinstance(self, ProviderTimeout):
+            return "timeout"
+        return "transient" if self.transient else "permanent"
+
 
 class TransientProviderError(ProviderError):
     """A failure that may go away on a retry."""
@@ -54,6 +67,14 @@ class ProviderTimeout(TransientProviderError):
 
 class PermanentProviderError(ProviderError):
     """A failure that a retry will not fix; the cascade moves on to the next model."""
+
+
+class MissingKeyError(PermanentProviderError):
+    """The model's API key is not in the environment: every call to it will fail."""
+
+
+# failures that will hit every request of a job alike until someone fixes the config or the key
+CONFIGURATION_FAILURES = frozenset({"http_401", "http_403", "http_404", "missing_key"})
 
 
 class ExhaustedError(CascadeError):

@@ -9,6 +9,7 @@ no share of the job-wide cap: so one tier's limit never stalls another tier's ca
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -140,6 +141,13 @@ class RateLimitedProvider:
     @property
     def structured_output(self) -> bool:
         return bool(getattr(self.provider, "structured_output", False))
+
+    def sharing_with(self, provider: Provider) -> RateLimitedProvider:
+        """Another client of the same model (a judge's, with its own params) behind these same
+        limits: the buckets, the adaptive cap and the job-wide slots are shared."""
+        twin = copy.copy(self)
+        twin.provider, twin.model = provider, provider.model
+        return twin
 
     async def _admit(self, request: Request) -> float:
         """Wait for the buckets; the token guess (0 without a tokens bucket: no count needed)."""

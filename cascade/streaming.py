@@ -145,7 +145,13 @@ async def stream_attempt(
                 except ProviderError as exc:
                     timed_out = isinstance(exc, ProviderTimeout)
                     record(
-                        Outcome.ERROR, reading, retry, timed_out, error=str(exc), output=reading.text or None
+                        Outcome.ERROR,
+                        reading,
+                        retry,
+                        timed_out,
+                        error=str(exc),
+                        error_code=exc.code,
+                        output=reading.text or None,
                     )
                     if shown:  # a retry on this model would repeat what the consumer saw
                         raise _StreamBroke(str(exc)) from None

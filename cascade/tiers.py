@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cascade.accounting import Pricing
-from cascade.config import RetryConfig
+from cascade.config import RateLimitConfig, RetryConfig
 from cascade.policy import OnTruncated
 from cascade.providers.base import Provider
 
@@ -18,6 +18,7 @@ class TierModel:
     price: Pricing
     retry: RetryConfig = field(default_factory=RetryConfig)
     idle_timeout_s: float | None = None  # streams: longest silence before the attempt fails
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)  # honoured by batch jobs
 
     @property
     def max_tokens(self) -> int | None:

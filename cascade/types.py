@@ -207,6 +207,7 @@ class Attempt:
     latency_s: float = 0.0
     verdicts: tuple[Verdict, ...] = ()
     error: str | None = None
+    error_code: str | None = None  # `ProviderError.code` of a failed call: http_401, timeout, ...
     output: str | None = None
     retry: int = 0  # 0 for the first try on this model, n for the n-th retry
     reask: int = 0  # 0 for the original question, n for the n-th reask with feedback
@@ -229,6 +230,7 @@ class Attempt:
             "cost_usd": _money(self.cost_usd),
             "verification_usd": _money(self.verification_usd),
             "error": self.error,
+            "error_code": self.error_code,
             "retry": self.retry,
             "reask": self.reask,
             "finish_reason": self.finish_reason,

@@ -13,17 +13,26 @@ Two optional hooks let a verifier take part before and after the call:
   a rejected answer may still be returned as the best one.
 - `check_partial(text) -> Verdict | None`: judge a prefix of a streamed answer; a failed
   verdict stops the stream early (its connection is closed: no more output is paid for).
+- `worst_cost_usd(input_tokens, output_tokens, price) -> Decimal`: the most checking one
+  answer can cost (a judge's call), for a request of `input_tokens` answered in
+  `output_tokens` by a model at `price`; a batch budget reserves it before an item starts.
+- `wrap_models(wrap)`: a verifier that calls models of its own hands each `TierModel` to
+  `wrap` and uses what it returns (a batch job puts them behind its rate limits).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cascade.logging import get_logger
 from cascade.secrets import redact
 from cascade.types import ZERO, Candidate, Request, Verdict
+
+if TYPE_CHECKING:
+    from cascade.tiers import TierModel
 
 T = TypeVar("T")
 VerifierResult = Verdict | bool
@@ -94,6 +103,26 @@ def check_partial(verifiers: Sequence[Verifier], text: str) -> Verdict | None:
     return None
 
 
+def worst_cost_usd(
+    verifiers: Sequence[Verifier], input_tokens: int, output_tokens: int, price: Any
+) -> Decimal:
+    """The most the chain's own model calls can cost on one answer (their `worst_cost_usd`)."""
+    total = ZERO
+    for verifier in verifiers:
+        hook = getattr(verifier, "worst_cost_usd", None)
+        if callable(hook):
+            total += Decimal(hook(input_tokens, output_tokens, price))
+    return total
+
+
+def wrap_models(verifiers: Sequence[Verifier], wrap: Callable[[TierModel], TierModel]) -> None:
+    """Let every verifier of the chain that calls models of its own put them behind `wrap`."""
+    for verifier in verifiers:
+        hook = getattr(verifier, "wrap_models", None)
+        if callable(hook):
+            hook(wrap)
+
+
 async def run_verifier(verifier: Verifier, candidate: Candidate) -> Verdict:
     """Run one verifier; a verifier that raises or returns junk fails with that as its reason."""
     name = verifier_name(verifier)
@@ -140,6 +169,12 @@ class _Group:
 
     def clean_output(self, text: str) -> str:
         return clean_output(self.verifiers, text)
+
+    def worst_cost_usd(self, input_tokens: int, output_tokens: int, price: Any) -> Decimal:
+        return worst_cost_usd(self.verifiers, input_tokens, output_tokens, price)
+
+    def wrap_models(self, wrap: Callable[[TierModel], TierModel]) -> None:
+        wrap_models(self.verifiers, wrap)
 
     def check_partial(self, text: str) -> Verdict | None:
         failures = [check_partial([v], text) for v in self.verifiers]

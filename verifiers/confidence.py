@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
+from typing import Any
 
-from cascade.types import ZERO, Candidate, Message, ModelCall, Request, Verdict
+from cascade.types import ZERO, Candidate, Message, ModelCall, Request, Usage, Verdict
 from verifiers._recorded import REPLAY_NOTE, recorded_number
 from verifiers._settings import check_scale, check_threshold
 
 MODES = ("inline", "followup")
+PROMPT_TOKENS = 200  # at most, the rating instruction of a follow-up call
 
 DEFAULT_INLINE_INSTRUCTION = (
     "After your answer, rate your confidence that the answer is correct and complete, as an integer "
@@ -222,6 +224,12 @@ class SelfConfidenceVerifier:
     def clean_output(self, text: str) -> str:
         """Inline: the answer without its rating line."""
         return strip_rating(text) if self.mode == "inline" else text
+
+    def worst_cost_usd(self, input_tokens: int, output_tokens: int, price: Any) -> Decimal:
+        """Followup: the same model asked again, with its answer and the instruction added."""
+        if self.mode == "inline":
+            return ZERO
+        return Decimal(price.cost(Usage(input_tokens + output_tokens + PROMPT_TOKENS, output_tokens)))
 
     # -- the check ------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,12 +24,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cascade.batch.budget import UNCAPPED_OUTPUT_TOKENS
 from cascade.batch.report import report_file
-from cascade.batch.runner import BatchOptions, run_batch
+from cascade.batch.runner import BatchOptions, BatchOutcome, run_batch
+from cascade.batch.state import short_digest, state_path
 from cascade.config import load_config
 from cascade.errors import ConfigError
 
 EXIT_OK, EXIT_ATTENTION = 0, 3
+EXIT_SIGNALLED = 128  # plus the signal's number, as shells do
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -56,6 +60,27 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="progress bar (default: on a TTY)",
     )
     batch.add_argument("--events", action="store_true", help="also log every attempt of every item")
+    batch.add_argument(
+        "--retry-failed", action="store_true", help="run again the finished items that got no answer"
+    )
+    batch.add_argument(
+        "--retry-unverified",
+        action="store_true",
+        help="run again the finished items whose answer is not verified (those with none too)",
+    )
+    batch.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="resume although the config changed: keep the items made under the earlier one",
+    )
+    batch.add_argument(
+        "--max-config-failures",
+        type=_count,
+        default=5,
+        metavar="N",
+        help="stop when one model fails with the same 401/403/404 or missing key on N items in a row "
+        "(default 5; 0: never)",
+    )
     batch.set_defaults(handler=_batch)
 
     report = sub.add_parser("report", parents=[common], help="the report of a batch output file, again")
@@ -72,6 +97,10 @@ def _batch(args: argparse.Namespace, stderr: Console) -> int:
         max_cost_usd=args.max_cost_usd,
         review=args.review,
         record=args.record,
+        allow_config_change=args.allow_config_change,
+        retry_failed=args.retry_failed or args.retry_unverified,
+        retry_unverified=args.retry_unverified,
+        max_config_failures=args.max_config_failures,
     )
     options.check()  # before anything runs: no input overwritten, no folder missing at the end
     if args.report_json is not None:
@@ -104,27 +133,63 @@ def _batch(args: argparse.Namespace, stderr: Console) -> int:
         outcome = asyncio.run(
             run_batch(config, options, base_dir=args.config.parent, total_hint=total, progress=advance)
         )
-    out = Console()
+    return _say(outcome, args, options, Console(soft_wrap=True))
+
+
+def _say(outcome: BatchOutcome, args: argparse.Namespace, options: BatchOptions, out: Console) -> int:
+    """The report and what needs saying about the run; the exit code."""
+    counts = outcome.counts
+    if counts.interrupted:
+        finished = outcome.report.items
+        out.print(
+            f"[yellow]interrupted by {counts.interrupted}: {finished} items are done and saved in "
+            f"{state_path(options.output)}; {counts.abandoned} in flight were abandoned and "
+            f"{counts.not_started} not started. Run the same command again to resume: nothing done "
+            "is sent again[/]"
+        )
+        return EXIT_SIGNALLED + (15 if counts.interrupted == "SIGTERM" else 2)
     out.print(outcome.report.table(title=f"Batch report: {args.output}"))
     if outcome.input_changed:
         out.print(
             f"the input {args.input} changed since the last run: ids finished then are kept and not "
             "sent again; the output follows the input as it is now"
         )
+    if len(outcome.configs) > 1:
+        made = ", ".join(
+            f"{n} under config {short_digest(d)}{' (this one)' if d == outcome.config else ''}"
+            for d, n in outcome.configs.items()
+        )
+        out.print(f"items by config: {made}; each output line says its `config`")
     if outcome.skipped_done:
         out.print(f"resumed: {outcome.skipped_done} items finished by an earlier run were not sent again")
     if outcome.report.line_errors:
         out.print(f"{outcome.report.line_errors} input lines in error: their records in the output say why")
     if outcome.review_lines:
         out.print(f"{outcome.review_lines} unverified items listed for review in {options.review_path}")
-    if outcome.stopped_by_budget:
+    if outcome.uncapped_tiers:
         out.print(
-            f"[yellow]budget of ${args.max_cost_usd} reached: {outcome.not_started} items not started; "
-            "run again with a larger --max-cost-usd to finish them[/]"
+            f"tiers {', '.join(outcome.uncapped_tiers)} set no max_tokens: the budget reserved "
+            f"{UNCAPPED_OUTPUT_TOKENS} output tokens per call on them; set params.max_tokens for a hard "
+            "ceiling"
+        )
+    if counts.stopped_by_failures:
+        out.print(
+            f"[red]stopped: {escape(counts.stopped_by_failures)}; {counts.not_started} items not started[/]"
+        )
+    if counts.stopped_by_budget:
+        out.print(
+            f"[yellow]budget of ${args.max_cost_usd} reached: {counts.not_started} items not started "
+            "(an item starts only when its worst case fits in what is left); run again with a larger "
+            "--max-cost-usd to finish them[/]"
         )
     if args.report_json:
         args.report_json.write_text(json.dumps(outcome.report.to_dict(), indent=2) + "\n")
-    attention = outcome.stopped_by_budget or outcome.review_lines or outcome.report.line_errors
+    attention = (
+        counts.stopped_by_budget
+        or counts.stopped_by_failures
+        or outcome.review_lines
+        or outcome.report.line_errors
+    )
     return EXIT_ATTENTION if attention else EXIT_OK
 
 
@@ -174,6 +239,16 @@ def _check_report_path(path: Path, options: BatchOptions) -> None:
 def _configured(config: Any, tier: str) -> tuple[float | None, float | None]:
     limit = next(t for t in config.tiers if t.name == tier).rate_limit
     return limit.requests_per_minute, limit.tokens_per_minute
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def _decimal(text: str) -> Decimal:

@@ -58,6 +58,13 @@ class BatchReport:
         cost = record.get("cost") or {}
         for key in MONEY:
             self.money[key] += Decimal(str(cost.get(key, 0)))
+        # an item run again (--retry-failed): what its earlier runs cost was spent, and wasted
+        earlier = record.get("earlier") or {}
+        spent_before = Decimal(str(earlier.get("cost_usd", 0)))
+        self.attempts += int(earlier.get("attempts", 0))
+        self.money["total_usd"] += spent_before
+        self.money["wasted_usd"] += spent_before
+        self.money["saved_usd"] -= spent_before
 
     def rate(self, count: int) -> float:
         return count / self.items if self.items else 0.0

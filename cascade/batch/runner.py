@@ -12,17 +12,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from cascade.batch.items import Item, LineError, read_items
-from cascade.batch.report import BatchReport, report_file
+from cascade.batch.budget import JobBudget, uncapped_tiers
+from cascade.batch.items import Item, read_items
+from cascade.batch.job import ConfigFailureWatch, Job, Progress, RunCounts
+from cascade.batch.report import BatchReport, report_file, report_lines
 from cascade.batch.state import JobState, state_path, write_atomically
 from cascade.config import CascadeConfig
 from cascade.engine import Cascade
-from cascade.errors import ConfigError, ExhaustedError
+from cascade.errors import ConfigError
 from cascade.limits import RateLimitedProvider
 from cascade.logging import get_logger
 from cascade.secrets import redact
 from cascade.tiers import TierModel
-from cascade.types import Result
+from cascade.verification import wrap_models
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class BatchOptions:
     record: Path | None = None  # also write the outcomes in the recorded-outcomes format
     # tier name -> (requests per minute, tokens per minute); overrides the config's
     rate_limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    allow_config_change: bool = False  # resume a job whose config changed, keeping its items
+    retry_failed: bool = False  # run again the finished items that got no answer
+    retry_unverified: bool = False  # ... and those whose answer is not verified
+    max_config_failures: int = 5  # stop once one 401/403/404/missing key hits this many in a row
 
     @property
     def review_path(self) -> Path:
@@ -67,21 +73,28 @@ class BatchOptions:
 @dataclass(frozen=True)
 class BatchOutcome:
     report: BatchReport
-    output_lines: int
+    output_lines: int  # 0 when interrupted: the output is written only by a run that ends
     review_lines: int
-    skipped_done: int  # items finished by an earlier run, not sent again
-    stopped_by_budget: bool
-    not_started: int  # items left for a later run (budget)
+    counts: RunCounts
     input_changed: bool = False  # the input is not the one the last run read (finished ids are kept)
+    configs: dict[str, int] = field(default_factory=dict)  # finished items by config digest
+    config: str = ""  # the digest of this run's config
+    uncapped_tiers: tuple[str, ...] = ()  # tiers whose output the budget had to guess
+
+    @property
+    def skipped_done(self) -> int:
+        return self.counts.skipped_done
+
+    @property
+    def stopped_by_budget(self) -> bool:
+        return self.counts.stopped_by_budget
+
+    @property
+    def not_started(self) -> int:
+        return self.counts.not_started
 
 
-# (non-blank input lines dealt with so far in this run, cost so far in this job): an item
-# finished now or by an earlier run, an item left for later (budget), or a line in error.
-Progress = Callable[[int, Decimal], None]
-PROGRESS_EVERY = 100  # lines passed over without a call are reported in steps of this many
 COUNT_BLOCK_BYTES = 1 << 20
-
-WORKERS_PER_CALL = 4  # items in progress per call in flight: the others wait for a rate limit
 
 
 async def run_batch(
@@ -92,106 +105,50 @@ async def run_batch(
     total_hint: Callable[[int], None] | None = None,
     progress: Progress | None = None,
 ) -> BatchOutcome:
-    """Run (or resume) the job, then write its output, review file, and report."""
+    """Run (or resume) the job, then write its output, review file, and report (an
+    interrupted run writes none of them: its items are saved, and the next run resumes)."""
     options.check()
-    state = JobState(options.output, input_path=options.input, config_digest=_digest(config))
+    digest = _digest(config)
+    state = JobState(
+        options.output,
+        input_path=options.input,
+        config_digest=digest,
+        allow_config_change=options.allow_config_change,
+        retry_failed=options.retry_failed,
+        retry_unverified=options.retry_unverified,
+    )
     if state.input_changed:
         get_logger().warning("input_changed", input=str(options.input), finished_ids="kept")
     try:
         if total_hint is not None:
             total_hint(_count_lines(options.input))
-        cascade = _limited(Cascade.from_config(config, base_dir=base_dir), config, options)
+        cascade = _limited(Cascade.from_config(config, base_dir=base_dir), options)
+        uncapped = tuple(uncapped_tiers(cascade)) if options.max_cost_usd is not None else ()
+        job = Job(
+            cascade,
+            state,
+            concurrency=options.concurrency,
+            budget=JobBudget(options.max_cost_usd, state.spent()),  # earlier runs count against it
+            watch=ConfigFailureWatch(options.max_config_failures),
+            progress=progress,
+        )
         async with cascade:
-            counts = await _run_items(cascade, state, options, progress)
-        output_lines = write_atomically(options.output, state.output_records())
-        review_lines = write_atomically(options.review_path, state.review_records())
-        if options.record is not None:
-            write_atomically(options.record, recorded_outcomes(state, options.input))
+            counts = await job.run(options.input)
+        if counts.interrupted:
+            report = report_lines(state.output_records())
+            output_lines = review_lines = 0
+        else:
+            output_lines = write_atomically(options.output, state.output_records())
+            review_lines = write_atomically(options.review_path, state.review_records())
+            if options.record is not None:
+                write_atomically(options.record, recorded_outcomes(state, options.input))
+            report = report_file(options.output)
+        configs = state.configs()
     finally:
         state.close()
     return BatchOutcome(
-        report_file(options.output), output_lines, review_lines, **counts, input_changed=state.input_changed
+        report, output_lines, review_lines, counts, state.input_changed, configs, digest, uncapped
     )
-
-
-async def _run_items(
-    cascade: Cascade, state: JobState, options: BatchOptions, progress: Progress | None
-) -> dict[str, Any]:
-    spent = state.spent()  # earlier runs of this job count against its budget
-    handled = 0  # input lines dealt with in this run, for the progress bar
-    # `concurrency` caps the CALLS in flight (the semaphore every model's limiter shares);
-    # more items than that are in progress, so that those waiting for one tier's rate limit
-    # leave calls to the other tiers. Memory stays bounded by the workers and the queue.
-    workers = options.concurrency * WORKERS_PER_CALL
-    queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=options.concurrency * 2)
-    counts = {"skipped_done": 0, "stopped_by_budget": False, "not_started": 0}
-    log = get_logger()
-
-    def over_budget() -> bool:
-        return options.max_cost_usd is not None and spent >= options.max_cost_usd
-
-    def advance(every: int = 1) -> None:
-        nonlocal handled
-        handled += 1
-        if progress is not None and handled % every == 0:
-            progress(handled, spent)
-
-    async def produce() -> None:
-        for entry in read_items(options.input):
-            if isinstance(entry, LineError):
-                state.record_line_error(entry.line, entry.record())
-                advance(PROGRESS_EVERY)
-                continue
-            status, first_line = state.claim(entry.key, entry.line)
-            if status == "duplicate":
-                message = f"line {entry.line}: duplicate id {entry.id!r} (first on line {first_line})"
-                state.record_line_error(entry.line, LineError(entry.line, message, entry.id).record())
-                advance(PROGRESS_EVERY)
-            elif status == "done":
-                counts["skipped_done"] += 1
-                advance(PROGRESS_EVERY)
-            elif over_budget():
-                counts["stopped_by_budget"] = True
-                counts["not_started"] += 1
-                advance(PROGRESS_EVERY)
-            else:
-                state.flush()  # the claim is durable before the item can finish
-                await queue.put(entry)
-        state.flush()
-        for _ in range(workers):
-            await queue.put(None)
-
-    async def work() -> None:
-        nonlocal spent
-        while (item := await queue.get()) is not None:
-            if over_budget():  # reached while this item waited in the queue
-                counts["stopped_by_budget"] = True
-                counts["not_started"] += 1
-                advance()
-                continue
-            result, error = await _answer(cascade, item)
-            record = {"id": item.id, "line": item.line, "metadata": item.metadata, **result.to_dict()}
-            if error:
-                record["error"] = error
-            state.finish(item.key, record, verified=result.verified, cost_usd=result.cost.total_usd)
-            spent += result.cost.total_usd
-            advance()
-        log.debug("worker_done")
-
-    await asyncio.gather(produce(), *(work() for _ in range(workers)))
-    if progress is not None:
-        progress(handled, spent)
-    if counts["stopped_by_budget"]:
-        log.warning("budget_reached", spent_usd=str(spent), not_started=counts["not_started"])
-    return counts
-
-
-async def _answer(cascade: Cascade, item: Item) -> tuple[Result, str | None]:
-    """The item's result; a cascade that gives up still has a result (every attempt billed)."""
-    try:
-        return await cascade.arun(item.request), None
-    except ExhaustedError as exc:
-        return exc.result, str(exc)
 
 
 def recorded_outcomes(state: JobState, source: Path) -> Iterator[str]:
@@ -230,19 +187,21 @@ def recorded_outcomes(state: JobState, source: Path) -> Iterator[str]:
         yield redact(json.dumps(line, ensure_ascii=False))  # requests too: a key pasted in a prompt
 
 
-def _limited(cascade: Cascade, config: CascadeConfig, options: BatchOptions) -> Cascade:
+def _limited(cascade: Cascade, options: BatchOptions) -> Cascade:
     """The cascade with every model behind its rate limiter (config, then command line),
-    all of them sharing one cap of `concurrency` calls in flight."""
+    the verifiers' own models (a judge) too, all of them sharing one cap of `concurrency`
+    calls in flight. One limiter per model and server: a judge on a tier's model shares the
+    tier's limits."""
     calls = asyncio.Semaphore(options.concurrency)
-    tiers = []
-    for tier, tier_config in zip(cascade.tiers, config.tiers, strict=True):
-        models = []
-        for model, model_config in zip(tier.models, [tier_config, *tier_config.alternates], strict=True):
-            limits = model_config.rate_limit
-            rpm, tpm = options.rate_limits.get(
-                tier.name, (limits.requests_per_minute, limits.tokens_per_minute)
-            )
-            limited = RateLimitedProvider(
+    limiters: dict[tuple[str, str, str], RateLimitedProvider] = {}
+
+    def limit(model: TierModel, tier: str | None = None) -> TierModel:
+        key = (type(model.provider).__name__, _server_of(model.provider), model.model)
+        shared = limiters.get(key)
+        if shared is None:
+            rpm, tpm = model.rate_limit.requests_per_minute, model.rate_limit.tokens_per_minute
+            rpm, tpm = options.rate_limits.get(tier or "", (rpm, tpm))
+            shared = limiters[key] = RateLimitedProvider(
                 model.provider,
                 max_in_flight=options.concurrency,
                 calls=calls,
@@ -250,9 +209,23 @@ def _limited(cascade: Cascade, config: CascadeConfig, options: BatchOptions) -> 
                 tokens_per_minute=tpm,
                 output_guess=model.max_tokens,
             )
-            models.append(TierModel(limited, model.price, model.retry, model.idle_timeout_s))
-        tiers.append(replace(tier, models=tuple(models)))
-    return cascade.with_tiers(tiers)
+        return replace(model, provider=shared.sharing_with(model.provider))
+
+    limited = cascade.with_tiers(
+        [replace(tier, models=tuple(limit(m, tier.name) for m in tier.models)) for tier in cascade.tiers]
+    )
+    seen: set[int] = set()
+    for tier in limited.tiers:
+        chain = [v for v in limited.chain(tier.name) if id(v) not in seen]
+        seen.update(id(v) for v in chain)
+        wrap_models(chain, limit)
+    return limited
+
+
+def _server_of(provider: Any) -> str:
+    """The server a provider's client talks to (one model name on two servers is two models)."""
+    client = getattr(provider, "client", None)
+    return str(getattr(client, "base_url", ""))
 
 
 def _digest(config: CascadeConfig) -> str:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cascade.batch.lock import JobLock
 from cascade.errors import ConfigError
 from cascade.secrets import redact
 
@@ -30,12 +31,18 @@ CREATE TABLE IF NOT EXISTS items (
     verified INTEGER,
     cost_usd TEXT,
     record TEXT,                   -- the output line, once done
-    seen_run INTEGER NOT NULL DEFAULT 0  -- the last pass over the input that saw this id
+    seen_run INTEGER NOT NULL DEFAULT 0,  -- the last pass over the input that saw this id
+    config TEXT                    -- the digest of the config the item was answered under
 );
 CREATE TABLE IF NOT EXISTS line_errors (line INTEGER PRIMARY KEY, record TEXT NOT NULL);
 """
 
 EDGE_BYTES = 64 * 1024  # the input's fingerprint hashes this much of its start and its end
+
+
+def short_digest(digest: str) -> str:
+    """The first 12 hex digits of a config digest: enough to tell configs apart."""
+    return digest[:12]
 
 
 def state_path(output: Path) -> Path:
@@ -64,25 +71,45 @@ class JobState:
     edited between runs (a bad line fixed or deleted, ids added or removed) gives the output
     of the edited input, while every finished item is kept and never sent again."""
 
-    def __init__(self, output: Path, *, input_path: Path, config_digest: str) -> None:
+    def __init__(
+        self,
+        output: Path,
+        *,
+        input_path: Path,
+        config_digest: str,
+        allow_config_change: bool = False,
+        retry_failed: bool = False,
+        retry_unverified: bool = False,
+    ) -> None:
         self.path = state_path(output)
-        self.db = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable against a crash of this process (kill -9); FULL adds power loss.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
-        if "seen_run" not in columns:  # a state file written before passes were numbered
-            self.db.execute("ALTER TABLE items ADD COLUMN seen_run INTEGER NOT NULL DEFAULT 0")
-        self.config_changed = False
-        self.input_changed = False
-        self.run = 0
-        self._pending_writes = 0
-        self._begin_pass(input_path, config_digest)
+        self.lock = JobLock(self.path)  # before anything reads or writes the state
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a crash of this process (kill -9); FULL adds power loss.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
+            if "seen_run" not in columns:  # a state file written before passes were numbered
+                self.db.execute("ALTER TABLE items ADD COLUMN seen_run INTEGER NOT NULL DEFAULT 0")
+            if "config" not in columns:  # ... or before items said which config made them
+                self.db.execute("ALTER TABLE items ADD COLUMN config TEXT")
+            self.config = config_digest
+            self.retry_failed = retry_failed
+            self.retry_unverified = retry_unverified
+            self.config_changed = False
+            self.input_changed = False
+            self.run = 0
+            self._pending_writes = 0
+            self._begin_pass(input_path, allow_config_change)
+        except BaseException:
+            self.lock.release()
+            raise
 
-    def _begin_pass(self, input_path: Path, config_digest: str) -> None:
+    def _begin_pass(self, input_path: Path, allow_config_change: bool) -> None:
         """Check that the state file belongs to this input (resuming with another would mix
-        two jobs), note what changed since the last run, and start a new pass."""
+        two jobs) and to this config (unless a change is allowed), note what changed since
+        the last run, and start a new pass."""
         stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         here = str(input_path.resolve())
         if stored and stored.get("input") != here:
@@ -91,7 +118,20 @@ class JobState:
                 "choose another --output, or delete the state file to start over"
             )
         printed = fingerprint(input_path)
-        self.config_changed = bool(stored) and stored.get("config") != config_digest
+        earlier = stored.get("config")
+        self.config_changed = bool(stored) and earlier != self.config
+        if self.config_changed and earlier is not None:
+            self.db.execute("UPDATE items SET config = ? WHERE done = 1 AND config IS NULL", (earlier,))
+            made_under_others = sum(n for digest, n in self.configs().items() if digest != self.config)
+            if made_under_others and not allow_config_change:
+                raise ConfigError(
+                    f"{self.path}: the config changed since this job's last run, and "
+                    f"{made_under_others} items were answered under the earlier one "
+                    f"({short_digest(earlier)}; this one is {short_digest(self.config)}). Resume with "
+                    "the config they were made with, or keep them beside items made under this one "
+                    "with --allow-config-change (each output line says its config), or delete the "
+                    "state file to start over"
+                )
         self.input_changed = "input_fingerprint" in stored and stored["input_fingerprint"] != printed
         self.run = int(stored.get("run", "0")) + 1
         self.db.execute("BEGIN")
@@ -99,7 +139,7 @@ class JobState:
             "INSERT OR REPLACE INTO meta VALUES (?, ?)",
             [
                 ("input", here),
-                ("config", config_digest),
+                ("config", self.config),
                 ("input_fingerprint", printed),
                 ("run", str(self.run)),
             ],
@@ -119,6 +159,9 @@ class JobState:
         stored_line, done, seen_run = row
         if seen_run == self.run:
             return "duplicate", stored_line
+        if done and self._retried(key):
+            self._write("UPDATE items SET line = ?, seen_run = ? WHERE key = ?", (line, self.run, key))
+            return "retry", line
         if done and stored_line != line:  # the input was edited: the record follows its line
             (text,) = self.db.execute("SELECT record FROM items WHERE key = ?", (key,)).fetchone()
             record = json.loads(text)
@@ -131,8 +174,20 @@ class JobState:
             self._write("UPDATE items SET line = ?, seen_run = ? WHERE key = ?", (line, self.run, key))
         return ("done" if done else "pending"), line
 
+    def _retried(self, key: str) -> bool:
+        """Is this finished item to be run again: no answer (`retry_failed`) or an unverified
+        one (`retry_unverified`)?"""
+        if not (self.retry_failed or self.retry_unverified):
+            return False
+        verified, text = self.db.execute(
+            "SELECT verified, record FROM items WHERE key = ?", (key,)
+        ).fetchone()
+        if self.retry_unverified and not verified:
+            return True
+        return self.retry_failed and json.loads(text).get("output") is None
+
     def record_line_error(self, line: int, record: dict[str, Any]) -> None:
-        self._write("INSERT OR REPLACE INTO line_errors VALUES (?, ?)", (line, json.dumps(record)))
+        self._write("INSERT OR REPLACE INTO line_errors VALUES (?, ?)", (line, redact(json.dumps(record))))
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         """Input-pass writes are grouped in transactions of a few hundred."""
@@ -151,12 +206,34 @@ class JobState:
     # -- results ---------------------------------------------------------------------------
 
     def finish(self, key: str, record: dict[str, Any], *, verified: bool, cost_usd: Decimal) -> None:
-        """Commit one finished item: from now on it is never run again."""
+        """Commit one finished item: from now on it is never run again (unless retried).
+
+        A retried item keeps what its earlier runs cost: `earlier` in its record (their
+        attempts and cost, all of it wasted), counted in the job's spend and report."""
         self.flush()
+        done, text, stored_cost = self.db.execute(
+            "SELECT done, record, cost_usd FROM items WHERE key = ?", (key,)
+        ).fetchone()
+        record = {**record, "config": short_digest(self.config)}
+        if done:
+            before = json.loads(text)
+            earlier = before.get("earlier") or {"attempts": 0, "cost_usd": 0}
+            record["earlier"] = {
+                "attempts": earlier["attempts"] + len(before.get("attempts") or ()),
+                "cost_usd": float(Decimal(stored_cost)),
+            }
+            cost_usd += Decimal(stored_cost)
         self.db.execute(
-            "UPDATE items SET done = 1, verified = ?, cost_usd = ?, record = ? WHERE key = ?",
-            (int(verified), str(cost_usd), redact(json.dumps(record, ensure_ascii=False)), key),
+            "UPDATE items SET done = 1, verified = ?, cost_usd = ?, record = ?, config = ? WHERE key = ?",
+            (int(verified), str(cost_usd), redact(json.dumps(record, ensure_ascii=False)), self.config, key),
         )
+
+    def configs(self) -> dict[str, int]:
+        """Finished items by the digest of the config they were answered under."""
+        rows = self.db.execute(
+            "SELECT config, COUNT(*) FROM items WHERE done = 1 GROUP BY config ORDER BY MIN(rowid)"
+        )
+        return {digest or self.config: n for digest, n in rows}
 
     def spent(self) -> Decimal:
         """What the finished items cost, across every run of this job."""
@@ -199,8 +276,11 @@ class JobState:
         )
 
     def close(self) -> None:
-        self.flush()
-        self.db.close()
+        try:
+            self.flush()
+            self.db.close()
+        finally:
+            self.lock.release()
 
 
 def write_atomically(path: Path, lines: Iterator[str]) -> int:

@@ -8,7 +8,13 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from cascade.errors import PermanentProviderError, ProviderError, ProviderTimeout, TransientProviderError
+from cascade.errors import (
+    MissingKeyError,
+    PermanentProviderError,
+    ProviderError,
+    ProviderTimeout,
+    TransientProviderError,
+)
 from cascade.secrets import redact
 from cascade.types import Completion, Request, ToolCall, Usage
 
@@ -189,5 +195,5 @@ def error_message(body: object, fallback: str) -> str:
     return fallback
 
 
-def missing_key_error(env_var: str | None) -> PermanentProviderError:
-    return PermanentProviderError(f"no API key: environment variable {env_var} is not set")
+def missing_key_error(env_var: str | None) -> MissingKeyError:
+    return MissingKeyError(f"no API key: environment variable {env_var} is not set")

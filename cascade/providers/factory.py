@@ -110,7 +110,8 @@ def build_model(config: ModelConfig, *, where: str = "model") -> TierModel:
         price = price_of(config)
     except ConfigError as exc:
         raise ConfigError(f"{where}.price: {exc}") from None
-    return TierModel(build_provider(config, where=where), price, config.retry, config.idle_timeout_s)
+    provider = build_provider(config, where=where)
+    return TierModel(provider, price, config.retry, config.idle_timeout_s, config.rate_limit)
 
 
 def build_tier(config: TierConfig, *, where: str = "tiers") -> Tier:

@@ -1,0 +1,93 @@
+"""The job budget as a ceiling: an item starts only once its worst case is reserved.
+
+Checking what was spent before an item starts is not enough when many are in flight: 128
+items started at once on the last dollar overshoot it 128 times. So each item reserves,
+before it starts, what it could cost at most: every tier of the ladder answering at its
+token limit, each reask with the conversation grown by an answer, and the verifiers' own
+model calls. An item starts only when what was spent, plus the reservations of the items
+in flight, plus its own, fits in the budget; when it finishes, its reservation gives way to
+what it really cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from cascade.tokens import count_tokens
+from cascade.types import ZERO, Usage
+from cascade.verification import prepare_request, worst_cost_usd
+
+if TYPE_CHECKING:
+    from cascade.engine import Cascade
+    from cascade.types import Request
+
+# output tokens reserved per call of a model whose params set no max_tokens (a guess: set
+# max_tokens on every tier for a budget that is a hard ceiling)
+UNCAPPED_OUTPUT_TOKENS = 4096
+FEEDBACK_TOKENS = 200  # a reask's feedback message, on top of the rejected answer
+# a provider counts what frames each message too, and its tokenizer may not be ours
+MESSAGE_TOKENS = 8
+COUNT_MARGIN = Decimal("1.1")
+
+
+def uncapped_tiers(cascade: Cascade) -> list[str]:
+    """Tiers with a model whose output has no limit in its params."""
+    return [t.name for t in cascade.tiers if any(m.max_tokens is None for m in t.models)]
+
+
+def worst_case_usd(cascade: Cascade, request: Request) -> Decimal:
+    """The most `request` can cost through `cascade`: every tier tried, every reask used,
+    every answer at its model's token limit, and the checks of each answer."""
+    total = ZERO
+    for tier in cascade.tiers:
+        chain = cascade.chain(tier.name)
+        sent = prepare_request(chain, request)
+        framing = MESSAGE_TOKENS * (len(sent.messages) + 1)
+        tier_worst = ZERO
+        for model in tier.models:  # alternates answer only when a call fails: the dearest counts
+            output = model.max_tokens or UNCAPPED_OUTPUT_TOKENS
+            asked = int(count_tokens(sent.text(), model.model) * COUNT_MARGIN) + framing
+            cost = ZERO
+            for reask in range(cascade.max_reasks(tier.name) + 1):
+                input_tokens = asked + reask * (output + FEEDBACK_TOKENS)
+                cost += model.price.cost(Usage(input_tokens, output))
+                cost += worst_cost_usd(chain, input_tokens, output, model.price)
+            tier_worst = max(tier_worst, cost)
+        total += tier_worst
+    return total
+
+
+class JobBudget:
+    """What a job may still spend, shared by its workers. Without a limit every item fits."""
+
+    def __init__(self, limit: Decimal | None, spent: Decimal) -> None:
+        self.limit = limit
+        self.spent = spent  # by every run of the job, the items in flight not included
+        self.reserved = ZERO  # the worst cases of the items in flight
+        self._freed = asyncio.Event()
+
+    async def reserve(self, amount: Decimal | None) -> bool:
+        """Reserve `amount` for an item about to start: at once when it fits; else once items
+        in flight have finished and freed enough; False when it can never fit."""
+        if self.limit is None or amount is None:
+            return True
+        while self.spent + self.reserved + amount > self.limit:
+            if self.reserved == ZERO:  # nothing in flight will free any room
+                return False
+            self._freed.clear()
+            await self._freed.wait()
+        self.reserved += amount
+        return True
+
+    def settle(self, reserved: Decimal | None, cost: Decimal) -> None:
+        """An item finished: its reservation gives way to what it cost."""
+        self.spent += cost
+        self.release(reserved)
+
+    def release(self, reserved: Decimal | None) -> None:
+        """An item's reservation is not needed any more (finished, or abandoned unrecorded)."""
+        if reserved is not None and self.limit is not None:
+            self.reserved -= reserved
+        self._freed.set()

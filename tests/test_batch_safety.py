@@ -1,0 +1,286 @@
+"""A batch never loses data or pays twice: one job at a time on an output, no silent resume
+under another config, no endless calls against a bad key, a budget that is a ceiling,
+SIGTERM like SIGINT, and a judge's calls inside the job's limits. Through the real CLI,
+against the loopback provider."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from cascade.batch.budget import worst_case_usd
+from cascade.batch.report import report_file
+from cascade.batch.state import state_path
+from cascade.config import load_config
+from cascade.engine import Cascade
+from cascade.testing.server import RecordedRequest, Reply
+from cascade.types import Request
+
+KEYS = {"OPENAI_API_KEY": "sk-test-batch-safety", "ANTHROPIC_API_KEY": "sk-ant-test-batch-safety"}
+PRICE = "{input_per_mtok: 1000, output_per_mtok: 2000}"  # dear: a few items cost cents
+
+
+def write_config(tmp_path: Path, server, *, verifiers: str = "[{type: hedging}]", extra: str = "") -> Path:
+    path = tmp_path / "cascade.yaml"
+    path.write_text(
+        textwrap.dedent(f"""
+        tiers:
+          - name: small
+            provider: openai
+            model: gpt-4o-mini
+            base_url: {server.openai_base_url}
+            price: {PRICE}
+            params: {{max_tokens: 50}}
+            retry: {{max_attempts: 2, initial_wait_s: 0, max_wait_s: 1}}
+          - name: large
+            provider: openai
+            model: gpt-4o
+            base_url: {server.openai_base_url}
+            price: {PRICE}
+            params: {{max_tokens: 50}}
+            retry: {{max_attempts: 2, initial_wait_s: 0, max_wait_s: 1}}
+        verifiers: {verifiers}
+        """)
+        + extra
+    )
+    return path
+
+
+def write_items(tmp_path: Path, n: int, name: str = "in.jsonl") -> Path:
+    path = tmp_path / name
+    path.write_text(
+        "".join(json.dumps({"id": f"i{k}", "prompt": f"item i{k}: 3 + 4?"}) + "\n" for k in range(n))
+    )
+    return path
+
+
+def batch_command(config: Path, source: Path, out: Path, *extra: str) -> list[str]:
+    files = [str(config), "--input", str(source), "--output", str(out)]
+    return [sys.executable, "-m", "cascade.cli", "batch", *files, "--no-progress", *extra]
+
+
+def cli(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **KEYS}, timeout=300)
+
+
+def start(command: list[str]) -> subprocess.Popen[str]:
+    env = {**os.environ, **KEYS}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def said(proc: subprocess.CompletedProcess[str]) -> str:
+    return " ".join((proc.stdout + proc.stderr).split())
+
+
+def item_of(request: RecordedRequest) -> str:
+    first = next(m["content"] for m in request.body["messages"] if m["role"] == "user")
+    return first.split(":", 1)[0].removeprefix("item ")
+
+
+def wait_for(condition, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def requests_by_item(server) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    counts: dict[str, int] = {}
+    for request in server.requests:
+        counts[item_of(request)] = counts.get(item_of(request), 0) + 1
+    return counts
+
+
+# -- one job at a time --------------------------------------------------------------------------
+
+
+def test_a_second_job_on_the_same_output_exits_2_at_once_naming_the_first(tmp_path, fake_server):
+    fake_server.default = Reply.text("Seven.", delay_s=0.05)
+    config, source, out = (
+        write_config(tmp_path, fake_server),
+        write_items(tmp_path, 60),
+        tmp_path / "out.jsonl",
+    )
+    first = start(batch_command(config, source, out, "--concurrency", "1"))
+    try:
+        assert wait_for(lambda: len(fake_server.requests) >= 3), "the first job never started"
+        started = time.monotonic()
+        second = cli(batch_command(config, source, out, "--concurrency", "4"))
+        assert time.monotonic() - started < 20  # at once: it waits for nothing
+        assert second.returncode == 2, said(second)
+        assert str(state_path(out)) in said(second) and f"pid {first.pid}" in said(second)
+        assert "another `cascade batch` is running" in said(second)
+        assert "Traceback" not in second.stderr
+    finally:
+        _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == sorted(f"i{k}" for k in range(60))
+    assert set(requests_by_item(fake_server).values()) == {1}  # no item paid for twice
+
+
+# -- a changed config ----------------------------------------------------------------------------
+
+
+def test_a_changed_config_is_refused_unless_allowed_and_each_item_says_its_config(tmp_path, fake_server):
+    fake_server.default = Reply.text("Seven.")
+    config, out = write_config(tmp_path, fake_server), tmp_path / "out.jsonl"
+    source = write_items(tmp_path, 3)
+    assert cli(batch_command(config, source, out)).returncode == 0
+    write_items(tmp_path, 5)  # two more items, and a stricter config
+    config = write_config(tmp_path, fake_server, verifiers="[{type: hedging, threshold: 0.5}]")
+    refused = cli(batch_command(config, source, out))
+    assert refused.returncode == 2 and "the config changed since this job's last run" in said(refused)
+    assert "3 items were answered under the earlier one" in said(refused)
+    assert "--allow-config-change" in said(refused) and "Traceback" not in refused.stderr
+    assert len(fake_server.requests) == 3  # nothing was sent
+    allowed = cli(batch_command(config, source, out, "--allow-config-change"))
+    assert allowed.returncode == 0, said(allowed)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    configs = [r["config"] for r in records]
+    assert len(set(configs[:3])) == 1 and len(set(configs[3:])) == 1 and configs[0] != configs[3]
+    assert f"3 under config {configs[0]}, 2 under config {configs[3]} (this one)" in said(allowed)
+
+
+# -- a bad key ----------------------------------------------------------------------------------
+
+
+def test_the_same_401_on_item_after_item_stops_the_job_and_retry_failed_redoes_them(tmp_path, fake_server):
+    fake_server.default = Reply.status(401, message="Invalid API key")
+    config, source, out = (
+        write_config(tmp_path, fake_server),
+        write_items(tmp_path, 200),
+        tmp_path / "out.jsonl",
+    )
+    stopped = cli(batch_command(config, source, out, "--concurrency", "1"))
+    assert stopped.returncode == 3, said(stopped)
+    assert "stopped: gpt-4o-mini failed with http_401 on 5 items in a row" in said(stopped)
+    assert "--retry-failed" in said(stopped)
+    calls = len(fake_server.requests)
+    assert calls <= 2 * (5 + 4)  # 5 items, plus those in flight (4 workers a call slot), 2 tiers each
+    fake_server.default = Reply.text("Seven.")  # the key is fixed
+    again = cli(batch_command(config, source, out, "--concurrency", "4"))
+    assert again.returncode == 3  # items left without an answer are kept as they are (for review)...
+    failed = [json.loads(line) for line in out.read_text().splitlines() if '"output": null' in line]
+    assert len(failed) == calls // 2
+    retried = cli(batch_command(config, source, out, "--retry-failed"))  # ... until asked
+    assert retried.returncode == 0, said(retried)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 200 and all(r["output"] == "Seven." for r in records)
+    redone = [r for r in records if "earlier" in r]
+    assert len(redone) == len(failed) and all(r["earlier"]["attempts"] == 2 for r in redone)
+    assert report_file(out).attempts == 200 + 2 * len(failed)  # the failed calls are still counted
+
+
+# -- the budget ----------------------------------------------------------------------------------
+
+
+def test_the_job_budget_is_a_ceiling_at_high_concurrency(tmp_path, fake_server):
+    fake_server.default = Reply.text("Seven.", input_tokens=20, output_tokens=10, delay_s=0.02)
+    config, source, out = (
+        write_config(tmp_path, fake_server),
+        write_items(tmp_path, 400),
+        tmp_path / "out.jsonl",
+    )
+    worst = worst_case_usd(Cascade.from_config(load_config(config)), Request.from_prompt("item i399: 3 + 4?"))
+    budget = Decimal("1.5")  # about 40 items as they really cost; far fewer at their worst case
+    proc = cli(batch_command(config, source, out, "--concurrency", "32", "--max-cost-usd", str(budget)))
+    assert proc.returncode == 3 and "budget of $1.5 reached" in said(proc), said(proc)
+    spent = report_file(out).money["total_usd"]
+    assert spent <= budget  # a ceiling, with 128 items in progress at a time
+    assert spent > budget - worst  # and used: an item is refused only when its worst case does not fit
+    billed = Decimal(len(fake_server.requests)) * (20 * 1000 + 10 * 2000) / 1_000_000
+    assert billed == spent  # what the provider was asked for is what the report says
+
+
+# -- signals --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_finishes_the_items_in_flight_says_so_and_the_same_command_resumes(
+    tmp_path, fake_server, sig, code
+):
+    fake_server.default = Reply.text("Seven.", delay_s=0.1)
+    config, source, out = (
+        write_config(tmp_path, fake_server),
+        write_items(tmp_path, 80),
+        tmp_path / "out.jsonl",
+    )
+    command = batch_command(config, source, out, "--concurrency", "2")
+    job = start(command)
+    assert wait_for(lambda: len(fake_server.requests) >= 10)
+    job.send_signal(sig)
+    stdout, stderr = job.communicate(timeout=60)
+    text = " ".join((stdout + stderr).split())
+    assert job.returncode == code, text
+    assert f"interrupted by {sig.name}:" in text and "0 in flight were abandoned" in text
+    assert "Run the same command again to resume" in text and "Traceback" not in text
+    assert not out.exists()  # the output is written only by a run that ends
+    done = int(text.split(f"interrupted by {sig.name}: ")[1].split(" items")[0])
+    assert 10 <= done < 80
+    assert wait_for(lambda: all(r.completed for r in fake_server.requests))  # nothing left hanging
+    resumed = cli(command)
+    assert resumed.returncode == 0 and f"{done} items finished by an earlier run" in said(resumed)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == sorted(f"i{k}" for k in range(80))
+    assert set(requests_by_item(fake_server).values()) == {1}  # finished items were not redone
+
+
+def test_a_second_signal_abandons_the_items_in_flight_and_they_are_run_again(tmp_path, fake_server):
+    fake_server.default = Reply.text("Seven.", delay_s=2.0)
+    config, source, out = (
+        write_config(tmp_path, fake_server),
+        write_items(tmp_path, 20),
+        tmp_path / "out.jsonl",
+    )
+    command = batch_command(config, source, out, "--concurrency", "2")
+    job = start(command)
+    assert wait_for(lambda: len(fake_server.requests) >= 2)
+    job.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    job.send_signal(signal.SIGTERM)
+    stdout, stderr = job.communicate(timeout=30)
+    text = " ".join((stdout + stderr).split())
+    assert job.returncode == 143, text
+    abandoned = int(text.split("; ")[1].split(" in flight were abandoned")[0])
+    assert abandoned >= 2  # the two calls at the provider, and the items waiting for a call slot
+    fake_server.default = Reply.text("Seven.")
+    assert cli(command).returncode == 0
+    assert len(out.read_text().splitlines()) == 20
+
+
+# -- the judge inside the job's limits --------------------------------------------------------------
+
+
+def test_a_judges_calls_share_the_jobs_cap_on_calls_in_flight(tmp_path, fake_server):
+    def reply(request: RecordedRequest) -> Reply:
+        if request.model == "judge-model":
+            return Reply.text(json.dumps({"score": 9, "reason": "right"}), delay_s=0.05)
+        return Reply.text("Seven.", delay_s=0.05)
+
+    fake_server.default = reply
+    url = fake_server.openai_base_url
+    model = f"{{provider: openai, model: judge-model, base_url: '{url}', price: {PRICE}}}"
+    judge = f"[{{type: judge, model: {model}}}]"
+    config = write_config(tmp_path, fake_server, verifiers=judge)
+    source, out = write_items(tmp_path, 12), tmp_path / "out.jsonl"
+    proc = cli(batch_command(config, source, out, "--concurrency", "1"))
+    assert proc.returncode == 0, said(proc)
+    judged = [r for r in fake_server.requests if r.model == "judge-model"]
+    assert len(judged) == 12
+    spans = sorted((r.received_at, r.finished_at or r.received_at) for r in fake_server.requests)
+    # (a reply is marked finished just after the client has read it: a few ms of slack)
+    overlaps = [(a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1] - 0.02]
+    assert overlaps == []  # --concurrency 1: one call in flight at a time, the judge's included
