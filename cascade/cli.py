@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rich.console import Console
@@ -37,6 +39,7 @@ from cascade.train_command import add_commands as add_train_commands
 from cascade.types import Result
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_UNVERIFIED = 0, 1, 2, 3
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes of an argument that were not UTF-8
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,6 +68,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """A sub-command parser whose positionals may come after flags (`cascade run CONFIG
+    --json "prompt"`): plain argparse gives the prompt's slot away at the first flag."""
+
+    _parsing = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._parsing:  # argparse's intermixed parsing calls this again, twice
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return super().parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cascade", description="Cheapest model first, verified answers, every attempt billed."
@@ -77,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         help="format of the per-attempt events on stderr",
     )
     common.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub: Any = parser.add_subparsers(dest="command", required=True, parser_class=_IntermixedParser)
 
     run = sub.add_parser("run", parents=[common], help="answer one prompt")
     run.add_argument("config", type=Path)
@@ -121,7 +140,9 @@ def _run(args: argparse.Namespace, stderr: Console) -> int:
     if prompt is None:
         if sys.stdin is None or sys.stdin.isatty():
             raise ConfigError("no prompt: give one as an argument or on stdin")
-        prompt = sys.stdin.read().rstrip("\r\n")  # the newline `echo` adds is not part of it
+        prompt = _read_stdin().rstrip("\r\n")  # the newline `echo` adds is not part of it
+    elif _NOT_UTF8.search(prompt):
+        raise ConfigError("the prompt argument is not valid UTF-8")
     if not prompt.strip():
         raise ConfigError("the prompt is empty")
     cascade = Cascade.from_config(args.config)
@@ -145,6 +166,17 @@ def _run(args: argparse.Namespace, stderr: Console) -> int:
         print(result.output)
         print_result(stderr, result)
     return EXIT_OK if result.verified else EXIT_UNVERIFIED
+
+
+def _read_stdin() -> str:
+    """The prompt on stdin, as UTF-8 (a BOM allowed); ConfigError if it is not UTF-8."""
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"stdin: the prompt is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
 
 
 async def _answer(cascade: Cascade, prompt: str, system: str | None) -> Result:

@@ -6,6 +6,7 @@ message names the file and the field (`tiers.1.model: Field required`).
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -190,10 +191,28 @@ def parse_config(data: object, *, source: str = "<config>") -> CascadeConfig:
     """Validate an already-parsed config mapping."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the config must be a mapping with a `tiers` list")
+    where = _non_finite(data)
+    if where is not None:
+        raise ConfigError(f"{source}: invalid config:\n  {where}: must be a finite number (not .nan or .inf)")
     try:
         return CascadeConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: invalid config:\n{_describe(exc)}") from None
+
+
+def _non_finite(value: object, path: str = "") -> str | None:
+    """Where in a parsed config a NaN or an infinity is (`verifiers.1.threshold`), if anywhere:
+    no setting of any verifier or tier means anything as one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(top level)"
+    children = (
+        value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    )
+    for key, child in children:
+        found = _non_finite(child, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

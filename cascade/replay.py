@@ -65,7 +65,7 @@ def load_recorded(path: str | Path) -> RecordedSet:
     """Read a recorded-outcomes file; malformed lines become problems naming their line."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM is no part of line 1
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read recorded outcomes: {exc}") from None
     records: dict[str, Recorded] = {}

@@ -11,8 +11,8 @@ class NonEmptyVerifier:
     name = "non_empty"
 
     def __init__(self, min_chars: int = 1) -> None:
-        if min_chars < 1:
-            raise ValueError("min_chars must be at least 1")
+        if not _whole(min_chars) or min_chars < 1:
+            raise ValueError(f"min_chars must be a whole number of at least 1, not {min_chars!r}")
         self.min_chars = min_chars
 
     def __call__(self, candidate: Candidate) -> Verdict:
@@ -30,6 +30,10 @@ class LengthVerifier:
     name = "length"
 
     def __init__(self, min_chars: int = 0, max_chars: int | None = None) -> None:
+        if not _whole(min_chars) or (max_chars is not None and not _whole(max_chars)):
+            raise ValueError(
+                f"min_chars and max_chars must be whole numbers, not {min_chars!r}, {max_chars!r}"
+            )
         if min_chars < 0 or (max_chars is not None and max_chars < max(min_chars, 1)):
             raise ValueError("need 0 <= min_chars <= max_chars, and max_chars >= 1")
         self.min_chars = min_chars
@@ -47,3 +51,7 @@ class LengthVerifier:
         if self.max_chars is not None and len(text.strip()) > self.max_chars:
             return Verdict(self.name, False, f"already more than {self.max_chars} characters", score=0.0)
         return None
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -89,8 +89,9 @@ class HedgingVerifier:
         remove: Sequence[str] = (),
         ignore: Sequence[str] = (),
     ) -> None:
-        if threshold <= 0:
-            raise ValueError("threshold must be positive")
+        valid = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+        if not (valid and math.isfinite(threshold) and threshold > 0):
+            raise ValueError(f"threshold must be a finite number above 0, not {threshold!r}")
         _check_phrases("ignore", ignore)
         unknown = sorted(set(ignore) - set(IGNORABLE))
         if unknown:

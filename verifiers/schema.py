@@ -74,8 +74,9 @@ class JsonSchemaVerifier:
         try:
             validator_class.check_schema(self.schema)
         except jsonschema.SchemaError as exc:
+            where = f"schema_file {schema_file!r} holds an " if schema_file is not None else ""
             raise ValueError(
-                f"invalid JSON Schema at {_path(exc.absolute_path)}: {_short(exc.message)}"
+                f"{where}invalid JSON Schema at {_path(exc.absolute_path)}: {_short(exc.message)}"
             ) from None
         # an empty registry: `$ref`s to other documents are not fetched over the network
         self._validator = validator_class(self.schema, registry=referencing.Registry())

@@ -27,7 +27,7 @@ from rich.progress import (
 from cascade.batch.budget import UNCAPPED_OUTPUT_TOKENS
 from cascade.batch.report import report_file
 from cascade.batch.runner import BatchOptions, BatchOutcome, run_batch
-from cascade.batch.state import short_digest, state_path
+from cascade.batch.state import short_digest, state_path, write_atomically
 from cascade.config import load_config
 from cascade.errors import ConfigError
 
@@ -183,7 +183,7 @@ def _say(outcome: BatchOutcome, args: argparse.Namespace, options: BatchOptions,
             "--max-cost-usd to finish them[/]"
         )
     if args.report_json:
-        args.report_json.write_text(json.dumps(outcome.report.to_dict(), indent=2) + "\n")
+        write_atomically(args.report_json, iter([json.dumps(outcome.report.to_dict(), indent=2)]))
     attention = (
         counts.stopped_by_budget
         or counts.stopped_by_failures

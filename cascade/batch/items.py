@@ -8,6 +8,7 @@ an integer. Anything else about a line is an error naming its line number; the j
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from cascade.types import Request
 MAX_LINE_CHARS = 10_000_000
 SKIP_CHUNK_CHARS = 1 << 20
 LINE_ENDS = ("\n", "\r")
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,9 @@ def id_key(item_id: str | int) -> str:
 def read_items(path: Path) -> Iterator[Item | LineError]:
     """Every line of `path` in order, as an Item or a LineError (blank lines are skipped)."""
     limit = MAX_LINE_CHARS
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as lines:
+    # utf-8-sig: a BOM at the start is no part of the first line; surrogateescape: bytes that
+    # are not UTF-8 come through as markers, so that their line, and only it, is an error
+    with path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="") as lines:
         number = 0
         while line := lines.readline(limit + 1):
             number += 1
@@ -74,6 +78,12 @@ def read_items(path: Path) -> Iterator[Item | LineError]:
 def parse_line(line: str, number: int) -> Item | LineError:
     if len(line.rstrip("\r\n")) > MAX_LINE_CHARS:
         return LineError(number, f"line {number}: longer than {MAX_LINE_CHARS} characters")
+    undecoded = _NOT_UTF8.search(line)
+    if undecoded is not None:
+        byte = ord(undecoded.group(0)) - 0xDC00
+        return LineError(
+            number, f"line {number}: not valid UTF-8 (byte 0x{byte:02x} at character {undecoded.start()})"
+        )
     try:
         data = json.loads(line)
     except ValueError as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -99,6 +99,7 @@ class Job:
         self.counts = RunCounts()
         self.handled = 0  # input lines dealt with in this run, for the progress bar
         self._tasks: list[asyncio.Task[None]] = []
+        self._failure: Exception | None = None
         self._log = get_logger()
 
     @property
@@ -123,13 +124,12 @@ class Job:
         # workers and the queue.
         workers = self.concurrency * WORKERS_PER_CALL
         queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=self.concurrency * 2)
-        self._tasks = [asyncio.create_task(self._produce(input_path, queue, workers))]
-        self._tasks += [asyncio.create_task(self._work(queue)) for _ in range(workers)]
+        self._tasks = [asyncio.create_task(self._failing_all(self._produce, input_path, queue, workers))]
+        self._tasks += [asyncio.create_task(self._failing_all(self._work, queue)) for _ in range(workers)]
         with _signals_to(self.interrupt):
-            outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
-                raise outcome
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._failure is not None:
+            raise self._failure
         if self.progress is not None:
             self.progress(self.handled, self.budget.spent)
         if self.counts.stopped_by_budget:
@@ -137,6 +137,19 @@ class Job:
                 "budget_reached", spent_usd=str(self.budget.spent), not_started=self.counts.not_started
             )
         return self.counts
+
+    async def _failing_all(self, part: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run one task of the pool; if it fails (the state cannot be written: a full disk),
+        the others stop too, and the run fails with that error: none is left waiting for
+        work that will never come."""
+        try:
+            await part(*args)
+        except Exception as exc:
+            if self._failure is None:
+                self._failure = exc
+                for task in self._tasks:
+                    task.cancel()
+            raise
 
     def _advance(self, every: int = 1) -> None:
         self.handled += 1

@@ -9,6 +9,7 @@ never takes a half-written line for a result.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -84,24 +85,25 @@ class JobState:
         self.path = state_path(output)
         self.lock = JobLock(self.path)  # before anything reads or writes the state
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable against a crash of this process (kill -9); FULL adds power loss.
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-            columns = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
-            if "seen_run" not in columns:  # a state file written before passes were numbered
-                self.db.execute("ALTER TABLE items ADD COLUMN seen_run INTEGER NOT NULL DEFAULT 0")
-            if "config" not in columns:  # ... or before items said which config made them
-                self.db.execute("ALTER TABLE items ADD COLUMN config TEXT")
-            self.config = config_digest
-            self.retry_failed = retry_failed
-            self.retry_unverified = retry_unverified
-            self.config_changed = False
-            self.input_changed = False
-            self.run = 0
-            self._pending_writes = 0
-            self._begin_pass(input_path, allow_config_change)
+            with writing_state(self.path):
+                self.db = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL is durable against a crash of this process (kill -9); FULL adds power loss.
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.executescript(SCHEMA)
+                columns = {row[1] for row in self.db.execute("PRAGMA table_info(items)")}
+                if "seen_run" not in columns:  # a state file written before passes were numbered
+                    self.db.execute("ALTER TABLE items ADD COLUMN seen_run INTEGER NOT NULL DEFAULT 0")
+                if "config" not in columns:  # ... or before items said which config made them
+                    self.db.execute("ALTER TABLE items ADD COLUMN config TEXT")
+                self.config = config_digest
+                self.retry_failed = retry_failed
+                self.retry_unverified = retry_unverified
+                self.config_changed = False
+                self.input_changed = False
+                self.run = 0
+                self._pending_writes = 0
+                self._begin_pass(input_path, allow_config_change)
         except BaseException:
             self.lock.release()
             raise
@@ -191,16 +193,18 @@ class JobState:
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         """Input-pass writes are grouped in transactions of a few hundred."""
-        if not self.db.in_transaction:
-            self.db.execute("BEGIN")
-        self.db.execute(sql, args)
+        with writing_state(self.path):
+            if not self.db.in_transaction:
+                self.db.execute("BEGIN")
+            self.db.execute(sql, args)
         self._pending_writes += 1
         if self._pending_writes >= 500:
             self.flush()
 
     def flush(self) -> None:
-        if self.db.in_transaction:
-            self.db.execute("COMMIT")
+        with writing_state(self.path):
+            if self.db.in_transaction:
+                self.db.execute("COMMIT")
         self._pending_writes = 0
 
     # -- results ---------------------------------------------------------------------------
@@ -223,10 +227,17 @@ class JobState:
                 "cost_usd": float(Decimal(stored_cost)),
             }
             cost_usd += Decimal(stored_cost)
-        self.db.execute(
-            "UPDATE items SET done = 1, verified = ?, cost_usd = ?, record = ?, config = ? WHERE key = ?",
-            (int(verified), str(cost_usd), redact(json.dumps(record, ensure_ascii=False)), self.config, key),
-        )
+        with writing_state(self.path):
+            self.db.execute(
+                "UPDATE items SET done = 1, verified = ?, cost_usd = ?, record = ?, config = ? WHERE key = ?",
+                (
+                    int(verified),
+                    str(cost_usd),
+                    redact(json.dumps(record, ensure_ascii=False)),
+                    self.config,
+                    key,
+                ),
+            )
 
     def configs(self) -> dict[str, int]:
         """Finished items by the digest of the config they were answered under."""
@@ -285,15 +296,31 @@ class JobState:
 
 def write_atomically(path: Path, lines: Iterator[str]) -> int:
     """Write `lines` to `path` through a temporary file, fsync'd, then renamed over `path`:
-    a reader (or a crash) never sees half a file. Returns the number of lines."""
+    a reader (or a crash) never sees half a file. Returns the number of lines. A file that
+    cannot be written (a read-only folder, a full disk) is a ConfigError naming it."""
     tmp = path.with_name(f".{path.name}.tmp")
     count = 0
-    with tmp.open("w", encoding="utf-8") as out:
-        for line in lines:
-            out.write(line)
-            out.write("\n")
-            count += 1
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            for line in lines:
+                out.write(line)
+                out.write("\n")
+                count += 1
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
     return count
+
+
+@contextlib.contextmanager
+def writing_state(path: Path) -> Iterator[None]:
+    """SQLite's failures to write the state (a full disk, a read-only folder) as a
+    ConfigError naming the state file; what was committed before stays."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot write the job state {path}: {exc}") from None
