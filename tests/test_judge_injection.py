@@ -13,12 +13,14 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from injection_cases import CAUGHT, PROMPT, RESIDUE
 
 from cascade import Cascade
 from cascade.config import parse_config
 from cascade.testing.server import RecordedRequest, Reply
-from verifiers._injection import find_injection
+from verifiers._injection import INJECTION_PATTERNS, LATIN_ANCHORS, find_injection
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 FAST = {"max_attempts": 1, "initial_wait_s": 0, "max_wait_s": 1}
@@ -102,3 +104,11 @@ def test_the_pre_check_flags_none_of_the_answers_to_requests_about_scores():
     prompt = "The Lions scored 10 and the Tigers 7. What is the final score, as JSON with a rating?"
     for answer in ('{"lions": 10, "tigers": 7}', "score: 10-7", "Final score: 10 to 7", "rating: 9"):
         assert find_injection(answer, prompt) is None, answer
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_match_of_every_phrase_pattern_holds_one_of_the_anchors(data):
+    pattern = data.draw(st.sampled_from(INJECTION_PATTERNS))
+    match = data.draw(st.from_regex(pattern, fullmatch=True, alphabet=st.characters(codec="ascii")))
+    assert any(anchor in match for anchor in LATIN_ANCHORS), (pattern, match)

@@ -109,6 +109,22 @@ _SCORE_TALK = re.compile(
 )
 
 
+# Every match of an INJECTION_PATTERNS pattern holds one of these: a view without any of them
+# is not searched with those patterns (a megabyte of words that could start one costs the
+# search a third of a second; looking for these, a few milliseconds). A test holds random
+# matches of every pattern to this.
+LATIN_ANCHORS: tuple[str, ...] = (
+    *("ignor", "disregard", "forget", "override", "oubli", "olvida", "esqueca", "dimentica"),
+    *("vergiss", "vergessen", "negeer", "vergeet", "give", "award", "assign", "grant", "deserve"),
+    *("merit", "warrant", "should", "rate", "grad", "score", "mark", "evaluat", "assessor", "judge"),
+    *("reviewer", "instruction", "maxim", "massim", "perfect", "perfeit", "volle", "hochste", "/"),
+)
+
+
+def _may_match_latin(view: str) -> bool:
+    return any(anchor in view for anchor in LATIN_ANCHORS)
+
+
 def _either(patterns: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in patterns))
 
@@ -156,21 +172,23 @@ def _one_line_of_blanks(text: str) -> str:
     return _BLANKS.sub(" ", text.lower())
 
 
-def _views(text: str) -> Iterator[tuple[str, bool]]:
-    """(view, folded): the text as the patterns see it; `folded` views have Latin look-alikes."""
+def _views(text: str) -> Iterator[tuple[str, str]]:
+    """(view, kind): the text as the patterns see it. "native" keeps the text's scripts;
+    "folded" has Latin look-alikes made Latin; "phrases" is folded with markup taken out,
+    searched for the Latin phrases only (fake turns and verdicts keep their marks)."""
     plain = _no_format_characters(text)
     if not plain.isascii():  # the other scripts' patterns need other scripts
-        yield _one_line_of_blanks(plain), False
+        yield _one_line_of_blanks(plain), "native"
     folded = plain.lower().translate(latin_lookalikes())
-    yield _one_line_of_blanks(folded), True
+    yield _one_line_of_blanks(folded), "folded"
     if any(mark in folded for mark in _MARKUP):  # `ig**nore**`, `ignore_previous`
-        yield _one_line_of_blanks(folded.translate(str.maketrans("", "", _MARKUP))), True
-        yield _one_line_of_blanks(folded.translate(str.maketrans(_MARKUP, " " * len(_MARKUP)))), True
+        yield _one_line_of_blanks(folded.translate(str.maketrans("", "", _MARKUP))), "phrases"
+        yield _one_line_of_blanks(folded.translate(str.maketrans(_MARKUP, " " * len(_MARKUP)))), "phrases"
     for run in _RLO_RUN.finditer(text):
         reversed_run = _no_format_characters(run.group(1)[::-1]).lower()
-        yield _one_line_of_blanks(reversed_run.translate(latin_lookalikes())), True
+        yield _one_line_of_blanks(reversed_run.translate(latin_lookalikes())), "folded"
     for run in _TAG_RUN.finditer(text):
-        yield _one_line_of_blanks("".join(chr(ord(c) - 0xE0000) for c in run.group(0))), True
+        yield _one_line_of_blanks("".join(chr(ord(c) - 0xE0000) for c in run.group(0))), "folded"
     budget = MAX_DECODED_CHARS
     for run in _BASE64_RUN.finditer(plain):
         if budget <= 0:
@@ -179,7 +197,7 @@ def _views(text: str) -> Iterator[tuple[str, bool]]:
         if decoded:
             budget -= len(decoded)
             decoded = _no_format_characters(decoded).lower()
-            yield _one_line_of_blanks(decoded.translate(latin_lookalikes())), True
+            yield _one_line_of_blanks(decoded.translate(latin_lookalikes())), "folded"
 
 
 def _decoded_base64(run: str) -> str | None:
@@ -204,9 +222,15 @@ def find_injection(text: str, request: str | None = None) -> str | None:
     talks about scores or grades.
     """
     verdicts_count = request is not None and _SCORE_TALK.search(request.lower()) is None
-    for view, folded in _views(text):
-        patterns = (_LATIN, _TURNS, *((_VERDICT,) if verdicts_count else ())) if folded else (_NATIVE,)
-        for pattern in patterns:
+    patterns = {
+        "native": (_NATIVE,),
+        "folded": (_LATIN, _TURNS, *((_VERDICT,) if verdicts_count else ())),
+        "phrases": (_LATIN,),
+    }
+    for view, kind in _views(text):
+        for pattern in patterns[kind]:
+            if pattern is _LATIN and not _may_match_latin(view):
+                continue
             match = pattern.search(view)
             if match is not None:
                 return " ".join(match.group(0).split())
