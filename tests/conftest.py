@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 
 import pytest
@@ -26,6 +29,24 @@ def scripted_tier(name: str, *models: tuple[str, Sequence[Reply]], price: Price 
         name,
         tuple(TierModel(ScriptedProvider(m, replies), price, FAST_RETRY) for m, replies in models),
     )
+
+
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`cascade ARGS...` as a user runs it: a subprocess, with `env` added to the environment."""
+    return subprocess.run(
+        cli_command(*args),
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cascade.cli", *args]
 
 
 @pytest.fixture(autouse=True)

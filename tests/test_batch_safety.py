@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from decimal import Decimal
@@ -25,6 +24,7 @@ from cascade.config import load_config
 from cascade.engine import Cascade
 from cascade.testing.server import RecordedRequest, Reply
 from cascade.types import Request
+from tests.conftest import cli_command, run_cli
 
 KEYS = {"OPENAI_API_KEY": "sk-test-batch-safety", "ANTHROPIC_API_KEY": "sk-ant-test-batch-safety"}
 PRICE = "{input_per_mtok: 1000, output_per_mtok: 2000}"  # dear: a few items cost cents
@@ -66,16 +66,18 @@ def write_items(tmp_path: Path, n: int, name: str = "in.jsonl") -> Path:
 
 def batch_command(config: Path, source: Path, out: Path, *extra: str) -> list[str]:
     files = [str(config), "--input", str(source), "--output", str(out)]
-    return [sys.executable, "-m", "cascade.cli", "batch", *files, "--no-progress", *extra]
+    return ["batch", *files, "--no-progress", *extra]
 
 
-def cli(command: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **KEYS}, timeout=300)
+def cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, env=KEYS)
 
 
-def start(command: list[str]) -> subprocess.Popen[str]:
+def start(args: list[str]) -> subprocess.Popen[str]:
     env = {**os.environ, **KEYS}
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        cli_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 def said(proc: subprocess.CompletedProcess[str]) -> str:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cascade.testing.server import Reply
+from tests.conftest import run_cli
 
 OPENAI_KEY = "sk-test-openai-TOPSECRET-1234567890"
 ANTHROPIC_KEY = "sk-ant-test-TOPSECRET-0987654321"
@@ -45,15 +44,7 @@ def config(tmp_path, fake_server) -> Path:
 
 
 def cascade_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
-    return subprocess.run(
-        [sys.executable, "-m", "cascade.cli", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=env,
-        timeout=120,
-    )
+    return run_cli(*args, env={"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}, stdin=stdin)
 
 
 def assert_no_key(proc: subprocess.CompletedProcess[str]) -> None:

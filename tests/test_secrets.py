@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 
 from cascade.secrets import FRAGMENT_CHARS, StreamRedactor, read_key, redact
 from cascade.testing.server import Reply
+from tests.conftest import run_cli
 
 KEY = "Zq81mXv0Pt9LcQ2wRy7uKe4HbN6dJ3sA"  # 32 characters, no `sk-`
 
@@ -133,10 +133,7 @@ def config_file(tmp_path: Path, server) -> Path:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CASCADE_TEST_SECRET_KEY": KEY}
-    return subprocess.run(
-        [sys.executable, "-m", "cascade.cli", *args], capture_output=True, text=True, env=env, timeout=120
-    )
+    return run_cli(*args, env={"CASCADE_TEST_SECRET_KEY": KEY})
 
 
 ECHOING = f"I'm not sure, but your key is {KEY} (or {KEY[:4]}...{KEY[-4:]})."
