@@ -17,8 +17,12 @@ import argparse
 import asyncio
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import Any
 
+from cascade import Cascade, Price, Tier, TierModel
+from cascade.providers.base import StreamDone, TextDelta
 from cascade.types import Candidate, Completion, Request, Usage
 from verifiers._injection import find_injection
 from verifiers.basic import LengthVerifier, NonEmptyVerifier
@@ -106,6 +110,41 @@ def run_every_check(text: str) -> dict[str, float]:
     return seconds
 
 
+class PieceByPieceProvider:
+    """A provider that streams a fixed answer in pieces of `piece` characters, at once."""
+
+    model = "piece-by-piece"
+
+    def __init__(self, text: str, piece: int = 16) -> None:
+        self.text, self.piece = text, piece
+
+    async def complete(self, request: Request) -> Completion:
+        return Completion(self.text, self.model, Usage(1, 1), "stop")
+
+    async def stream(self, request: Request) -> AsyncIterator[TextDelta | StreamDone]:
+        for start in range(0, len(self.text), self.piece):
+            yield TextDelta(self.text[start : start + self.piece])
+        yield StreamDone("stop", Usage(1, 1))
+
+    async def aclose(self) -> None:
+        return None
+
+
+def stream_seconds(text: str, verifiers: list[Any], piece: int = 16) -> float:
+    """Seconds to stream `text` through a one-tier cascade under the restart policy (its
+    partial checks, redaction and delta events), `piece` characters at a time."""
+    tier = Tier("only", (TierModel(PieceByPieceProvider(text, piece), Price(Decimal(1), Decimal(1))),))
+    cascade = Cascade([tier], verifiers)
+
+    async def drain() -> None:
+        async for _ in cascade.astream("q", policy="restart"):
+            pass
+
+    started = time.perf_counter()
+    asyncio.run(drain())
+    return time.perf_counter() - started
+
+
 def _baseline(text: str) -> float:
     """Seconds of one linear pass: lower-casing the text and one regex search through it."""
     started = time.perf_counter()
@@ -127,6 +166,14 @@ def main() -> None:
             print(f"  {check:34} {seconds:8.3f} s  {seconds / base:8.1f} x")
             worst = max(worst, (seconds, f"{check} on {name}"))
     print(f"\nslowest: {worst[1]}, {worst[0]:.3f} s")
+    words = adversarial("word ", size)
+    for name, verifiers in (
+        ("hedging", [HedgingVerifier()]),
+        ("self_confidence", [SelfConfidenceVerifier()]),
+    ):
+        seconds = stream_seconds(words, verifiers)
+        base = _baseline(words)
+        print(f"streamed in 16-character pieces, {name}: {seconds:.3f} s  {seconds / base:.1f} x")
 
 
 if __name__ == "__main__":

@@ -115,25 +115,38 @@ _WORD = re.compile(r"\S*")
 
 
 class StreamRedactor:
-    """Redacts a text that is shown while it arrives.
+    """Redacts a text that is shown while it arrives, piece by piece.
 
-    A key never holds a blank, so the text is redacted up to its last blank, and the word
-    being written is held back until it is complete: its start may be the start of a key,
-    which only the rest of it can tell. Each piece is redacted once (linear work however
-    long the stream), and what is shown only ever grows."""
+    A key never holds a blank, so the text is shown up to its last blank, redacted, and the
+    word being written is held back until a blank ends it: its start may be the start of a
+    key, which only the rest of it can tell. (With `whole_lines`, the text is shown up to
+    its last line break, which itself shows with the next line.) Each piece is looked at
+    once: linear work however long the stream."""
 
     def __init__(self) -> None:
-        self.shown = ""
-        self._done = 0  # characters of the raw text already redacted into `shown`
+        self._held: list[str] = []
+        self._held_chars = 0
 
-    def show(self, text: str, *, finished: bool = False) -> str:
-        """What may be shown of `text` (the raw text so far, of which each call's is an
-        extension of the last's): all of it, redacted, once `finished`."""
-        end = len(text)
-        if not finished:  # the last word, found on the reversed end of the text
-            tail = text[max(self._done, end - MAX_HELD_CHARS) : end][::-1]
-            end -= _WORD.match(tail).end()  # type: ignore[union-attr]  # `\S*` always matches
-        if end > self._done:
-            self.shown += redact(text[self._done : end])
-            self._done = end
-        return self.shown
+    def feed(self, piece: str, *, whole_lines: bool = False) -> str:
+        """The text that may be shown now that `piece` has come, redacted (often "")."""
+        if whole_lines:
+            cut = piece.rfind("\n")  # shown up to it; the break itself waits for the next line
+        else:
+            word = _WORD.match(piece[::-1]).end()  # type: ignore[union-attr]  # `\S*` always matches
+            cut = len(piece) - word if word < len(piece) else -1  # just after the last blank
+        if cut == -1:
+            self._held.append(piece)
+            self._held_chars += len(piece)
+            if whole_lines or self._held_chars <= MAX_HELD_CHARS:
+                return ""
+            held = "".join(self._held)
+            self._held, self._held_chars = [held[-MAX_HELD_CHARS:]], MAX_HELD_CHARS
+            return redact(held[:-MAX_HELD_CHARS])
+        shown = "".join(self._held) + piece[:cut]
+        self._held, self._held_chars = [piece[cut:]], len(piece) - cut
+        return redact(shown)
+
+    def rest(self) -> str:
+        """What is still held back, redacted: the end of a text that has ended."""
+        held, self._held, self._held_chars = "".join(self._held), [], 0
+        return redact(held)

@@ -49,11 +49,30 @@ def next_partial_check(checked_chars: int) -> int:
     return checked_chars + max(PARTIAL_CHECK_EVERY_CHARS, checked_chars // PARTIAL_CHECK_GROWTH)
 
 
+class _Pieces:
+    """Text that arrives in pieces, joined only when it is read whole: adding each piece to
+    one string would copy it all again each time, quadratic in a long stream."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self.length = 0
+
+    def add(self, piece: str) -> None:
+        self._parts.append(piece)
+        self.length += len(piece)
+
+    @property
+    def text(self) -> str:
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+
 @dataclass
 class _Reading:
     """What one try of one model has produced so far."""
 
-    text: str = ""
+    received: _Pieces = field(default_factory=_Pieces)
     opened: bool = False  # the provider accepted the request (HTTP 200): its input is billed
     input_tokens: int | None = None
     done: StreamDone | None = None
@@ -61,6 +80,10 @@ class _Reading:
     checked_at: int = 0
     started: float = field(default_factory=time.perf_counter)
     redactor: StreamRedactor = field(default_factory=StreamRedactor)  # what of the text is shown
+
+    @property
+    def text(self) -> str:
+        return self.received.text
 
 
 class _StreamBroke(PermanentProviderError):
@@ -84,7 +107,7 @@ async def stream_attempt(
     # A verifier that rewrites the answer (strips a rating line) sees whole lines only:
     # hold back the line being written until it is complete.
     hold_back_line = any(callable(getattr(v, "clean_output", None)) for v in chain)
-    shown = ""
+    shown = _Pieces()  # what the consumer was shown of this attempt, redacted
 
     def record(
         outcome: Outcome, reading: _Reading, retry: int, bill_input: bool = True, **extra: Any
@@ -122,17 +145,20 @@ async def stream_attempt(
                             elif isinstance(event, StreamDone):
                                 reading.done = event
                             else:
-                                reading.text += event.text
+                                reading.received.add(event.text)
                                 if policy.mode != "buffer":
-                                    visible = reading.redactor.show(_visible(reading.text, hold_back_line))
-                                    if len(visible) > len(shown):
-                                        yield StreamDelta(visible[len(shown) :], tier.name, model.model)
-                                        shown = visible
+                                    delta = reading.redactor.feed(event.text, whole_lines=hold_back_line)
+                                    if delta:
+                                        yield StreamDelta(delta, tier.name, model.model)
+                                        shown.add(delta)
                                 verdict = _partial_failure(chain, reading)
                                 if verdict is None:
                                     continue
                                 if must_finish(
-                                    policy, len(shown), count_tokens(shown, model.model), model.max_tokens
+                                    policy,
+                                    shown.length,
+                                    count_tokens(shown.text, model.model),
+                                    model.max_tokens,
                                 ):
                                     reading.doomed = verdict  # shown for good: finish, degraded
                                     continue
@@ -140,7 +166,7 @@ async def stream_attempt(
                                 attempt = record(
                                     Outcome.ABORTED, reading, retry, verdicts=(verdict,), output=reading.text
                                 )
-                                yield AttemptEnd(attempt, shown, degraded=False)
+                                yield AttemptEnd(attempt, shown.text, degraded=False)
                                 return
                 except ProviderError as exc:
                     timed_out = isinstance(exc, ProviderTimeout)
@@ -153,16 +179,15 @@ async def stream_attempt(
                         error_code=exc.code,
                         output=reading.text or None,
                     )
-                    if shown:  # a retry on this model would repeat what the consumer saw
+                    if shown.length:  # a retry on this model would repeat what the consumer saw
                         raise _StreamBroke(str(exc)) from None
                     raise
     except BudgetSpent:
-        yield AttemptEnd(None, shown, degraded=False)
+        yield AttemptEnd(None, shown.text, degraded=False)
         return
     except ProviderError as exc:
-        yield AttemptEnd(
-            ledger[-1], shown, degraded=isinstance(exc, _StreamBroke) and degrade_on_fault(policy, len(shown))
-        )
+        broke = isinstance(exc, _StreamBroke) and degrade_on_fault(policy, shown.length)
+        yield AttemptEnd(ledger[-1], shown.text, degraded=broke)
         return
 
     assert reading.done is not None
@@ -191,14 +216,15 @@ async def stream_attempt(
     accepted = attempt.outcome is Outcome.ACCEPTED
     # decided on what was shown before the held-back line: that line is shown only with an
     # answer that stands (accepted, or finished degraded)
+    shown_text = shown.text
     degraded = not accepted and must_finish(
-        policy, len(shown), count_tokens(shown, model.model), model.max_tokens
+        policy, len(shown_text), count_tokens(shown_text, model.model), model.max_tokens
     )
     answer = attempt.output or ""
-    if (accepted or degraded) and answer.startswith(shown) and len(answer) > len(shown):
-        yield StreamDelta(answer[len(shown) :], tier.name, model.model)
-        shown = answer
-    yield AttemptEnd(attempt, shown, degraded)
+    if (accepted or degraded) and answer.startswith(shown_text) and len(answer) > len(shown_text):
+        yield StreamDelta(answer[len(shown_text) :], tier.name, model.model)
+        shown_text = answer
+    yield AttemptEnd(attempt, shown_text, degraded)
 
 
 async def _events(model: TierModel, request: Request) -> AsyncGenerator[StreamEvent, None]:
@@ -224,19 +250,11 @@ async def _events(model: TierModel, request: Request) -> AsyncGenerator[StreamEv
             yield event
 
 
-def _visible(text: str, hold_back_line: bool) -> str:
-    """What of `text` may be shown now: all of it, or its complete lines (without the last
-    line break, which shows when the next line is complete: the answer may end there)."""
-    if not hold_back_line:
-        return text
-    return text[: max(text.rfind("\n"), 0)]
-
-
 def _partial_failure(chain: Any, reading: _Reading) -> Verdict | None:
     """A failed partial check, run every few characters while nothing has doomed the answer."""
-    if reading.doomed is not None or len(reading.text) < next_partial_check(reading.checked_at):
+    if reading.doomed is not None or reading.received.length < next_partial_check(reading.checked_at):
         return None
-    reading.checked_at = len(reading.text)
+    reading.checked_at = reading.received.length
     verdict = check_partial(chain, reading.text)
     if verdict is None:
         return None

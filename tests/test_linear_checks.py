@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 
 from cascade.streaming import next_partial_check
 from verifiers._json import NotJson, decode_prefix
+from verifiers.confidence import SelfConfidenceVerifier
+from verifiers.hedging import HedgingVerifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from verifier_worst_case import MB, SHAPES, adversarial, run_every_check
+from verifier_worst_case import MB, SHAPES, adversarial, run_every_check, stream_seconds
 
 BOUND_S = 2.0
 
@@ -75,3 +77,9 @@ def test_a_stream_is_checked_often_while_short_and_ever_less_often_as_it_grows()
     # at most an eighth of the text unchecked, so the total work of every check stays linear
     assert all(b - a <= max(40, a // 8 + 7) for a, b in itertools.pairwise(sizes))
     assert sum(sizes) < 10 * MB  # checking each prefix 32 characters apart would read 15,000 MB
+
+
+@pytest.mark.parametrize("verifier", [HedgingVerifier, SelfConfidenceVerifier])
+def test_a_megabyte_streamed_in_small_pieces_is_linear_work(verifier):
+    # 62,500 deltas, each redacted, shown and re-checked on schedule (once: 5 minutes and more)
+    assert stream_seconds(adversarial("word ", MB), [verifier()]) < 5 * BOUND_S
