@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,7 @@ from typing import Any
 
 from cascade import Cascade, Price, Tier, TierModel
 from cascade.providers.base import StreamDone, TextDelta
+from cascade.secrets import read_key, redact
 from cascade.types import Candidate, Completion, Request, Usage
 from verifiers._injection import find_injection
 from verifiers.basic import LengthVerifier, NonEmptyVerifier
@@ -57,6 +59,9 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "brackets": lambda size: adversarial("[{", size),
     "rating lines": lambda size: adversarial("confidence: 9\n", size),
     "blank lines": lambda size: adversarial("\n \n", size),
+    "a ligature that is a phrase": lambda size: adversarial("\ufdfa", size),  # NFKC: 18 characters
+    "tag characters": lambda size: adversarial("\U000e0061x", size),
+    "right-to-left runs": lambda size: adversarial("\u202eab\n", size),
 }
 
 
@@ -76,8 +81,23 @@ def _judge() -> JudgeVerifier:
     return JudgeVerifier(model=model)
 
 
+# two keys known to the redactor, as a cascade with two providers has: redaction runs on
+# every answer, event and line written
+BENCHMARK_KEYS = {
+    "CASCADE_BENCHMARK_KEY_A": "Zq81mXv0Pt9LcQ2wRy7uKe4HbN6dJ3sA",
+    "CASCADE_BENCHMARK_KEY_B": "sk-ant-api03-Q8zR2mKp1xYwT7vB3nL0aHc",
+}
+
+
+def know_keys() -> None:
+    for name, key in BENCHMARK_KEYS.items():
+        os.environ.setdefault(name, key)
+        read_key(name)
+
+
 def checks() -> dict[str, Callable[[str], object]]:
-    """Every built-in check that reads the answer's text, by name."""
+    """Every built-in check that reads the answer's text, by name, and the redactor."""
+    know_keys()
     hedging = HedgingVerifier()
     hedging_ignoring = HedgingVerifier(ignore=["code", "json_strings"])
     schema = JsonSchemaVerifier(schema={"type": "object", "required": ["a"]})
@@ -97,6 +117,7 @@ def checks() -> dict[str, Callable[[str], object]]:
         "judge pre-check": lambda text: find_injection(text, "How many apples?"),
         "judge fence (forged markers)": lambda text: judge.judge_request(_candidate(text)),
         "learned features": lambda text: features("How many apples?", text),
+        "redaction (two keys known)": redact,
     }
 
 
@@ -133,6 +154,7 @@ class PieceByPieceProvider:
 def stream_seconds(text: str, verifiers: list[Any], piece: int = 16) -> float:
     """Seconds to stream `text` through a one-tier cascade under the restart policy (its
     partial checks, redaction and delta events), `piece` characters at a time."""
+    know_keys()  # every delta is redacted
     tier = Tier("only", (TierModel(PieceByPieceProvider(text, piece), Price(Decimal(1), Decimal(1))),))
     cascade = Cascade([tier], verifiers)
 

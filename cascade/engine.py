@@ -316,6 +316,8 @@ class Cascade:
                 retry=retry,
                 reask=reask,
                 finish_reason=completion.finish_reason,
+                tool_calls=completion.tool_calls,
+                refusal=completion.refusal,
             ),
         )
 
@@ -334,6 +336,8 @@ class Cascade:
                 replace(v, reason=redact(v.reason), parsed=redact_value(v.parsed)) for v in attempt.verdicts
             ),
             error=None if attempt.error is None else redact(attempt.error),
+            tool_calls=tuple(replace(c, arguments=redact(c.arguments)) for c in attempt.tool_calls),
+            refusal=None if attempt.refusal is None else redact(attempt.refusal),
         )
         ledger.append(attempt)
         self._log.info(

@@ -54,30 +54,47 @@ def should_reask(outcome: Outcome, reasks_done: int, max_reasks: int) -> bool:
 UNFINISHED = "finish_reason"  # the verdict that rejects an answer for how it ended
 OnTruncated = Literal["reject", "accept"]
 ON_TRUNCATED: tuple[OnTruncated, ...] = ("reject", "accept")
-# finish reasons of an answer the model did not finish: its token limit (OpenAI "length",
-# Anthropic "max_tokens"), the context window, or a turn the provider paused
-TRUNCATED = frozenset({"length", "max_tokens", "model_context_window_exceeded", "pause_turn"})
-# finish reasons of an answer a filter or the model's own policy withheld
-FILTERED = frozenset({"content_filter", "refusal"})
+# Finish reasons, lower-cased, of OpenAI, Anthropic and the compatible servers (vLLM,
+# Mistral, Gemini's OpenAI layer). An answer that ended on its own:
+FINISHED = frozenset({"stop", "end_turn", "stop_sequence", "eos", "eos_token", "tool_use"})
+# ... one cut off at a token limit or the context window:
+TRUNCATED = frozenset(
+    {"length", "max_tokens", "model_length", "max_output_tokens", "model_context_window_exceeded"}
+)
+# ... one withheld by a filter or the model's own policy:
+FILTERED = frozenset(
+    {"content_filter", "refusal", "safety", "recitation", "blocklist", "prohibited_content", "spii"}
+)
+TOOL_CALLS = frozenset({"tool_calls", "function_call"})  # the model called a tool instead
 
 
-def unfinished(completion: Completion, *, accept_truncated: bool, tools_offered: bool = False) -> str | None:
+def unfinished(completion: Completion, *, accept_truncated: bool) -> str | None:
     """Why `completion` is no answer to accept, whatever the verifiers say; None when it is one.
 
-    A truncated answer (unless `accept_truncated`), a filtered or refused one, and a reply
-    that calls tools the request never offered are rejected before any verifier runs.
+    Rejected before any verifier runs: a reply that calls a tool (no request offers tools
+    yet), a refusal, an answer withheld by a filter, one cut off at a token limit (unless
+    `accept_truncated`), a turn the provider paused (Anthropic `pause_turn`: the answer is
+    not there yet), and any finish reason not known to mean a finished answer (vLLM
+    `abort`, Mistral `error`, ...). No finish reason at all (a server that sends none) is
+    taken as finished: the reply came whole.
     """
-    reason = completion.finish_reason
-    if completion.tool_calls and not tools_offered:
-        names = ", ".join(dict.fromkeys(call.name for call in completion.tool_calls))
+    reason = completion.finish_reason.lower() if completion.finish_reason else None
+    if completion.tool_calls or reason in TOOL_CALLS:
+        names = ", ".join(dict.fromkeys(call.name for call in completion.tool_calls)) or "unnamed"
         return f"the model called a tool ({names}) instead of answering; the request offered no tools"
     if completion.refusal:
         return f"the model refused: {' '.join(completion.refusal.split())[:200]}"
     if reason in FILTERED:
         return f"the answer was withheld by a content filter or the model's policy (finish reason {reason!r})"
-    if reason in TRUNCATED and not accept_truncated:
+    if reason in TRUNCATED:
+        if accept_truncated:
+            return None
         return f"the answer is cut off (finish reason {reason!r}): it reached a token limit before it ended"
-    return None
+    if reason is None or reason in FINISHED:
+        return None
+    if reason == "pause_turn":
+        return "the provider paused the turn before the answer was complete (finish reason 'pause_turn')"
+    return f"the answer ended for a reason not known to mean it is finished (finish reason {reason!r})"
 
 
 StreamMode = Literal["buffer", "restart", "finish_degraded"]

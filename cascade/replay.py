@@ -26,7 +26,7 @@ from typing import Any
 from cascade.config import CascadeConfig
 from cascade.errors import ConfigError, PermanentProviderError
 from cascade.tokens import count_tokens
-from cascade.types import Completion, Request, Usage
+from cascade.types import Completion, Request, ToolCall, Usage
 
 
 @dataclass(frozen=True)
@@ -150,10 +150,10 @@ class ReplayProvider:
             text=text,
             model=self.model,
             usage=usage,
-            # a recorded cut-off or refusal is rejected in replay as it was live
-            finish_reason=response.get("finish_reason")
-            if isinstance(response.get("finish_reason"), str)
-            else None,
+            # a recorded cut-off, refusal or tool call is rejected in replay as it was live
+            finish_reason=_text(response.get("finish_reason")),
+            tool_calls=_tool_calls(response.get("tool_calls")),
+            refusal=_text(response.get("refusal")),
             cost_usd=_money(response.get("cost_usd")),
             latency_s=latency_ms / 1000 if latency_ms is not None else 0.0,
             recorded=response,
@@ -161,6 +161,21 @@ class ReplayProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _tool_calls(value: Any) -> tuple[ToolCall, ...]:
+    """Recorded tool calls: a list of `{"name", "arguments"}` (anything else is no call)."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        ToolCall(str(call.get("name") or "(unnamed)"), str(call.get("arguments") or ""))
+        for call in value
+        if isinstance(call, dict)
+    )
 
 
 @cache

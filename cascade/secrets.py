@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 _known: set[str] = set()
 _MIN_SECRET_LEN = 6  # shorter values would redact ordinary words
 FRAGMENT_CHARS = 8  # a piece of a key this long is the key
-# "****", "...", "•••", "…" (the ellipsis character), and runs of them ("****...")
-_MASK = r"(?:\*{2,}|\.{2,}|\u2022{2,}|\u2026)+"
 REDACTED = "***"
 
 # Key-shaped tokens a server might echo back (`sk-...`, `sk-ant-...`), even ones we never read.
@@ -39,31 +38,71 @@ def _either(pieces: list[str]) -> str:
     return "|".join(re.escape(p) for p in sorted(set(pieces), key=len, reverse=True))
 
 
+@dataclass(frozen=True)
+class _Finders:
+    """How to find the known keys in a text, made once per set of keys."""
+
+    keys: frozenset[str]
+    pieces: frozenset[str]  # every FRAGMENT_CHARS-long piece of every key that long
+    runs: re.Pattern[str] | None  # runs of the characters keys are made of, long enough to hold one
+    whole: re.Pattern[str] | None  # keys too short to have pieces, whole
+    masked: re.Pattern[str] | None  # a start or an end of a key, 4 characters of it at least, by a mask
+
+
 @cache
-def _finder(keys: frozenset[str]) -> re.Pattern[str] | None:
-    """One pattern for every key: each whole, each piece of FRAGMENT_CHARS characters, and
-    each masked form (a start or an end of the key, at least 4 characters of it, around a
-    mask)."""
-    alternatives = []
-    for key in keys:
-        if len(key) < FRAGMENT_CHARS:
-            alternatives.append(re.escape(key))
-            continue
-        pieces = [key[i : i + FRAGMENT_CHARS] for i in range(len(key) - FRAGMENT_CHARS + 1)]
+def _finders(keys: frozenset[str]) -> _Finders:
+    long_keys = [k for k in keys if len(k) >= FRAGMENT_CHARS]
+    short_keys = [k for k in keys if len(k) < FRAGMENT_CHARS]
+    alphabet = "".join(sorted(set("".join(long_keys))))
+    runs = re.compile(f"[{re.escape(alphabet)}]{{{FRAGMENT_CHARS},}}") if long_keys else None
+    # the mask is possessive, and a mask may not begin inside another: a run of dots that
+    # belongs to no key is passed over once, never split every way (that backtracks)
+    mask = r"(?:\*{2,}|\.{2,}|\u2022{2,}|\u2026)++"
+    not_in_a_mask = r"(?<![*.\u2022\u2026])"
+    masks = []
+    for key in long_keys:
         starts = [key[:n] for n in range(1, FRAGMENT_CHARS + 1)]
         ends = [key[-n:] for n in range(1, FRAGMENT_CHARS + 1)]
-        long_starts, long_ends = _either(starts[3:]), _either(ends[3:])
-        alternatives += [
-            f"(?:{long_starts}){_MASK}(?:{_either(ends)})?",
-            f"(?:{_either(starts)})?{_MASK}(?:{long_ends})",
-            _either(pieces),
+        masks += [
+            f"(?:{_either(starts[3:])}){mask}(?:{_either(ends)})?",
+            f"(?:{_either(starts)})?{not_in_a_mask}{mask}(?:{_either(ends[3:])})",
         ]
-    return re.compile("|".join(f"(?:{a})" for a in alternatives)) if alternatives else None
+    return _Finders(
+        keys,
+        frozenset(k[i : i + FRAGMENT_CHARS] for k in long_keys for i in range(len(k) - FRAGMENT_CHARS + 1)),
+        runs,
+        re.compile(_either(short_keys)) if short_keys else None,
+        re.compile("|".join(f"(?:{m})" for m in masks)) if masks else None,
+    )
+
+
+def _spans(text: str, found: _Finders) -> list[tuple[int, int]]:
+    """Where keys, pieces of keys and masked keys are in `text`, in order, not overlapping."""
+    spans = []
+    for pattern in (found.whole, found.masked):
+        if pattern is not None:
+            spans += [m.span() for m in pattern.finditer(text)]
+    for run in found.runs.finditer(text) if found.runs is not None else ():
+        position, stop = run.start(), run.end() - FRAGMENT_CHARS
+        while position <= stop:
+            if text[position : position + FRAGMENT_CHARS] in found.pieces:
+                end = _extended(text, position, position + FRAGMENT_CHARS, found.keys)
+                spans.append((position, end))
+                position = end
+            else:
+                position += 1
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _extended(text: str, start: int, end: int, keys: frozenset[str]) -> int:
-    """Where a match of a piece of a key at `start:end` ends once grown to the right for as
-    long as the text goes on as some key does."""
+    """Where a piece of a key at `start:end` ends once grown to the right for as long as
+    the text goes on as some key does."""
     piece = text[start:end]
     furthest = end
     for key in keys:
@@ -82,21 +121,22 @@ def _extended(text: str, start: int, end: int, keys: frozenset[str]) -> int:
 
 
 def redact(text: str) -> str:
-    """`text` without any key read, piece of one, masked form of one, or key-shaped token."""
+    """`text` without any key read, piece of one, masked form of one, or key-shaped token.
+    Linear in the text: it is called on every answer, event and line written."""
     # key-shaped tokens first, whole: a known key that is only the start of one must not
     # leave the rest of it behind (`sk-test` read, `sk-test-SECRET` echoed)
     text = _KEY_PATTERN.sub("sk-" + REDACTED, text)
-    keys = frozenset(_known)
-    finder = _finder(keys)
-    if finder is not None and finder.search(text) is not None:
-        pieces, kept_from, position = [], 0, 0
-        while (match := finder.search(text, position)) is not None:
-            end = _extended(text, match.start(), match.end(), keys)
-            pieces += [text[kept_from : match.start()], REDACTED]
-            kept_from = position = end
-        pieces.append(text[kept_from:])
-        text = "".join(pieces)
-    return text
+    if not _known:
+        return text
+    spans = _spans(text, _finders(frozenset(_known)))
+    if not spans:
+        return text
+    pieces, kept_from = [], 0
+    for start, end in spans:
+        pieces += [text[kept_from:start], REDACTED]
+        kept_from = end
+    pieces.append(text[kept_from:])
+    return "".join(pieces)
 
 
 def redact_value(value: Any) -> Any:
@@ -145,8 +185,3 @@ class StreamRedactor:
         shown = "".join(self._held) + piece[:cut]
         self._held, self._held_chars = [piece[cut:]], len(piece) - cut
         return redact(shown)
-
-    def rest(self) -> str:
-        """What is still held back, redacted: the end of a text that has ended."""
-        held, self._held, self._held_chars = "".join(self._held), [], 0
-        return redact(held)

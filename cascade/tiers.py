@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from cascade.accounting import Pricing
 from cascade.config import RateLimitConfig, RetryConfig
-from cascade.policy import OnTruncated
+from cascade.policy import ON_TRUNCATED, OnTruncated
 from cascade.providers.base import Provider
 
 
@@ -53,7 +53,7 @@ class Tier:
     def __post_init__(self) -> None:
         if not self.models:
             raise ValueError(f"tier {self.name!r} has no model")
-        if self.on_truncated not in ("reject", "accept"):
+        if self.on_truncated not in ON_TRUNCATED:
             raise ValueError(f"tier {self.name!r}: on_truncated must be 'reject' or 'accept'")
 
     @property

@@ -60,3 +60,15 @@ def fill_usage(
         output_tokens if output_tokens is not None else count_tokens(answer, model),
         estimated,
     )
+
+
+def most_tokens(text: str, model: str | None = None) -> int:
+    """A count of `text`'s tokens meant to be at least the provider's, for budgets: tiktoken's
+    count plus a tenth for OpenAI-family models; for others, a token per three ASCII
+    characters and one per byte of every other character (CJK text is a token a
+    character or more, which four characters a token would undercount four times over)."""
+    if model and _OPENAI_FAMILY.match(model.rsplit("/", 1)[-1]) and _cl100k() is not None:
+        return math.ceil(count_tokens(text, model) * 1.1)
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    other_bytes = len(text.encode("utf-8")) - ascii_chars
+    return math.ceil(ascii_chars / 3) + other_bytes

@@ -212,6 +212,8 @@ class Attempt:
     retry: int = 0  # 0 for the first try on this model, n for the n-th retry
     reask: int = 0  # 0 for the original question, n for the n-th reask with feedback
     finish_reason: str | None = None  # the provider's, for an answered call
+    tool_calls: tuple[ToolCall, ...] = ()  # tools the model called in its reply
+    refusal: str | None = None  # a refusal the provider reported apart from the text
 
     @property
     def verification_usd(self) -> Decimal:
@@ -234,6 +236,8 @@ class Attempt:
             "retry": self.retry,
             "reask": self.reask,
             "finish_reason": self.finish_reason,
+            "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in self.tool_calls],
+            "refusal": self.refusal,
             "output": self.output,
         }
 

@@ -156,6 +156,17 @@ def test_a_changed_config_is_refused_unless_allowed_and_each_item_says_its_confi
     assert f"3 under config {configs[0]}, 2 under config {configs[3]} (this one)" in said(allowed)
 
 
+def test_an_edited_schema_file_is_a_changed_config(tmp_path, fake_server):
+    fake_server.default = Reply.text('{"a": 1}')
+    (tmp_path / "schema.json").write_text(json.dumps({"type": "object", "required": ["a"]}))
+    config = write_config(tmp_path, fake_server, verifiers="[{type: json_schema, schema_file: schema.json}]")
+    source, out = write_items(tmp_path, 2), tmp_path / "out.jsonl"
+    assert cli(batch_command(config, source, out)).returncode == 0
+    (tmp_path / "schema.json").write_text(json.dumps({"type": "object", "required": ["b"]}))
+    refused = cli(batch_command(config, source, out))
+    assert refused.returncode == 2 and "the config changed" in said(refused), said(refused)
+
+
 # -- a bad key ----------------------------------------------------------------------------------
 
 
@@ -186,6 +197,37 @@ def test_the_same_401_on_item_after_item_stops_the_job_and_retry_failed_redoes_t
     assert report_file(out).attempts == 200 + 2 * len(failed)  # the failed calls are still counted
 
 
+def test_a_failing_model_whose_alternate_answers_does_not_stop_the_job(tmp_path, fake_server):
+    fake_server.default = lambda r: Reply.status(401) if r.model == "gpt-4o-mini" else Reply.text("Seven.")
+    url = fake_server.openai_base_url
+    alternate = f"alternates: [{{provider: openai, model: gpt-4.1-nano, base_url: '{url}', price: {PRICE}}}]"
+    config = write_config(tmp_path, fake_server)
+    config.write_text(
+        config.read_text().replace("model: gpt-4o-mini\n", f"model: gpt-4o-mini\n    {alternate}\n")
+    )
+    source, out = write_items(tmp_path, 20), tmp_path / "out.jsonl"
+    proc = cli(batch_command(config, source, out, "--concurrency", "1"))
+    assert proc.returncode == 0, said(proc)  # every item answered on its tier: nothing to stop for
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 20 and {r["model"] for r in records} == {"gpt-4.1-nano"}
+
+
+def test_after_a_stop_the_fixed_config_and_retry_failed_finish_the_job(tmp_path, fake_server):
+    fake_server.default = Reply.status(404, message="model not found")
+    config, source, out = (
+        write_config(tmp_path, fake_server),
+        write_items(tmp_path, 30),
+        tmp_path / "out.jsonl",
+    )
+    assert cli(batch_command(config, source, out, "--concurrency", "1")).returncode == 3
+    fake_server.default = Reply.text("Seven.")
+    config.write_text(config.read_text().replace("gpt-4o-mini", "gpt-4.1-mini"))  # the name, fixed
+    retried = cli(batch_command(config, source, out, "--retry-failed"))
+    assert retried.returncode == 0, said(retried)  # items with no answer mix nothing: no refusal
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 30 and all(r["output"] == "Seven." for r in records)
+
+
 # -- the budget ----------------------------------------------------------------------------------
 
 
@@ -207,6 +249,42 @@ def test_the_job_budget_is_a_ceiling_at_high_concurrency(tmp_path, fake_server):
     assert billed == spent  # what the provider was asked for is what the report says
 
 
+def test_the_budget_holds_for_text_that_is_a_token_a_character(tmp_path, fake_server):
+    prompt = "\u4eca\u5929\u5929\u6c14\u5f88\u597d" * 1300  # CJK: about a token a character, not four
+    fake_server.default = lambda r: Reply.text("Seven.", input_tokens=len(prompt), output_tokens=10)
+    config = write_config(tmp_path, fake_server)
+    config.write_text(
+        config.read_text().replace("gpt-4o-mini", "mistral-small").replace("gpt-4o", "mistral-large")
+    )
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": k, "prompt": prompt}) + "\n" for k in range(20)))
+    out = tmp_path / "out.jsonl"
+    proc = cli(batch_command(config, source, out, "--concurrency", "8", "--max-cost-usd", "100"))
+    assert proc.returncode == 3 and "budget of $100 reached" in said(proc), said(proc)
+    assert 50 < report_file(out).money["total_usd"] <= 100
+
+
+def test_the_reservation_covers_a_judge_with_a_long_rubric(tmp_path, fake_server):
+    fake_server.default = lambda r: Reply.text(
+        json.dumps({"score": 9, "reason": "ok"}) if r.model == "judge-model" else "Seven."
+    )
+    rubric = " ".join(f"Criterion {n}: the answer must be right about part {n}." for n in range(400))
+    url = fake_server.openai_base_url
+    model = f"{{provider: openai, model: judge-model, base_url: '{url}', price: {PRICE}}}"
+    config = write_config(
+        tmp_path, fake_server, verifiers=f"[{{type: judge, rubric: '{rubric}', model: {model}}}]"
+    )
+    cascade = Cascade.from_config(load_config(config))
+    request = Request.from_prompt("item i0: 3 + 4?")
+    worst = worst_case_usd(cascade, request)
+    result = cascade.run(request)
+    assert result.verified and result.cost.verification_usd > 0
+    # the judge's share of the worst case covers the judge's real call, rubric and all
+    (judge,) = cascade.chain("small")
+    reserved = judge.worst_cost_usd(100, 50, None)
+    assert result.cost.verification_usd <= reserved and result.cost.total_usd <= worst
+
+
 # -- signals --------------------------------------------------------------------------------------
 
 
@@ -223,8 +301,11 @@ def test_a_signal_finishes_the_items_in_flight_says_so_and_the_same_command_resu
     command = batch_command(config, source, out, "--concurrency", "2")
     job = start(command)
     assert wait_for(lambda: len(fake_server.requests) >= 10)
+    signalled_at = time.monotonic()
     job.send_signal(sig)
     stdout, stderr = job.communicate(timeout=60)
+    late = [r for r in fake_server.requests if r.received_at > signalled_at + 0.05]
+    assert late == []  # no item started after the signal: not even those waiting for a call slot
     text = " ".join((stdout + stderr).split())
     assert job.returncode == code, text
     assert f"interrupted by {sig.name}:" in text and "0 in flight were abandoned" in text

@@ -16,6 +16,7 @@ from cascade.config import load_config, parse_config
 from cascade.errors import PermanentProviderError
 from cascade.evaluation import evaluate
 from cascade.replay import ReplayProvider, load_recorded, with_records
+from cascade.testing.server import Reply
 from cascade.tokens import count_tokens
 from cascade.types import Request
 
@@ -172,6 +173,28 @@ def test_a_recorded_cut_off_answer_is_rejected_in_replay_as_it_was_live(tmp_path
     )
     report = asyncio.run(evaluate(config(data), load_recorded(data)))
     assert report.cascade.accuracy == 1.0 and report.escalated == 1
+
+
+def test_a_batch_records_a_tool_call_and_its_replay_rejects_it_as_live(tmp_path, fake_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-replay-Wc4Np8")
+    url = fake_server.openai_base_url
+    tiers = [
+        {"name": n, "provider": "openai", "model": m, "base_url": url, "price": PRICES[m]}
+        for n, m in (("small", CHEAP), ("large", STRONG))
+    ]
+    live = parse_config({"tiers": tiers, "verifiers": [{"type": "non_empty"}]})
+    fake_server.script(CHEAP, [Reply.tool_call({"q": "capital"}, text="Let me look that up.")])
+    fake_server.script(STRONG, [Reply.text("Paris.")])
+    source = write(tmp_path / "in.jsonl", [{"id": 1, "prompt": "Capital of France?"}])
+    recorded = tmp_path / "recorded.jsonl"
+    asyncio.run(run_batch(live, BatchOptions(source, tmp_path / "out.jsonl", record=recorded)))
+    (line,) = [json.loads(text) for text in recorded.read_text().splitlines()]
+    assert line["responses"][CHEAP]["tool_calls"] == [{"name": "lookup", "arguments": '{"q":"capital"}'}]
+    for response in line["responses"].values():  # a person marks the answers
+        response["correct"] = response["text"] == "Paris."
+    write(recorded, [line])
+    report = asyncio.run(evaluate(config(recorded, [{"type": "non_empty"}]), load_recorded(recorded)))
+    assert report.escalated == 1 and report.cascade.accuracy == 1.0  # as live: the tool call was rejected
 
 
 def test_eval_cli_prints_json_and_table(tmp_path):

@@ -102,7 +102,9 @@ def test_streamed_text_is_redacted_however_it_is_cut(words, cuts, whole_lines):
         position, i = position + step, i + 1
         assert_nothing_of_the_key_in(shown)
         assert redact(text).startswith(shown)  # what was shown stands: the end only adds to it
-    assert shown + redactor.rest() == redact(text)
+    last = text.rfind("\n") if whole_lines else max(text.rfind(" "), text.rfind("\n")) + 1
+    held = len(text) - max(last, 0)  # the last line (from its break), or the last word
+    assert len(redact(text)) - len(shown) <= held  # all the rest was shown
 
 
 # -- every output channel, through the real CLI ---------------------------------------------------

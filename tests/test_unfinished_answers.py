@@ -22,8 +22,8 @@ GOOD = "Paris is the capital of France."
 
 @pytest.fixture(autouse=True)
 def keys(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai-unfinished")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-unfinished")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai-Uq7Rw2Zp")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-Hv5Kx9Lm")
 
 
 def config_for(server, wire: str, *, verifiers=None, small=None) -> dict:
@@ -95,6 +95,33 @@ def test_anthropic_pause_turn_is_an_unfinished_answer(fake_server):
     fake_server.script(LARGE, [Reply.text(GOOD)])
     result = answer(fake_server, "anthropic", "plain")
     assert result.output == GOOD and "pause_turn" in result.attempts[0].verdicts[0].reason
+
+
+@pytest.mark.parametrize("mode", ["plain", "stream"])
+@pytest.mark.parametrize(
+    ("reason", "why"),
+    [
+        ("abort", "not known to mean it is finished"),  # vLLM
+        ("error", "not known to mean it is finished"),  # Mistral
+        ("model_length", "cut off"),  # Mistral
+        ("MAX_TOKENS", "cut off"),  # Gemini's OpenAI layer
+        ("SAFETY", "withheld"),
+        ("function_call", "called a tool"),  # the legacy OpenAI spelling
+    ],
+)
+def test_a_compatible_servers_finish_reasons_are_read_too(fake_server, reason, why, mode):
+    fake_server.script(SMALL["openai"], [Reply.text("Paris is the capital of", finish_reason=reason)])
+    fake_server.script(LARGE, [Reply.text(GOOD)])
+    result = answer(fake_server, "openai", mode)
+    assert result.output == GOOD and result.attempts[0].outcome is Outcome.REJECTED
+    assert why in result.attempts[0].verdicts[0].reason
+
+
+def test_on_truncated_accept_still_rejects_a_paused_turn(fake_server):
+    fake_server.script(SMALL["anthropic"], [Reply.text("Paris", finish_reason="pause_turn")])
+    fake_server.script(LARGE, [Reply.text(GOOD)])
+    result = answer(fake_server, "anthropic", "plain", small={"on_truncated": "accept"})
+    assert result.output == GOOD and "paused the turn" in result.attempts[0].verdicts[0].reason
 
 
 @pytest.mark.parametrize("mode", ["plain", "stream"])

@@ -9,7 +9,7 @@ blanks made one space, so that disguises do not hide a phrase:
   and, where it has them, with markdown emphasis and code marks taken out, and read as
   blanks (`ignore_previous_instructions`);
 - the same text in its own script (for the patterns of other languages);
-- each run after a right-to-left override, reversed (how a reader sees it);
+- the text reversed, when it holds a right-to-left override (how a reader sees what follows it);
 - text smuggled in Unicode tag characters (invisible ASCII);
 - each base64 run that decodes to text.
 
@@ -102,10 +102,14 @@ FAKE_TURN_PATTERNS: tuple[str, ...] = (
 # not itself talk about scores (then "score: 10" is more likely the answer).
 VERDICT_PATTERNS: tuple[str, ...] = (
     r'\{\s*"?score"?\s*:\s*-?\d+(?:\.\d+)?\s*,\s*"?reason"?\s*:',
-    r'\b"?(?:score|grade|rating|verdict)"?\s*[:=]\s*"?\d+(?:\.\d+)?(?:\s*/\s*\d+)?"?(?!\s*[-\u2013:]\s*\d)(?![\d.])',
+    r'(?<![a-z0-9])"?(?:score|grade|rating|verdict|punktzahl|bewertung|puntuacion|calificacion|pontuacao'
+    r'|punteggio|\u8bc4\u5206|\u5206\u6570|\u5f97\u5206|\u6253\u5206)"?\s*(?:[:=]|[\u2013\u2014])\s*"?'
+    r'\d+(?:\.\d+)?(?:\s*/\s*\d+)?"?(?!\s*[-\u2013:]\s*\d)(?!\.?\d)',
 )
 _SCORE_TALK = re.compile(
-    r"\b(?:scores?|scored|scoring|grades?|grading|ratings?|rate|points?|marks?|evaluat\w*|judge\w*)\b"
+    r"\b(?:scores?|scored|scoring|grades?|grading|ratings?|rate|points?|marks?|evaluat\w*|judge\w*"
+    r"|punktzahl|bewert\w*|puntuaci\w*|calificaci\w*|pontua\w*|punteggio)\b"
+    r"|\u8bc4\u5206|\u5206\u6570|\u5f97\u5206|\u6253\u5206"  # Chinese: grade, score, scored, to grade
 )
 
 
@@ -141,6 +145,7 @@ _RLO_RUN = re.compile("[\u202e\u2067]([^\u202c\u2069\n]*)")
 _TAG_RUN = re.compile("[\U000e0020-\U000e007e]+")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 MAX_DECODED_CHARS = 1_000_000  # base64 text decoded and searched, in all
+MAX_EXPANSION = 4  # a compatibility form longer than this is a phrase, not a letter
 
 
 @cache
@@ -162,8 +167,13 @@ def latin_lookalikes() -> dict[int, str]:
 def _no_format_characters(text: str) -> str:
     """NFKC, without format characters (zero-width, soft hyphen, bidi controls, tags) and
     combining marks (accents: `précédentes` reads `precedentes`)."""
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
-    # the table is made of the text's own characters: a few, however long the text
+    # the tables are made of the text's own characters: a few, however long the text.
+    # A character whose compatibility form is a phrase (U+FDFA is 18 characters) would make
+    # the views many times the answer's size: it is a blank to the patterns instead.
+    phrases = {ord(c): " " for c in set(text) if len(unicodedata.normalize("NFKC", c)) > MAX_EXPANSION}
+    text = unicodedata.normalize(
+        "NFKD", unicodedata.normalize("NFKC", text.translate(phrases) if phrases else text)
+    )
     dropped = {ord(c): None for c in set(text) if unicodedata.category(c) in ("Cf", "Mn", "Me")}
     return text.translate(dropped) if dropped else text
 
@@ -184,20 +194,33 @@ def _views(text: str) -> Iterator[tuple[str, str]]:
     if any(mark in folded for mark in _MARKUP):  # `ig**nore**`, `ignore_previous`
         yield _one_line_of_blanks(folded.translate(str.maketrans("", "", _MARKUP))), "phrases"
         yield _one_line_of_blanks(folded.translate(str.maketrans(_MARKUP, " " * len(_MARKUP)))), "phrases"
-    for run in _RLO_RUN.finditer(text):
-        reversed_run = _no_format_characters(run.group(1)[::-1]).lower()
-        yield _one_line_of_blanks(reversed_run.translate(latin_lookalikes())), "folded"
-    for run in _TAG_RUN.finditer(text):
-        yield _one_line_of_blanks("".join(chr(ord(c) - 0xE0000) for c in run.group(0))), "folded"
-    budget = MAX_DECODED_CHARS
+    # hidden text, each kind in one view made in one pass (a view per run would make an
+    # answer of many short runs as many views): the whole text reversed, which reads runs
+    # after a right-to-left override as a person sees them; the text in tag characters
+    hidden = []
+    if _RLO_RUN.search(text):
+        hidden.append(text[::-1])
+    if _TAG_RUN.search(text):
+        hidden.append(text.translate(_tags_as_text(text)))
+    decoded, budget = [], MAX_DECODED_CHARS
     for run in _BASE64_RUN.finditer(plain):
         if budget <= 0:
             break
-        decoded = _decoded_base64(run.group(0))
-        if decoded:
-            budget -= len(decoded)
-            decoded = _no_format_characters(decoded).lower()
-            yield _one_line_of_blanks(decoded.translate(latin_lookalikes())), "folded"
+        piece = _decoded_base64(run.group(0))
+        if piece:
+            budget -= len(piece)
+            decoded.append(piece)
+    hidden.append("\n".join(decoded))
+    for view in hidden:
+        if view:
+            view = _no_format_characters(view).lower()
+            yield _one_line_of_blanks(view.translate(latin_lookalikes())), "folded"
+
+
+def _tags_as_text(text: str) -> dict[int, str]:
+    """A table that reads Unicode tag characters as the ASCII they stand for, and makes
+    every other character of `text` a line break."""
+    return {ord(c): chr(ord(c) - 0xE0000) if "\U000e0020" <= c <= "\U000e007e" else "\n" for c in set(text)}
 
 
 def _decoded_base64(run: str) -> str | None:
@@ -223,7 +246,7 @@ def find_injection(text: str, request: str | None = None) -> str | None:
     """
     verdicts_count = request is not None and _SCORE_TALK.search(request.lower()) is None
     patterns = {
-        "native": (_NATIVE,),
+        "native": (_NATIVE, *((_VERDICT,) if verdicts_count else ())),
         "folded": (_LATIN, _TURNS, *((_VERDICT,) if verdicts_count else ())),
         "phrases": (_LATIN,),
     }

@@ -15,12 +15,12 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from cascade.tokens import most_tokens
 from cascade.types import ZERO, Candidate, Message, ModelCall, Request, Usage, Verdict
 from verifiers._recorded import REPLAY_NOTE, recorded_number
 from verifiers._settings import check_scale, check_threshold
 
 MODES = ("inline", "followup")
-PROMPT_TOKENS = 200  # at most, the rating instruction of a follow-up call
 
 DEFAULT_INLINE_INSTRUCTION = (
     "After your answer, rate your confidence that the answer is correct and complete, as an integer "
@@ -229,7 +229,8 @@ class SelfConfidenceVerifier:
         """Followup: the same model asked again, with its answer and the instruction added."""
         if self.mode == "inline":
             return ZERO
-        return Decimal(price.cost(Usage(input_tokens + output_tokens + PROMPT_TOKENS, output_tokens)))
+        asked = input_tokens + output_tokens + most_tokens(self.instruction)
+        return Decimal(price.cost(Usage(asked, output_tokens)))
 
     # -- the check ------------------------------------------------------------------------
 

@@ -28,7 +28,8 @@ from cascade.calls import call_model
 from cascade.config import ModelConfig
 from cascade.providers.factory import build_model
 from cascade.tiers import TierModel
-from cascade.types import ZERO, Candidate, Message, Request, Usage, Verdict
+from cascade.tokens import most_tokens
+from cascade.types import ZERO, Candidate, Completion, Message, Request, Usage, Verdict
 from verifiers._injection import INJECTION_PATTERNS, find_injection, latin_lookalikes
 from verifiers._recorded import REPLAY_NOTE, recorded_number
 from verifiers._settings import check_scale, check_threshold
@@ -70,7 +71,6 @@ JUDGE_SCHEMA: dict[str, Any] = {
     "properties": {"score": {"type": "number"}, "reason": {"type": "string"}},
     "required": ["score", "reason"],
 }
-PROMPT_TOKENS = 600  # at most, the judge's instructions and rubric around the request and answer
 VERDICT_TOKENS = 1024  # reserved for a judge whose params set no max_tokens (a verdict is a line)
 MAX_REPLY_CHARS = 20_000  # a verdict is a line of JSON; junk this long is not one
 MAX_REASON_CHARS = 300
@@ -183,11 +183,15 @@ class JudgeVerifier:
         self.threshold = threshold
         self.scale = scale
         self.on_error = on_error
+        # the judge's own words around the request and the answer, the rubric among them
+        empty = Candidate(Request.from_prompt(""), Completion("", "", Usage()), tier="")
+        self._prompt_tokens = most_tokens(self.judge_request(empty).text(), self.judge.model)
 
     def worst_cost_usd(self, input_tokens: int, output_tokens: int, price: Any) -> Decimal:
         """One judge call on the request and the answer, the judge answering at its limit."""
-        usage = Usage(input_tokens + output_tokens + PROMPT_TOKENS, self.judge.max_tokens or VERDICT_TOKENS)
-        return Decimal(self.judge.price.cost(usage))
+        sent = input_tokens + output_tokens + self._prompt_tokens
+        output = self.judge.max_tokens or VERDICT_TOKENS
+        return Decimal(self.judge.price.cost(Usage(sent, output)))
 
     def wrap_models(self, wrap: Callable[[TierModel], TierModel]) -> None:
         """Put the judge's model behind `wrap` (a batch job's rate limits)."""

@@ -15,7 +15,7 @@ import asyncio
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from cascade.tokens import count_tokens
+from cascade.tokens import most_tokens
 from cascade.types import ZERO, Usage
 from cascade.verification import prepare_request, worst_cost_usd
 
@@ -27,9 +27,7 @@ if TYPE_CHECKING:
 # max_tokens on every tier for a budget that is a hard ceiling)
 UNCAPPED_OUTPUT_TOKENS = 4096
 FEEDBACK_TOKENS = 200  # a reask's feedback message, on top of the rejected answer
-# a provider counts what frames each message too, and its tokenizer may not be ours
-MESSAGE_TOKENS = 8
-COUNT_MARGIN = Decimal("1.1")
+MESSAGE_TOKENS = 8  # a provider counts what frames each message too
 
 
 def uncapped_tiers(cascade: Cascade) -> list[str]:
@@ -38,24 +36,26 @@ def uncapped_tiers(cascade: Cascade) -> list[str]:
 
 
 def worst_case_usd(cascade: Cascade, request: Request) -> Decimal:
-    """The most `request` can cost through `cascade`: every tier tried, every reask used,
-    every answer at its model's token limit, and the checks of each answer."""
+    """The most `request` can cost through `cascade`: every tier tried, the dearest model of
+    each answering (an alternate answers only when a call failed, and a failed call is not
+    billed, but for a timeout's input), every reask used, each answer at its model's token
+    limit, and the checks of each answer."""
     total = ZERO
     for tier in cascade.tiers:
         chain = cascade.chain(tier.name)
         sent = prepare_request(chain, request)
         framing = MESSAGE_TOKENS * (len(sent.messages) + 1)
-        tier_worst = ZERO
-        for model in tier.models:  # alternates answer only when a call fails: the dearest counts
+        dearest = ZERO
+        for model in tier.models:
             output = model.max_tokens or UNCAPPED_OUTPUT_TOKENS
-            asked = int(count_tokens(sent.text(), model.model) * COUNT_MARGIN) + framing
+            asked = most_tokens(sent.text(), model.model) + framing
             cost = ZERO
             for reask in range(cascade.max_reasks(tier.name) + 1):
                 input_tokens = asked + reask * (output + FEEDBACK_TOKENS)
                 cost += model.price.cost(Usage(input_tokens, output))
                 cost += worst_cost_usd(chain, input_tokens, output, model.price)
-            tier_worst = max(tier_worst, cost)
-        total += tier_worst
+            dearest = max(dearest, cost)
+        total += dearest
     return total
 
 

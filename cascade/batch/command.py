@@ -256,8 +256,8 @@ def _decimal(text: str) -> Decimal:
         value = Decimal(text)
     except InvalidOperation:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
+    if not value.is_finite() or not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number, not {text!r}")
     return value
 
 

@@ -22,6 +22,7 @@ from cascade.batch.items import Item, LineError, read_items
 from cascade.batch.state import JobState
 from cascade.engine import Cascade
 from cascade.errors import CONFIGURATION_FAILURES, ExhaustedError
+from cascade.limits import CALL_GUARD
 from cascade.logging import get_logger
 from cascade.types import Attempt, Outcome, Result
 
@@ -47,9 +48,10 @@ class RunCounts:
 class ConfigFailureWatch:
     """Notices a model failing the same way, for reasons no retry fixes, item after item.
 
-    Per model, it counts the items in a row whose calls to it failed with one code of
-    `CONFIGURATION_FAILURES`; an item on which the model answered ends the run of them
-    (items that never called it do not count either way)."""
+    Per model, it counts the items in a row on which its calls failed with one code of
+    `CONFIGURATION_FAILURES` and its tier gave no answer (an alternate that answered made up
+    for it). An item on which the model answered ends the run; items that never called it
+    do not count either way."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit  # 0: never stop
@@ -57,10 +59,13 @@ class ConfigFailureWatch:
 
     def saw(self, attempts: tuple[Attempt, ...]) -> str | None:
         """Take in one finished item; why to stop the job, once a run reaches the limit."""
+        answered_tiers = {a.tier for a in attempts if a.outcome is not Outcome.ERROR}
         failed = {
             (a.model, a.error_code): a.error or a.error_code
             for a in attempts
-            if a.outcome is Outcome.ERROR and a.error_code in CONFIGURATION_FAILURES
+            if a.outcome is Outcome.ERROR
+            and a.error_code in CONFIGURATION_FAILURES
+            and a.tier not in answered_tiers
         }
         called = {a.model for a in attempts}
         for key in [k for k in self.runs if k[0] in called and k not in failed]:
@@ -71,8 +76,8 @@ class ConfigFailureWatch:
             if self.limit and items >= self.limit:
                 return (
                     f"{model} failed with {code} on {items} items in a row ({message}); no retry fixes "
-                    "that: fix the key, the model name or the permissions, then run again with "
-                    "--retry-failed to redo the items left without an answer"
+                    "that: fix the key, the model name or the permissions, then run the same command "
+                    "again (with --retry-failed to redo the items left without any answer)"
                 )
         return None
 
@@ -151,6 +156,20 @@ class Job:
                     task.cancel()
             raise
 
+    def _first_call_guard(self) -> Callable[[], None]:
+        """What the limiters run before each call of one item: once the job is stopping,
+        an item that has not called anything yet does not start (items waiting for a call
+        slot would otherwise start after a signal); one already under way goes on."""
+        called = False
+
+        def guard() -> None:
+            nonlocal called
+            if not called and self.stopping:
+                raise _NotStarted
+            called = True
+
+        return guard
+
     def _advance(self, every: int = 1) -> None:
         self.handled += 1
         if self.progress is not None and self.handled % every == 0:
@@ -184,22 +203,30 @@ class Job:
     async def _work(self, queue: asyncio.Queue[Item | None]) -> None:
         while (item := await queue.get()) is not None:
             reserved = worst_case_usd(self.cascade, item.request) if self.budget.limit is not None else None
-            if self.stopping or not await self.budget.reserve(reserved):
-                self.counts.stopped_by_budget |= not self.stopping
+            started = not self.stopping and await self.budget.reserve(reserved)
+            if not started and not self.stopping:  # its worst case does not fit
+                self.counts.stopped_by_budget = True
+            elif started and self.stopping:  # a stop came while it waited for room
+                self.budget.release(reserved)
+                started = False
+            if not started:
                 self.counts.not_started += 1
                 self._advance()
                 continue
-            if self.stopping:  # came while this item waited for room in the budget
+            token = CALL_GUARD.set(self._first_call_guard())
+            try:
+                result, error = await _answer(self.cascade, item)
+            except _NotStarted:  # a stop came before its first call went out: nothing was spent
                 self.budget.release(reserved)
                 self.counts.not_started += 1
                 self._advance()
                 continue
-            try:
-                result, error = await _answer(self.cascade, item)
             except asyncio.CancelledError:
                 self.budget.release(reserved)
                 self.counts.abandoned += 1
                 raise
+            finally:
+                CALL_GUARD.reset(token)
             record = {"id": item.id, "line": item.line, "metadata": item.metadata, **result.to_dict()}
             if error:
                 record["error"] = error
@@ -210,6 +237,11 @@ class Job:
                 self.counts.stopped_by_failures = stop
                 self._log.error("stopping_job", reason=stop)
             self._advance()
+
+
+class _NotStarted(BaseException):
+    """An item stopped before its first call: not an error of the item (the cascade's own
+    handlers, which catch Exception, let it through)."""
 
 
 async def _answer(cascade: Cascade, item: Item) -> tuple[Result, str | None]:

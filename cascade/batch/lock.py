@@ -14,7 +14,6 @@ import fcntl
 import json
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import IO
@@ -43,8 +42,8 @@ class JobLock:
             ) from None
         self._file.seek(0)
         self._file.truncate()
-        holder_info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        self._file.write(json.dumps({**holder_info, "command": " ".join(sys.argv)[:500]}))
+        # who holds it, and no more: a command line may hold what is nobody else's business
+        self._file.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}))
         self._file.flush()
 
     def release(self) -> None:
@@ -63,4 +62,4 @@ def _holder(file: IO[str]) -> str:
     if not isinstance(info, dict) or "pid" not in info:
         return "a process that has not said which"
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info.get("since", 0))))
-    return f"pid {info['pid']} on {info.get('host', '?')}, since {since}: {info.get('command', '')}".strip()
+    return f"pid {info['pid']} on {info.get('host', '?')}, since {since}"

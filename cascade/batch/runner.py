@@ -108,7 +108,7 @@ async def run_batch(
     """Run (or resume) the job, then write its output, review file, and report (an
     interrupted run writes none of them: its items are saved, and the next run resumes)."""
     options.check()
-    digest = _digest(config)
+    digest = _digest(config, base_dir)
     state = JobState(
         options.output,
         input_path=options.input,
@@ -172,6 +172,8 @@ def recorded_outcomes(state: JobState, source: Path) -> Iterator[str]:
                 "cost_usd": attempt["cost_usd"],
                 "latency_ms": round(attempt["latency_s"] * 1000, 1),
                 "finish_reason": attempt.get("finish_reason"),
+                "tool_calls": attempt.get("tool_calls") or [],
+                "refusal": attempt.get("refusal"),
                 "verified": attempt["outcome"] == "accepted",
             }
         if not responses:
@@ -228,8 +230,29 @@ def _server_of(provider: Any) -> str:
     return str(getattr(client, "base_url", ""))
 
 
-def _digest(config: CascadeConfig) -> str:
-    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+def _digest(config: CascadeConfig, base_dir: Path | None) -> str:
+    """The config's fingerprint: its settings, and the contents of the files they name (a
+    schema file, a learned verifier's weights, examples, records): editing one of them
+    changes the rules as much as editing the config."""
+    digest = hashlib.sha256(config.model_dump_json().encode())
+    for name in sorted(_files_named(config.model_dump())):
+        path = Path(name) if Path(name).is_absolute() or base_dir is None else base_dir / name
+        digest.update(name.encode())
+        try:
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        except OSError:
+            digest.update(b"(unreadable)")  # building the cascade will say why
+    return digest.hexdigest()
+
+
+def _files_named(value: Any, key: str = "") -> set[str]:
+    """The file names among a config's settings: `*_file` settings, `examples`, `records`."""
+    if isinstance(value, dict):
+        return set().union(*(_files_named(v, str(k)) for k, v in value.items()))
+    if isinstance(value, list):
+        return set().union(*(_files_named(v, key) for v in value))
+    named = key.endswith("_file") or key in ("examples", "records")
+    return {value} if named and isinstance(value, str) and value != "builtin" else set()
 
 
 def _count_lines(path: Path) -> int:

@@ -124,7 +124,11 @@ class JobState:
         self.config_changed = bool(stored) and earlier != self.config
         if self.config_changed and earlier is not None:
             self.db.execute("UPDATE items SET config = ? WHERE done = 1 AND config IS NULL", (earlier,))
-            made_under_others = sum(n for digest, n in self.configs().items() if digest != self.config)
+            (made_under_others,) = self.db.execute(
+                "SELECT COUNT(*) FROM items WHERE done = 1 AND config != ? AND "
+                "json_extract(record, '$.output') IS NOT NULL",  # an item with no answer mixes nothing
+                (self.config,),
+            ).fetchone()
             if made_under_others and not allow_config_change:
                 raise ConfigError(
                     f"{self.path}: the config changed since this job's last run, and "
@@ -181,12 +185,10 @@ class JobState:
         one (`retry_unverified`)?"""
         if not (self.retry_failed or self.retry_unverified):
             return False
-        verified, text = self.db.execute(
-            "SELECT verified, record FROM items WHERE key = ?", (key,)
+        verified, answered = self.db.execute(
+            "SELECT verified, json_extract(record, '$.output') IS NOT NULL FROM items WHERE key = ?", (key,)
         ).fetchone()
-        if self.retry_unverified and not verified:
-            return True
-        return self.retry_failed and json.loads(text).get("output") is None
+        return bool((self.retry_unverified and not verified) or (self.retry_failed and not answered))
 
     def record_line_error(self, line: int, record: dict[str, Any]) -> None:
         self._write("INSERT OR REPLACE INTO line_errors VALUES (?, ?)", (line, redact(json.dumps(record))))
