@@ -62,6 +62,7 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "a ligature that is a phrase": lambda size: adversarial("\ufdfa", size),  # NFKC: 18 characters
     "tag characters": lambda size: adversarial("\U000e0061x", size),
     "right-to-left runs": lambda size: adversarial("\u202eab\n", size),
+    "masked forms of a key": lambda size: adversarial("Zq81...dJ3sA ", size),
 }
 
 
@@ -81,12 +82,15 @@ def _judge() -> JudgeVerifier:
     return JudgeVerifier(model=model)
 
 
-# two keys known to the redactor, as a cascade with two providers has: redaction runs on
+# keys known to the redactor: two of the usual shapes, and ten more, as a process with many
+# tiers and judges has (the redactor's work must not grow with them); redaction runs on
 # every answer, event and line written
 BENCHMARK_KEYS = {
     "CASCADE_BENCHMARK_KEY_A": "Zq81mXv0Pt9LcQ2wRy7uKe4HbN6dJ3sA",
     "CASCADE_BENCHMARK_KEY_B": "sk-ant-api03-Q8zR2mKp1xYwT7vB3nL0aHc",
+    **{f"CASCADE_BENCHMARK_KEY_{n}": f"sk-proj-{n:02d}" + "Hx7Qm2Lp9Vt4Rw8Kc3Nb6Yz1" for n in range(10)},
 }
+REDACTION = f"redaction ({len(BENCHMARK_KEYS)} keys known)"
 
 
 def know_keys() -> None:
@@ -117,7 +121,7 @@ def checks() -> dict[str, Callable[[str], object]]:
         "judge pre-check": lambda text: find_injection(text, "How many apples?"),
         "judge fence (forged markers)": lambda text: judge.judge_request(_candidate(text)),
         "learned features": lambda text: features("How many apples?", text),
-        "redaction (two keys known)": redact,
+        REDACTION: redact,
     }
 
 

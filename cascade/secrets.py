@@ -38,15 +38,25 @@ def _either(pieces: list[str]) -> str:
     return "|".join(re.escape(p) for p in sorted(set(pieces), key=len, reverse=True))
 
 
+# A mask providers print in place of a key's middle: possessive, and never begun inside
+# another mask, so a run of dots that belongs to no key is passed over once.
+_MASK = re.compile(r"(?<![*.\u2022\u2026])(?:\*{2,}|\.{2,}|\u2022{2,}|\u2026)++")
+_MASKED_MIN = 4  # a masked key shows at least this many of its first or last characters
+
+
 @dataclass(frozen=True)
 class _Finders:
-    """How to find the known keys in a text, made once per set of keys."""
+    """How to find the known keys in a text, made once per set of keys. Every lookup is a
+    set lookup, so the work is linear in the text however many keys are known."""
 
     keys: frozenset[str]
     pieces: frozenset[str]  # every FRAGMENT_CHARS-long piece of every key that long
     runs: re.Pattern[str] | None  # runs of the characters keys are made of, long enough to hold one
     whole: re.Pattern[str] | None  # keys too short to have pieces, whole
-    masked: re.Pattern[str] | None  # a start or an end of a key, 4 characters of it at least, by a mask
+    starts: frozenset[str]  # the first 1..FRAGMENT_CHARS characters of each key, for masks
+    ends: frozenset[str]  # the last 1..FRAGMENT_CHARS characters of each key
+    before_mask: frozenset[str]  # the last _MASKED_MIN characters of each start long enough
+    after_mask: frozenset[str]  # the first _MASKED_MIN characters of each end long enough
 
 
 @cache
@@ -54,34 +64,50 @@ def _finders(keys: frozenset[str]) -> _Finders:
     long_keys = [k for k in keys if len(k) >= FRAGMENT_CHARS]
     short_keys = [k for k in keys if len(k) < FRAGMENT_CHARS]
     alphabet = "".join(sorted(set("".join(long_keys))))
-    runs = re.compile(f"[{re.escape(alphabet)}]{{{FRAGMENT_CHARS},}}") if long_keys else None
-    # the mask is possessive, and a mask may not begin inside another: a run of dots that
-    # belongs to no key is passed over once, never split every way (that backtracks)
-    mask = r"(?:\*{2,}|\.{2,}|\u2022{2,}|\u2026)++"
-    not_in_a_mask = r"(?<![*.\u2022\u2026])"
-    masks = []
-    for key in long_keys:
-        starts = [key[:n] for n in range(1, FRAGMENT_CHARS + 1)]
-        ends = [key[-n:] for n in range(1, FRAGMENT_CHARS + 1)]
-        masks += [
-            f"(?:{_either(starts[3:])}){mask}(?:{_either(ends)})?",
-            f"(?:{_either(starts)})?{not_in_a_mask}{mask}(?:{_either(ends[3:])})",
-        ]
     return _Finders(
         keys,
         frozenset(k[i : i + FRAGMENT_CHARS] for k in long_keys for i in range(len(k) - FRAGMENT_CHARS + 1)),
-        runs,
+        re.compile(f"[{re.escape(alphabet)}]{{{FRAGMENT_CHARS},}}") if long_keys else None,
         re.compile(_either(short_keys)) if short_keys else None,
-        re.compile("|".join(f"(?:{m})" for m in masks)) if masks else None,
+        frozenset(k[:n] for k in long_keys for n in range(1, FRAGMENT_CHARS + 1)),
+        frozenset(k[-n:] for k in long_keys for n in range(1, FRAGMENT_CHARS + 1)),
+        frozenset(k[n - _MASKED_MIN : n] for k in long_keys for n in range(_MASKED_MIN, FRAGMENT_CHARS + 1)),
+        frozenset(k[-n:][:_MASKED_MIN] for k in long_keys for n in range(_MASKED_MIN, FRAGMENT_CHARS + 1)),
     )
+
+
+def _masked(text: str, found: _Finders) -> list[tuple[int, int]]:
+    """Where a mask stands between the start of a key and (or) its end, one of them at
+    least `_MASKED_MIN` characters long (`sk-proj-****wxyz`, `abcd...wxyz`)."""
+    if not found.starts:
+        return []
+    spans = []
+    starts, ends = found.starts, found.ends
+    for mask in _MASK.finditer(text):
+        start, end = mask.span()
+        if text[max(0, start - _MASKED_MIN) : start] not in found.before_mask and (
+            text[end : end + _MASKED_MIN] not in found.after_mask
+        ):
+            continue  # most masks in prose are an ellipsis: neither side is part of a key
+        shown_start = shown_end = 0
+        for n in range(min(start, FRAGMENT_CHARS), 0, -1):
+            if text[start - n : start] in starts:
+                shown_start = n
+                break
+        for n in range(min(len(text) - end, FRAGMENT_CHARS), 0, -1):
+            if text[end : end + n] in ends:
+                shown_end = n
+                break
+        if shown_start >= _MASKED_MIN or shown_end >= _MASKED_MIN:
+            spans.append((start - shown_start, end + shown_end))
+    return spans
 
 
 def _spans(text: str, found: _Finders) -> list[tuple[int, int]]:
     """Where keys, pieces of keys and masked keys are in `text`, in order, not overlapping."""
-    spans = []
-    for pattern in (found.whole, found.masked):
-        if pattern is not None:
-            spans += [m.span() for m in pattern.finditer(text)]
+    spans = _masked(text, found)
+    if found.whole is not None:
+        spans += [m.span() for m in found.whole.finditer(text)]
     for run in found.runs.finditer(text) if found.runs is not None else ():
         position, stop = run.start(), run.end() - FRAGMENT_CHARS
         while position <= stop:

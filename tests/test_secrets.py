@@ -61,6 +61,15 @@ def test_a_key_a_piece_of_it_or_a_masked_form_is_redacted(known_key, echoed):
     assert redacted.startswith("Invalid API key: ***") and redacted.endswith(". Check your settings.")
 
 
+def test_masked_forms_are_found_however_many_other_keys_are_known(known_key, monkeypatch):
+    for n in range(40):
+        monkeypatch.setenv(f"CASCADE_TEST_OTHER_KEY_{n}", f"other-{n:02d}-Lp9Vt4Rw8Kc3Nb6")
+        read_key(f"CASCADE_TEST_OTHER_KEY_{n}")
+    for echoed in (f"{KEY[:4]}...{KEY[-4:]}", f"****{KEY[-4:]}", f"{KEY[:6]}********"):
+        assert redact(f"key {echoed} refused") == "key *** refused"
+    assert redact("Wait... what? ****") == "Wait... what? ****"  # an ellipsis by no key is kept
+
+
 def test_pieces_shorter_than_the_fragment_length_and_ordinary_text_are_left_alone(known_key):
     text = f"{KEY[:7]} and {KEY[-7:]} are too short to be the key; so is this sentence."
     assert redact(text) == text
