@@ -29,11 +29,17 @@ def estimate_tokens(text: str) -> int:
 
 def count_tokens(text: str, model: str | None = None) -> int:
     """Tokens of `text` for `model`: tiktoken for OpenAI-family models, else the estimate."""
-    if model and _OPENAI_FAMILY.match(model.rsplit("/", 1)[-1]):
-        encoding = _cl100k()
-        if encoding is not None:
-            return len(encoding.encode(text, disallowed_special=()))
+    encoding = _tiktoken_for(model)
+    if encoding is not None:
+        return len(encoding.encode(text, disallowed_special=()))
     return estimate_tokens(text)
+
+
+def _tiktoken_for(model: str | None) -> Any:
+    """tiktoken's encoding for an OpenAI-family `model`; None for other models, or without it."""
+    if model and _OPENAI_FAMILY.match(model.rsplit("/", 1)[-1]):
+        return _cl100k()
+    return None
 
 
 @cache
@@ -67,7 +73,7 @@ def most_tokens(text: str, model: str | None = None) -> int:
     count plus a tenth for OpenAI-family models; for others, a token per three ASCII
     characters and one per byte of every other character (CJK text is a token a
     character or more, which four characters a token would undercount four times over)."""
-    if model and _OPENAI_FAMILY.match(model.rsplit("/", 1)[-1]) and _cl100k() is not None:
+    if _tiktoken_for(model) is not None:
         return math.ceil(count_tokens(text, model) * 1.1)
     ascii_chars = len(text.encode("ascii", "ignore"))
     other_bytes = len(text.encode("utf-8")) - ascii_chars

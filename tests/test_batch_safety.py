@@ -64,6 +64,11 @@ def write_items(tmp_path: Path, n: int, name: str = "in.jsonl") -> Path:
     return path
 
 
+def job_files(tmp_path: Path, server, items: int) -> tuple[Path, Path, Path]:
+    """A job's config, an input of `items` items, and where its output goes."""
+    return write_config(tmp_path, server), write_items(tmp_path, items), tmp_path / "out.jsonl"
+
+
 def batch_command(config: Path, source: Path, out: Path, *extra: str) -> list[str]:
     files = [str(config), "--input", str(source), "--output", str(out)]
     return ["batch", *files, "--no-progress", *extra]
@@ -110,11 +115,7 @@ def requests_by_item(server) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 def test_a_second_job_on_the_same_output_exits_2_at_once_naming_the_first(tmp_path, fake_server):
     fake_server.default = Reply.text("Seven.", delay_s=0.05)
-    config, source, out = (
-        write_config(tmp_path, fake_server),
-        write_items(tmp_path, 60),
-        tmp_path / "out.jsonl",
-    )
+    config, source, out = job_files(tmp_path, fake_server, 60)
     first = start(batch_command(config, source, out, "--concurrency", "1"))
     try:
         assert wait_for(lambda: len(fake_server.requests) >= 3), "the first job never started"
@@ -172,11 +173,7 @@ def test_an_edited_schema_file_is_a_changed_config(tmp_path, fake_server):
 
 def test_the_same_401_on_item_after_item_stops_the_job_and_retry_failed_redoes_them(tmp_path, fake_server):
     fake_server.default = Reply.status(401, message="Invalid API key")
-    config, source, out = (
-        write_config(tmp_path, fake_server),
-        write_items(tmp_path, 200),
-        tmp_path / "out.jsonl",
-    )
+    config, source, out = job_files(tmp_path, fake_server, 200)
     stopped = cli(batch_command(config, source, out, "--concurrency", "1"))
     assert stopped.returncode == 3, said(stopped)
     assert "stopped: gpt-4o-mini failed with http_401 on 5 items in a row" in said(stopped)
@@ -214,11 +211,7 @@ def test_a_failing_model_whose_alternate_answers_does_not_stop_the_job(tmp_path,
 
 def test_after_a_stop_the_fixed_config_and_retry_failed_finish_the_job(tmp_path, fake_server):
     fake_server.default = Reply.status(404, message="model not found")
-    config, source, out = (
-        write_config(tmp_path, fake_server),
-        write_items(tmp_path, 30),
-        tmp_path / "out.jsonl",
-    )
+    config, source, out = job_files(tmp_path, fake_server, 30)
     assert cli(batch_command(config, source, out, "--concurrency", "1")).returncode == 3
     fake_server.default = Reply.text("Seven.")
     config.write_text(config.read_text().replace("gpt-4o-mini", "gpt-4.1-mini"))  # the name, fixed
@@ -233,11 +226,7 @@ def test_after_a_stop_the_fixed_config_and_retry_failed_finish_the_job(tmp_path,
 
 def test_the_job_budget_is_a_ceiling_at_high_concurrency(tmp_path, fake_server):
     fake_server.default = Reply.text("Seven.", input_tokens=20, output_tokens=10, delay_s=0.02)
-    config, source, out = (
-        write_config(tmp_path, fake_server),
-        write_items(tmp_path, 400),
-        tmp_path / "out.jsonl",
-    )
+    config, source, out = job_files(tmp_path, fake_server, 400)
     worst = worst_case_usd(Cascade.from_config(load_config(config)), Request.from_prompt("item i399: 3 + 4?"))
     budget = Decimal("1.5")  # about 40 items as they really cost; far fewer at their worst case
     proc = cli(batch_command(config, source, out, "--concurrency", "32", "--max-cost-usd", str(budget)))
@@ -293,11 +282,7 @@ def test_a_signal_finishes_the_items_in_flight_says_so_and_the_same_command_resu
     tmp_path, fake_server, sig, code
 ):
     fake_server.default = Reply.text("Seven.", delay_s=0.1)
-    config, source, out = (
-        write_config(tmp_path, fake_server),
-        write_items(tmp_path, 80),
-        tmp_path / "out.jsonl",
-    )
+    config, source, out = job_files(tmp_path, fake_server, 80)
     command = batch_command(config, source, out, "--concurrency", "2")
     job = start(command)
     assert wait_for(lambda: len(fake_server.requests) >= 10)
@@ -323,11 +308,7 @@ def test_a_signal_finishes_the_items_in_flight_says_so_and_the_same_command_resu
 
 def test_a_second_signal_abandons_the_items_in_flight_and_they_are_run_again(tmp_path, fake_server):
     fake_server.default = Reply.text("Seven.", delay_s=2.0)
-    config, source, out = (
-        write_config(tmp_path, fake_server),
-        write_items(tmp_path, 20),
-        tmp_path / "out.jsonl",
-    )
+    config, source, out = job_files(tmp_path, fake_server, 20)
     command = batch_command(config, source, out, "--concurrency", "2")
     job = start(command)
     assert wait_for(lambda: len(fake_server.requests) >= 2)

@@ -203,23 +203,15 @@ class Job:
     async def _work(self, queue: asyncio.Queue[Item | None]) -> None:
         while (item := await queue.get()) is not None:
             reserved = worst_case_usd(self.cascade, item.request) if self.budget.limit is not None else None
-            started = not self.stopping and await self.budget.reserve(reserved)
-            if not started and not self.stopping:  # its worst case does not fit
-                self.counts.stopped_by_budget = True
-            elif started and self.stopping:  # a stop came while it waited for room
-                self.budget.release(reserved)
-                started = False
-            if not started:
-                self.counts.not_started += 1
-                self._advance()
+            if not await self._reserve(reserved):
+                self._not_started()
                 continue
             token = CALL_GUARD.set(self._first_call_guard())
             try:
                 result, error = await _answer(self.cascade, item)
             except _NotStarted:  # a stop came before its first call went out: nothing was spent
                 self.budget.release(reserved)
-                self.counts.not_started += 1
-                self._advance()
+                self._not_started()
                 continue
             except asyncio.CancelledError:
                 self.budget.release(reserved)
@@ -237,6 +229,23 @@ class Job:
                 self.counts.stopped_by_failures = stop
                 self._log.error("stopping_job", reason=stop)
             self._advance()
+
+    async def _reserve(self, reserved: Decimal | None) -> bool:
+        """Whether an item may start, its worst case reserved: not once the job is stopping
+        (a stop may come while it waits for room), nor when its worst case does not fit."""
+        if self.stopping:
+            return False
+        if not await self.budget.reserve(reserved):
+            self.counts.stopped_by_budget |= not self.stopping
+            return False
+        if self.stopping:
+            self.budget.release(reserved)
+            return False
+        return True
+
+    def _not_started(self) -> None:
+        self.counts.not_started += 1
+        self._advance()
 
 
 class _NotStarted(BaseException):
