@@ -35,7 +35,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import routellm
 
-from cascade.accounting import CatalogPrice
+from cascade.providers.pricing import CatalogPrice
 
 SEED = 0
 TARGET = "0.95"  # of GPT-4's accuracy

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cascade.tokens import count_tokens
+from cascade.core.tokens import count_tokens
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "routellm"
 CHEAP, STRONG = "mixtral-8x7b", "gpt-4-1106-preview"  # names genai-prices knows

@@ -1,9 +1,7 @@
 """cascade: send each LLM request to the cheapest model first, verify, escalate on failure."""
 
-from cascade.accounting import Price
 from cascade.config import CascadeConfig, load_config
-from cascade.engine import Cascade
-from cascade.errors import (
+from cascade.core.errors import (
     CascadeError,
     ConfigError,
     ExhaustedError,
@@ -12,10 +10,10 @@ from cascade.errors import (
     ProviderTimeout,
     TransientProviderError,
 )
-from cascade.events import StreamDelta, StreamRestart, StreamResult
-from cascade.policy import StreamPolicy
-from cascade.tiers import Tier, TierModel
-from cascade.types import (
+from cascade.core.events import StreamDelta, StreamRestart, StreamResult
+from cascade.core.money import Price
+from cascade.core.policy import StreamPolicy
+from cascade.core.values import (
     Attempt,
     Candidate,
     Completion,
@@ -27,7 +25,9 @@ from cascade.types import (
     Usage,
     Verdict,
 )
-from cascade.verification import Verifier
+from cascade.engine import Cascade
+from cascade.runtime.ladder import Tier, TierModel
+from cascade.verification.chain import Verifier
 
 __all__ = [
     "Attempt",

@@ -10,15 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from cascade._sync import run_sync
-from cascade.accounting import baseline_cost
-from cascade.calls import Try, call_model, try_once
 from cascade.config import DEFAULT_REASK_PROMPT, CascadeConfig, load_config
-from cascade.errors import ConfigError, ExhaustedError, ProviderError
-from cascade.events import AttemptEnd, CascadeEvent, StreamResult
-from cascade.logging import get_logger
-from cascade.loop import BudgetSpent, drive
-from cascade.policy import (
+from cascade.core.errors import ConfigError, ExhaustedError, ProviderError
+from cascade.core.events import AttemptEnd, CascadeEvent, StreamResult
+from cascade.core.money import baseline_cost
+from cascade.core.policy import (
     STREAM_MODES,
     UNFINISHED,
     Position,
@@ -28,11 +24,8 @@ from cascade.policy import (
     pick_best,
     unfinished,
 )
-from cascade.retry import call_with_retries
-from cascade.secrets import redact, redact_value
-from cascade.streaming import stream_attempt
-from cascade.tiers import Tier
-from cascade.types import (
+from cascade.core.redaction import redact, redact_value
+from cascade.core.values import (
     Attempt,
     Candidate,
     Completion,
@@ -43,7 +36,14 @@ from cascade.types import (
     Verdict,
     total_usd,
 )
-from cascade.verification import Verifier, clean_output, prepare_request, run_chain
+from cascade.logs import get_logger
+from cascade.runtime.call import Try, call_model, try_once
+from cascade.runtime.drive import BudgetSpent, drive
+from cascade.runtime.ladder import Tier
+from cascade.runtime.retry import call_with_retries
+from cascade.runtime.stream import stream_attempt
+from cascade.runtime.sync import run_sync
+from cascade.verification.chain import Verifier, clean_output, prepare_request, run_chain
 
 OnExhausted = Literal["return_best", "raise"]
 
@@ -96,8 +96,8 @@ class Cascade:
         Relative `*_file` paths in verifier settings are relative to `base_dir` (default:
         the file's folder).
         """
-        from cascade.providers.factory import build_tier
-        from cascade.registry import build_chains
+        from cascade.config.build import build_tier
+        from cascade.verification.registry import build_chains
 
         if not isinstance(config, CascadeConfig):
             source, base_dir, config = str(config), base_dir or Path(config).parent, load_config(config)

@@ -179,7 +179,7 @@ def test_the_job_budget_stops_new_items_and_says_so(tmp_path):
 
 
 def test_a_state_file_of_another_input_is_refused(tmp_path):
-    from cascade.errors import ConfigError
+    from cascade.core.errors import ConfigError
 
     out = tmp_path / "out.jsonl"
     run(DEMO, BatchOptions(write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "prompt": "x"}]), out))

@@ -21,9 +21,9 @@ from cascade.batch.budget import worst_case_usd
 from cascade.batch.report import report_file
 from cascade.batch.state import state_path
 from cascade.config import load_config
+from cascade.core.values import Request
 from cascade.engine import Cascade
 from cascade.testing.server import RecordedRequest, Reply
-from cascade.types import Request
 from tests.conftest import cli_command, run_cli
 
 KEYS = {"OPENAI_API_KEY": "sk-test-batch-safety", "ANTHROPIC_API_KEY": "sk-ant-test-batch-safety"}

@@ -18,16 +18,17 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascade import calibration
-from cascade.calibrate_command import calibrated_yaml
-from cascade.calibration import Target, binomial_lower_bound, calibrate, observe
 from cascade.cli import main
+from cascade.cli.calibrate import calibrated_yaml
+from cascade.cli.plotting import plot_cost_accuracy
 from cascade.config import load_config
-from cascade.errors import ConfigError
-from cascade.evaluation import evaluate
-from cascade.plotting import plot_cost_accuracy
-from cascade.replay import load_recorded, with_records
-from cascade.types import Candidate, Completion, Request, Usage
+from cascade.core.errors import ConfigError
+from cascade.core.values import Candidate, Completion, Request, Usage
+from cascade.offline import calibration
+from cascade.offline.calibration import Target, binomial_lower_bound, calibrate, observe
+from cascade.offline.evaluation import evaluate
+from cascade.offline.records import with_records
+from cascade.providers.replay import load_recorded
 from verifiers.confidence import SelfConfidenceVerifier
 from verifiers.hedging import DEFAULT_LEXICON, HedgingVerifier
 from verifiers.judge import JudgeVerifier

@@ -48,7 +48,7 @@ def test_the_documented_shape_loads_and_builds(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads_and_builds(path, tmp_path):
-    from cascade.replay import with_records
+    from cascade.offline.records import with_records
 
     config = load_config(path)
     if any(t.provider == "replay" for t in config.tiers):  # replayed configs get their data at eval time

@@ -262,8 +262,8 @@ def test_budget_is_checked_between_retries():
 
 
 def test_unexpected_provider_exception_is_an_error_attempt_and_logs_no_key(monkeypatch, capsys):
-    from cascade.logging import configure_logging
-    from cascade.secrets import read_key
+    from cascade.core.redaction import read_key
+    from cascade.logs import configure_logging
 
     monkeypatch.setenv("MY_KEY", "verysecretvalue-123")
     key = read_key("MY_KEY")
@@ -370,7 +370,7 @@ def test_reask_prompt_may_hold_other_braces():
 def test_any_and_all_combine_at_run_time():
     from decimal import Decimal
 
-    from cascade.verification import AllOf, AnyOf
+    from cascade.verification.chain import AllOf, AnyOf
 
     def costly(ok: bool, name: str):
         def check(candidate):

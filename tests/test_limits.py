@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from cascade.errors import TransientProviderError
-from cascade.limits import AdaptiveGate, RateLimitedProvider, TokenBucket
+from cascade.core.errors import TransientProviderError
+from cascade.core.values import Request
+from cascade.providers.rate_limited import AdaptiveGate, RateLimitedProvider, TokenBucket
 from cascade.testing import ScriptedProvider
-from cascade.types import Request
 
 
 class FakeClock:

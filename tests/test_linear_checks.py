@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cascade.streaming import next_partial_check
+from cascade.runtime.stream import next_partial_check
 from verifiers._json import NotJson, decode_prefix
 from verifiers.confidence import SelfConfidenceVerifier
 from verifiers.hedging import HedgingVerifier

@@ -14,7 +14,7 @@ from cascade.config import parse_config
 
 PLUGIN = '''
 """A third-party verifier package: rejects answers that shout."""
-from cascade.types import Candidate, Verdict
+from cascade.core.values import Candidate, Verdict
 
 
 class NoShouting:

@@ -20,8 +20,8 @@ from cascade import (
     Usage,
     Verdict,
 )
-from cascade.policy import Position, next_position
-from cascade.tokens import estimate_tokens
+from cascade.core.policy import Position, next_position
+from cascade.core.tokens import estimate_tokens
 from tests.conftest import scripted_tier
 
 # What one call to a model does.

@@ -10,8 +10,8 @@ import pytest
 
 from cascade import Cascade, ExhaustedError, Outcome
 from cascade.config import parse_config
+from cascade.core.tokens import count_tokens
 from cascade.testing.server import Reply
-from cascade.tokens import count_tokens
 
 FAST = {"max_attempts": 3, "initial_wait_s": 0, "max_wait_s": 5}
 

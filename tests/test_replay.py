@@ -13,12 +13,13 @@ import pytest
 
 from cascade.batch.runner import BatchOptions, run_batch
 from cascade.config import load_config, parse_config
-from cascade.errors import PermanentProviderError
-from cascade.evaluation import evaluate
-from cascade.replay import ReplayProvider, load_recorded, with_records
+from cascade.core.errors import PermanentProviderError
+from cascade.core.tokens import count_tokens
+from cascade.core.values import Request
+from cascade.offline.evaluation import evaluate
+from cascade.offline.records import with_records
+from cascade.providers.replay import ReplayProvider, load_recorded
 from cascade.testing.server import Reply
-from cascade.tokens import count_tokens
-from cascade.types import Request
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data" / "routellm"

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from cascade.config import RetryConfig
-from cascade.errors import PermanentProviderError, TransientProviderError
+from cascade.core.errors import PermanentProviderError, TransientProviderError
 from cascade.providers.base import parse_retry_after, status_error
-from cascade.retry import call_with_retries
+from cascade.runtime.retry import call_with_retries
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascade.secrets import FRAGMENT_CHARS, StreamRedactor, read_key, redact
+from cascade.core.redaction import FRAGMENT_CHARS, StreamRedactor, read_key, redact
 from cascade.testing.server import Reply
 from tests.conftest import run_cli
 

@@ -13,9 +13,9 @@ import pytest
 
 from cascade import Cascade, Outcome
 from cascade.config import parse_config
-from cascade.events import StreamDelta, StreamRestart, StreamResult
+from cascade.core.events import StreamDelta, StreamRestart, StreamResult
+from cascade.core.tokens import count_tokens
 from cascade.testing.server import FakeProviderServer, Reply
-from cascade.tokens import count_tokens
 
 SMALL = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
 LARGE = "claude-opus-4-8"

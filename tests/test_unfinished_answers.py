@@ -11,7 +11,7 @@ import pytest
 
 from cascade import Cascade, ConfigError, Outcome
 from cascade.config import parse_config
-from cascade.events import StreamResult
+from cascade.core.events import StreamResult
 from cascade.testing.server import Reply
 
 SMALL = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}

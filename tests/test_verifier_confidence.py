@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from cascade import Cascade
 from cascade.config import parse_config
-from cascade.errors import ConfigError
+from cascade.core.errors import ConfigError
+from cascade.core.values import Candidate, Completion, ModelCall, Request, Usage, Verdict
 from cascade.testing.server import Reply
-from cascade.types import Candidate, Completion, ModelCall, Request, Usage, Verdict
 from tests.conftest import loopback_tier
 from verifiers.confidence import RatingError, SelfConfidenceVerifier, parse_rating, strip_rating
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from cascade import Cascade
 from cascade.config import parse_config
-from cascade.errors import ConfigError
-from cascade.types import Candidate, Completion, Request, Usage
+from cascade.core.errors import ConfigError
+from cascade.core.values import Candidate, Completion, Request, Usage
 from tests.conftest import json_values
 from verifiers.hedging import HedgingVerifier
 

@@ -18,11 +18,12 @@ from hypothesis import strategies as st
 
 from cascade.cli import main
 from cascade.config import parse_config
+from cascade.core.errors import ConfigError
+from cascade.core.values import Candidate, Completion, Request, Usage
 from cascade.engine import Cascade
-from cascade.errors import ConfigError
-from cascade.evaluation import evaluate
-from cascade.replay import load_recorded, parse_recorded, with_records
-from cascade.types import Candidate, Completion, Request, Usage
+from cascade.offline.evaluation import evaluate
+from cascade.offline.records import with_records
+from cascade.providers.replay import load_recorded, parse_recorded
 from verifiers.learned import (
     ANY_MODEL,
     Example,

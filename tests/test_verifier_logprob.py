@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from cascade import Cascade
 from cascade.config import parse_config
-from cascade.errors import ConfigError
+from cascade.core.errors import ConfigError
+from cascade.core.values import Candidate, Completion, Request, Usage, Verdict
 from cascade.testing.server import Reply
-from cascade.types import Candidate, Completion, Request, Usage, Verdict
 from tests.conftest import LOOPBACK_PRICE, LOOPBACK_RETRY, loopback_tier
 from verifiers.logprob import MISSING_REASON, LogprobVerifier
 

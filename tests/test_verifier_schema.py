@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from cascade import Cascade, Outcome
 from cascade.config import parse_config
-from cascade.errors import ConfigError
+from cascade.core.errors import ConfigError
+from cascade.core.values import Candidate, Completion, Request, Usage
 from cascade.testing.server import Reply
-from cascade.types import Candidate, Completion, Request, Usage
 from tests.conftest import json_values
 from verifiers.schema import JsonSchemaVerifier
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cascade.types import Candidate
+from cascade.core.values import Candidate
 
 REPLAY_NOTE = " (recorded, replay)"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cascade.types import Candidate, Verdict
+from cascade.core.values import Candidate, Verdict
 
 
 class NonEmptyVerifier:

@@ -15,8 +15,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from cascade.tokens import most_tokens
-from cascade.types import ZERO, Candidate, Message, ModelCall, Request, Usage, Verdict
+from cascade.core.tokens import most_tokens
+from cascade.core.values import ZERO, Candidate, Message, ModelCall, Request, Usage, Verdict
 from verifiers._recorded import REPLAY_NOTE, recorded_number
 from verifiers._settings import check_scale, check_threshold
 

@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 
-from cascade.types import Candidate, Verdict
+from cascade.core.values import Candidate, Verdict
 from verifiers._boundary import check_score, first_float_where
 from verifiers._json import find_json, string_value_spans
 

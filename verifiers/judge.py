@@ -24,12 +24,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cascade.calls import call_model
 from cascade.config import ModelConfig
-from cascade.providers.factory import build_model
-from cascade.tiers import TierModel
-from cascade.tokens import most_tokens
-from cascade.types import ZERO, Candidate, Completion, Message, Request, Usage, Verdict
+from cascade.config.build import build_model
+from cascade.core.tokens import most_tokens
+from cascade.core.values import ZERO, Candidate, Completion, Message, Request, Usage, Verdict
+from cascade.runtime.call import call_model
+from cascade.runtime.ladder import TierModel
 from verifiers._injection import INJECTION_PATTERNS, find_injection, latin_lookalikes
 from verifiers._recorded import REPLAY_NOTE, recorded_number
 from verifiers._settings import check_scale, check_threshold

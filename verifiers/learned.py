@@ -27,7 +27,7 @@ from itertools import pairwise, repeat
 from pathlib import Path
 from typing import Any
 
-from cascade.types import Candidate, Verdict
+from cascade.core.values import Candidate, Verdict
 from verifiers._settings import check_threshold
 from verifiers.hedging import HedgingVerifier
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from cascade.types import Candidate, Request, Verdict
+from cascade.core.values import Candidate, Request, Verdict
 from verifiers._boundary import check_score, first_float_where
 from verifiers._recorded import REPLAY_NOTE, recorded_number
 

@@ -26,7 +26,7 @@ from jsonschema import validators
 from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ValidationError
 
-from cascade.types import Candidate, Request, Verdict
+from cascade.core.values import Candidate, Request, Verdict
 from verifiers._json import FoundJson, find_json, json_prefix_error
 
 MAX_ERRORS = 3  # errors named in a failed verdict

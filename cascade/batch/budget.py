@@ -15,13 +15,13 @@ import asyncio
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from cascade.tokens import most_tokens
-from cascade.types import ZERO, Usage
-from cascade.verification import prepare_request, worst_cost_usd
+from cascade.core.tokens import most_tokens
+from cascade.core.values import ZERO, Usage
+from cascade.verification.chain import prepare_request, worst_cost_usd
 
 if TYPE_CHECKING:
+    from cascade.core.values import Request
     from cascade.engine import Cascade
-    from cascade.types import Request
 
 # output tokens reserved per call of a model whose params set no max_tokens (a guess: set
 # max_tokens on every tier for a budget that is a hard ceiling)

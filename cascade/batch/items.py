@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cascade.types import Request
+from cascade.core.values import Request
 
 # A longer line is refused, and never held whole: it is read in chunks of at most this
 # size and the rest of it skipped, so memory stays bounded whatever the input holds.

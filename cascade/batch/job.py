@@ -20,11 +20,11 @@ from typing import Any
 from cascade.batch.budget import JobBudget, worst_case_usd
 from cascade.batch.items import Item, LineError, read_items
 from cascade.batch.state import JobState
+from cascade.core.errors import CONFIGURATION_FAILURES, ExhaustedError
+from cascade.core.values import Attempt, Outcome, Result
 from cascade.engine import Cascade
-from cascade.errors import CONFIGURATION_FAILURES, ExhaustedError
-from cascade.limits import CALL_GUARD
-from cascade.logging import get_logger
-from cascade.types import Attempt, Outcome, Result
+from cascade.logs import get_logger
+from cascade.providers.rate_limited import CALL_GUARD
 
 # (non-blank input lines dealt with so far in this run, cost so far in this job): an item
 # finished now or by an earlier run, an item left for later, or a line in error.

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from cascade.errors import ConfigError
+from cascade.core.errors import ConfigError
 
 
 class JobLock:

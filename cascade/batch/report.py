@@ -1,5 +1,5 @@
 """The figures of a batch job, computed from its output lines (so they always agree with
-them), printed as a table or written as JSON. `cascade report OUT.jsonl` recomputes them."""
+them). `cascade report OUT.jsonl` recomputes them; `cascade.cli.render` draws the table."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-
-from rich.table import Table
-
-from cascade.render import usd
 
 ZERO = Decimal(0)
 MONEY = ("total_usd", "wasted_usd", "verification_usd", "baseline_usd", "saved_usd")
@@ -83,30 +79,6 @@ class BatchReport:
             "fallback_rate": round(self.rate(self.fell_back), 6),
             **{key: float(value) for key, value in self.money.items()},
         }
-
-    def table(self, title: str = "Batch report") -> Table:
-        table = Table(title=title, show_header=False)
-        table.add_column("figure")
-        table.add_column("value", justify="right")
-        table.add_row("items", str(self.items))
-        for tier, count in sorted(self.accepted_by_tier.items()):
-            table.add_row(f"  accepted on {tier}", str(count))
-        table.add_row("  unverified (for review)", str(self.unverified))
-        table.add_row("    of which no answer at all", str(self.failed))
-        if self.degraded:
-            table.add_row("    of which degraded", str(self.degraded))
-        table.add_row("input lines in error", str(self.line_errors))
-        table.add_row("escalation rate", f"{self.rate(self.escalated):.1%}")
-        table.add_row("fallback (error) rate", f"{self.rate(self.fell_back):.1%}")
-        table.add_row("attempts (all billed)", str(self.attempts))
-        table.add_row("total cost", usd(self.money["total_usd"]))
-        table.add_row("  wasted on escalation", usd(self.money["wasted_usd"]))
-        table.add_row("  verification", usd(self.money["verification_usd"]))
-        baseline = self.money["baseline_usd"]
-        table.add_row("top tier alone (baseline)", usd(baseline))
-        share = f" ({self.money['saved_usd'] / baseline:.0%})" if baseline else ""
-        table.add_row("saved", usd(self.money["saved_usd"]) + share)
-        return table
 
 
 def report_lines(lines: Iterable[str]) -> BatchReport:

@@ -18,13 +18,13 @@ from cascade.batch.job import ConfigFailureWatch, Job, Progress, RunCounts
 from cascade.batch.report import BatchReport, report_file, report_lines
 from cascade.batch.state import JobState, state_path, write_atomically
 from cascade.config import CascadeConfig
+from cascade.core.errors import ConfigError
+from cascade.core.redaction import redact
 from cascade.engine import Cascade
-from cascade.errors import ConfigError
-from cascade.limits import RateLimitedProvider
-from cascade.logging import get_logger
-from cascade.secrets import redact
-from cascade.tiers import TierModel
-from cascade.verification import wrap_models
+from cascade.logs import get_logger
+from cascade.providers.rate_limited import RateLimitedProvider
+from cascade.runtime.ladder import TierModel
+from cascade.verification.chain import wrap_models
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ async def run_batch(
 
 
 def recorded_outcomes(state: JobState, source: Path) -> Iterator[str]:
-    """The finished items as recorded outcomes (cascade.replay's format), for `eval` and
+    """The finished items as recorded outcomes (cascade.providers.replay's format), for `eval` and
     `calibrate` once a person has marked answers `correct`: each model's last answer to
     each request, with its tokens, cost and latency. The input is read again, in order."""
     for entry in read_items(source):

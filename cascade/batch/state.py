@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from cascade.batch.lock import JobLock
-from cascade.errors import ConfigError
-from cascade.secrets import redact
+from cascade.core.errors import ConfigError
+from cascade.core.redaction import redact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -8,7 +8,10 @@ from typing import Any, cast
 
 import anthropic
 
-from cascade.errors import PermanentProviderError, ProviderError, ProviderTimeout, TransientProviderError
+from cascade.core.errors import PermanentProviderError, ProviderError, ProviderTimeout, TransientProviderError
+from cascade.core.redaction import redact
+from cascade.core.tokens import fill_usage
+from cascade.core.values import Completion, Request, ToolCall, Usage
 from cascade.providers.base import (
     STREAM_TRANSPORT_ERRORS,
     InputReported,
@@ -22,9 +25,6 @@ from cascade.providers.base import (
     status_error,
     stream_transport_error,
 )
-from cascade.secrets import redact
-from cascade.tokens import fill_usage
-from cascade.types import Completion, Request, ToolCall, Usage
 
 DEFAULT_MAX_TOKENS = 1024  # the messages API requires max_tokens; this is used when params omit it
 

@@ -8,15 +8,15 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from cascade.errors import (
+from cascade.core.errors import (
     MissingKeyError,
     PermanentProviderError,
     ProviderError,
     ProviderTimeout,
     TransientProviderError,
 )
-from cascade.secrets import redact
-from cascade.types import Completion, Request, ToolCall, Usage
+from cascade.core.redaction import redact
+from cascade.core.values import Completion, Request, ToolCall, Usage
 
 try:  # the SDKs' HTTP library: httpx2 in current releases, httpx before
     import httpx2 as _httpx

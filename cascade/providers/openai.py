@@ -8,7 +8,10 @@ from typing import Any, cast
 import openai
 from openai.types.chat import ChatCompletionChunk
 
-from cascade.errors import ProviderError, ProviderTimeout, TransientProviderError
+from cascade.core.errors import ProviderError, ProviderTimeout, TransientProviderError
+from cascade.core.redaction import redact
+from cascade.core.tokens import fill_usage
+from cascade.core.values import Completion, Request, ToolCall, Usage
 from cascade.providers.base import (
     STREAM_TRANSPORT_ERRORS,
     SdkAdapter,
@@ -21,9 +24,6 @@ from cascade.providers.base import (
     status_error,
     stream_transport_error,
 )
-from cascade.secrets import redact
-from cascade.tokens import fill_usage
-from cascade.types import Completion, Request, ToolCall, Usage
 
 
 class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):

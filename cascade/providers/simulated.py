@@ -16,10 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cascade.errors import ConfigError
+from cascade.core.errors import ConfigError
+from cascade.core.tokens import count_tokens
+from cascade.core.values import Completion, Request, Usage
 from cascade.providers.base import StreamDone, StreamEvent, TextDelta, status_error
-from cascade.tokens import count_tokens
-from cascade.types import Completion, Request, Usage
 
 BUILTIN = "builtin"
 

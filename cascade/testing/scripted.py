@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-from cascade.tokens import estimate_tokens
-from cascade.types import Completion, Request, Usage
+from cascade.core.tokens import estimate_tokens
+from cascade.core.values import Completion, Request, Usage
 
 Reply = str | Completion | BaseException
 

@@ -1,0 +1,266 @@
+"""`cascade batch` and `cascade report`: the command-line face of batch jobs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from dataclasses import replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from cascade.batch.budget import UNCAPPED_OUTPUT_TOKENS
+from cascade.batch.report import report_file
+from cascade.batch.runner import BatchOptions, BatchOutcome, run_batch
+from cascade.batch.state import short_digest, state_path, write_atomically
+from cascade.cli.render import batch_table
+from cascade.config import load_config
+from cascade.core.errors import ConfigError
+
+EXIT_OK, EXIT_ATTENTION = 0, 3
+EXIT_SIGNALLED = 128  # plus the signal's number, as shells do
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    batch = sub.add_parser(
+        "batch", parents=[common], help="run a JSONL file of requests (resumable: run it again after a crash)"
+    )
+    batch.add_argument("config", type=Path)
+    batch.add_argument("--input", type=Path, required=True, help="JSONL: {id, prompt | messages, metadata?}")
+    batch.add_argument("--output", type=Path, required=True, help="JSONL results, one line per input id")
+    batch.add_argument(
+        "--concurrency", type=int, default=8, help="model calls in flight, all tiers together (default 8)"
+    )
+    batch.add_argument("--max-cost-usd", type=_decimal, help="job budget: no new item starts once spent")
+    batch.add_argument("--rpm", action="append", default=[], metavar="TIER=N", help="requests per minute")
+    batch.add_argument("--tpm", action="append", default=[], metavar="TIER=N", help="tokens per minute")
+    batch.add_argument("--review", type=Path, help="unverified items (default: OUTPUT.review.jsonl)")
+    batch.add_argument("--report-json", type=Path, help="also write the report's figures as JSON")
+    batch.add_argument(
+        "--record", type=Path, help="also write the outcomes as recorded outcomes (for eval and calibrate)"
+    )
+    batch.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a TTY)",
+    )
+    batch.add_argument("--events", action="store_true", help="also log every attempt of every item")
+    batch.add_argument(
+        "--retry-failed", action="store_true", help="run again the finished items that got no answer"
+    )
+    batch.add_argument(
+        "--retry-unverified",
+        action="store_true",
+        help="run again the finished items whose answer is not verified (those with none too)",
+    )
+    batch.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="resume although the config changed: keep the items made under the earlier one",
+    )
+    batch.add_argument(
+        "--max-config-failures",
+        type=_count,
+        default=5,
+        metavar="N",
+        help="stop when one model fails with the same 401/403/404 or missing key on N items in a row "
+        "(default 5; 0: never)",
+    )
+    batch.set_defaults(handler=_batch)
+
+    report = sub.add_parser("report", parents=[common], help="the report of a batch output file, again")
+    report.add_argument("output", type=Path)
+    report.add_argument("--json", action="store_true", help="print the figures as JSON")
+    report.set_defaults(handler=_report)
+
+
+def _batch(args: argparse.Namespace, stderr: Console) -> int:
+    options = BatchOptions(
+        input=args.input,
+        output=args.output,
+        concurrency=args.concurrency,
+        max_cost_usd=args.max_cost_usd,
+        review=args.review,
+        record=args.record,
+        allow_config_change=args.allow_config_change,
+        retry_failed=args.retry_failed or args.retry_unverified,
+        retry_unverified=args.retry_unverified,
+        max_config_failures=args.max_config_failures,
+    )
+    options.check()  # before anything runs: no input overwritten, no folder missing at the end
+    if args.report_json is not None:
+        _check_report_path(args.report_json, options)
+    config = load_config(args.config)
+    tier_names = {t.name for t in config.tiers}
+    options = replace(options, rate_limits=_rate_limits(args.rpm, args.tpm, tier_names, config))
+    show = stderr.is_terminal if args.progress is None else args.progress
+    with Progress(
+        TextColumn("[bold]batch"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("cost ${task.fields[cost]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=not show,
+    ) as bar:
+        task = bar.add_task("items", total=None, cost="0.0000", rate="")
+
+        def total(lines: int) -> None:
+            bar.update(task, total=lines)
+
+        def advance(done: int, spent: Decimal) -> None:
+            speed = bar.tasks[task].speed
+            bar.update(task, completed=done, cost=f"{spent:.4f}", rate=f"{speed:.1f}/s" if speed else "")
+
+        outcome = asyncio.run(
+            run_batch(config, options, base_dir=args.config.parent, total_hint=total, progress=advance)
+        )
+    return _say(outcome, args, options, Console(soft_wrap=True))
+
+
+def _say(outcome: BatchOutcome, args: argparse.Namespace, options: BatchOptions, out: Console) -> int:
+    """The report and what needs saying about the run; the exit code."""
+    counts = outcome.counts
+    if counts.interrupted:
+        finished = outcome.report.items
+        out.print(
+            f"[yellow]interrupted by {counts.interrupted}: {finished} items are done and saved in "
+            f"{state_path(options.output)}; {counts.abandoned} in flight were abandoned and "
+            f"{counts.not_started} not started. Run the same command again to resume: nothing done "
+            "is sent again[/]"
+        )
+        return EXIT_SIGNALLED + (15 if counts.interrupted == "SIGTERM" else 2)
+    out.print(batch_table(outcome.report, title=f"Batch report: {args.output}"))
+    if outcome.input_changed:
+        out.print(
+            f"the input {args.input} changed since the last run: ids finished then are kept and not "
+            "sent again; the output follows the input as it is now"
+        )
+    if len(outcome.configs) > 1:
+        made = ", ".join(
+            f"{n} under config {short_digest(d)}{' (this one)' if d == outcome.config else ''}"
+            for d, n in outcome.configs.items()
+        )
+        out.print(f"items by config: {made}; each output line says its `config`")
+    if outcome.skipped_done:
+        out.print(f"resumed: {outcome.skipped_done} items finished by an earlier run were not sent again")
+    if outcome.report.line_errors:
+        out.print(f"{outcome.report.line_errors} input lines in error: their records in the output say why")
+    if outcome.review_lines:
+        out.print(f"{outcome.review_lines} unverified items listed for review in {options.review_path}")
+    if outcome.uncapped_tiers:
+        out.print(
+            f"tiers {', '.join(outcome.uncapped_tiers)} set no max_tokens: the budget reserved "
+            f"{UNCAPPED_OUTPUT_TOKENS} output tokens per call on them; set params.max_tokens for a hard "
+            "ceiling"
+        )
+    if counts.stopped_by_failures:
+        out.print(
+            f"[red]stopped: {escape(counts.stopped_by_failures)}; {counts.not_started} items not started[/]"
+        )
+    if counts.stopped_by_budget:
+        out.print(
+            f"[yellow]budget of ${args.max_cost_usd} reached: {counts.not_started} items not started "
+            "(an item starts only when its worst case fits in what is left); run again with a larger "
+            "--max-cost-usd to finish them[/]"
+        )
+    if args.report_json:
+        write_atomically(args.report_json, iter([json.dumps(outcome.report.to_dict(), indent=2)]))
+    attention = (
+        counts.stopped_by_budget
+        or counts.stopped_by_failures
+        or outcome.review_lines
+        or outcome.report.line_errors
+    )
+    return EXIT_ATTENTION if attention else EXIT_OK
+
+
+def _report(args: argparse.Namespace, stderr: Console) -> int:
+    if not args.output.is_file():
+        raise ConfigError(f"{args.output}: no such file")
+    report = report_file(args.output)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        Console().print(batch_table(report, title=f"Batch report: {args.output}"))
+    return EXIT_OK
+
+
+def _rate_limits(
+    rpm: list[str], tpm: list[str], tiers: set[str], config: Any
+) -> dict[str, tuple[float | None, float | None]]:
+    """`--rpm small=600 --tpm small=90000` as {tier: (rpm, tpm)}, defaults from the config."""
+    limits: dict[str, tuple[float | None, float | None]] = {}
+    for flag, values, slot in (("--rpm", rpm, 0), ("--tpm", tpm, 1)):
+        for value in values:
+            tier, _, number = value.partition("=")
+            if tier not in tiers:
+                raise ConfigError(
+                    f"{flag} {value}: no tier named {tier!r} (tiers: {', '.join(sorted(tiers))})"
+                )
+            try:
+                rate = float(number)
+            except ValueError:
+                raise ConfigError(f"{flag} {value}: expected TIER=NUMBER, a number per minute") from None
+            if not (rate > 0 and math.isfinite(rate)):
+                raise ConfigError(f"{flag} {value}: the rate must be a positive, finite number")
+            current = limits.get(tier) or _configured(config, tier)
+            limits[tier] = (rate, current[1]) if slot == 0 else (current[0], rate)
+    return limits
+
+
+def _check_report_path(path: Path, options: BatchOptions) -> None:
+    """--report-json must not overwrite the input or the output, and must have a folder."""
+    for flag, other in (("--input", options.input), ("--output", options.output)):
+        if path.resolve() == other.resolve():
+            raise ConfigError(f"--report-json {path} is the {flag[2:]} file: it would be overwritten")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--report-json {path}: no folder {path.parent} to write it in")
+
+
+def _configured(config: Any, tier: str) -> tuple[float | None, float | None]:
+    limit = next(t for t in config.tiers if t.name == tier).rate_limit
+    return limit.requests_per_minute, limit.tokens_per_minute
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_finite() or not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number, not {text!r}")
+    return value
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: cascade batch ...")

@@ -1,0 +1,121 @@
+"""How results look on a terminal (rich) and as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cascade.batch.report import BatchReport
+from cascade.core.events import StreamRestart
+from cascade.core.redaction import redact
+from cascade.core.values import Attempt, Outcome, Result
+from cascade.offline.evaluation import EvalReport
+
+_MARK = {
+    Outcome.ACCEPTED: "[green]✓[/]",
+    Outcome.REJECTED: "[yellow]✗[/]",
+    Outcome.ERROR: "[red]![/]",
+    Outcome.ABORTED: "[red]✗ (stopped early)[/]",
+}
+
+
+def to_json(data: dict[str, Any]) -> str:
+    """`data` as one JSON line, with no key in it (a key holds no character JSON escapes, so
+    redacting the line keeps it JSON)."""
+    return redact(json.dumps(data, ensure_ascii=False))
+
+
+def usd(amount: Decimal) -> str:
+    return f"${amount:.6f}"
+
+
+def path_of(attempts: Sequence[Attempt]) -> str:
+    """`small ✗ hedging → large ✓`: which models were tried and why each was left."""
+    steps = []
+    for a in attempts:
+        why = ""
+        if a.outcome in (Outcome.REJECTED, Outcome.ABORTED):
+            why = " " + next((v.verifier for v in a.verdicts if not v.passed), "")
+        elif a.outcome is Outcome.ERROR:
+            why = " " + (a.error or "error").split(":")[0]
+        steps.append(f"{a.tier} {_MARK[a.outcome]}{why}")
+    return " → ".join(steps)
+
+
+def restart_notice(event: StreamRestart) -> str:
+    """A restart as a person should see it: what was shown above is withdrawn, and why."""
+    where = f"restarting on {event.to_tier}" if event.to_tier else "no tier left"
+    void = f"the {event.void_chars} characters above are withdrawn; " if event.void_chars else ""
+    return f"[yellow]⟲ {event.from_tier} failed ({event.reason}): {void}{where}[/]"
+
+
+def print_result(console: Console, result: Result) -> None:
+    """A short account of one result (the answer itself goes to stdout separately)."""
+    cost = result.cost
+    status = "[green]verified[/]" if result.verified else "[yellow]UNVERIFIED[/]"
+    if result.degraded:
+        status = "[red]DEGRADED (failed a check after it was shown)[/]"
+    console.print(f"{status} answer from [bold]{result.tier}[/] ({result.model})")
+    console.print(f"path: {path_of(result.attempts)}")
+    for a in result.attempts:
+        for v in a.verdicts:
+            if not v.passed:
+                console.print(f"  [dim]{a.tier}/{v.verifier}:[/] {v.reason}", highlight=False)
+        if a.error:
+            console.print(f"  [dim]{a.tier} ({a.model}) try {a.retry + 1}:[/] {a.error}", highlight=False)
+    console.print(
+        f"cost {usd(cost.total_usd)} (wasted {usd(cost.wasted_usd)}, verification "
+        f"{usd(cost.verification_usd)}); top tier alone ≈ {usd(cost.baseline_usd)}, "
+        f"saved {usd(cost.saved_usd)}"
+    )
+
+
+def batch_table(report: BatchReport, title: str = "Batch report") -> Table:
+    """The figures of a batch report as a two-column table."""
+    table = Table(title=title, show_header=False)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("items", str(report.items))
+    for tier, count in sorted(report.accepted_by_tier.items()):
+        table.add_row(f"  accepted on {tier}", str(count))
+    table.add_row("  unverified (for review)", str(report.unverified))
+    table.add_row("    of which no answer at all", str(report.failed))
+    if report.degraded:
+        table.add_row("    of which degraded", str(report.degraded))
+    table.add_row("input lines in error", str(report.line_errors))
+    table.add_row("escalation rate", f"{report.rate(report.escalated):.1%}")
+    table.add_row("fallback (error) rate", f"{report.rate(report.fell_back):.1%}")
+    table.add_row("attempts (all billed)", str(report.attempts))
+    table.add_row("total cost", usd(report.money["total_usd"]))
+    table.add_row("  wasted on escalation", usd(report.money["wasted_usd"]))
+    table.add_row("  verification", usd(report.money["verification_usd"]))
+    baseline = report.money["baseline_usd"]
+    table.add_row("top tier alone (baseline)", usd(baseline))
+    share = f" ({report.money['saved_usd'] / baseline:.0%})" if baseline else ""
+    table.add_row("saved", usd(report.money["saved_usd"]) + share)
+    return table
+
+
+def eval_table(report: EvalReport, title: str = "Evaluation") -> Table:
+    """Cascade, each tier alone and the oracle: accuracy and cost side by side."""
+    table = Table(title=title)
+    for column in ("strategy", "accuracy", "cost", "vs top tier alone"):
+        table.add_column(column, justify="right" if column != "strategy" else "left")
+    top_cost = report.top.cost_usd
+    for point in [report.cascade, *report.tiers_alone, report.oracle]:
+        share = f"{point.cost_usd / top_cost:.0%} of its cost" if top_cost else ""
+        table.add_row(point.name, f"{point.accuracy:.1%}", usd(point.cost_usd), share)
+    n = report.cascade.requests or 1
+    table.caption = (
+        f"{report.cascade.requests} requests; accepted per tier: "
+        + ", ".join(f"{t} {c}" for t, c in report.accepted_by_tier.items())
+        + f"; escalation {report.escalated / n:.1%}; unverified {report.unverified}; "
+        f"top tier called for {report.reached_top} ({report.reached_top / n:.1%}); "
+        f"wasted {usd(report.wasted_usd)}; verification {usd(report.verification_usd)}"
+    )
+    return table

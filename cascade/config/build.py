@@ -1,0 +1,122 @@
+"""Builds runtime tiers and provider adapters from config."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from cascade.config import ModelConfig, TierConfig
+from cascade.core.errors import ConfigError
+from cascade.core.money import Price, Pricing
+from cascade.core.redaction import read_key
+from cascade.providers.base import Provider
+from cascade.providers.pricing import CatalogPrice
+from cascade.runtime.ladder import Tier, TierModel
+
+# An OpenAI-compatible server of one's own (vLLM, Ollama) usually ignores the key, but the
+# SDK insists on one: with a base_url and no key set, this stands in.
+_LOCAL_PLACEHOLDER_KEY = "not-needed"
+
+
+# Set by the cascade itself, never through `params`.
+_RESERVED_PARAMS = frozenset({"model", "messages", "stream", "system", "self"})
+
+
+def check_params(params: dict[str, object], method: Callable[..., object], where: str) -> None:
+    """ConfigError for a `params` key the SDK method does not take, or one cascade sets itself:
+    better a clear message at load time than a TypeError on the first call."""
+    accepted = set(inspect.signature(method).parameters) - _RESERVED_PARAMS
+    for key in params:
+        if key in _RESERVED_PARAMS:
+            raise ConfigError(f"{where}.params.{key}: set by cascade itself, not through params")
+        if key not in accepted:
+            raise ConfigError(
+                f"{where}.params.{key}: not a parameter of this API "
+                f"(use extra_body for provider-specific options; known: {', '.join(sorted(accepted))})"
+            )
+
+
+def build_provider(config: ModelConfig, *, where: str = "model") -> Provider:
+    """The adapter for one configured model. The SDK clients' own retries are off: every
+    try is ours to count and bill."""
+    if config.provider == "simulated":
+        from cascade.providers.simulated import SimulatedProvider
+
+        try:
+            return SimulatedProvider(config.model, examples=config.examples or "builtin")
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.examples: {exc}") from None
+    if config.provider == "replay":
+        from cascade.providers.replay import ReplayProvider, recorded_file
+
+        if not config.records:
+            raise ConfigError(f"{where}.records: a replay tier needs a recorded-outcomes file")
+        return ReplayProvider(config.model, recorded_file(config.records))
+    key = read_key(config.key_env)
+    if config.provider == "openai":
+        import openai
+        from openai.resources.chat.completions import AsyncCompletions
+
+        from cascade.providers.openai import OpenAIAdapter
+
+        check_params(config.params, AsyncCompletions.create, where)
+        if key is None and config.base_url:
+            key = _LOCAL_PLACEHOLDER_KEY
+        client = (
+            openai.AsyncOpenAI(api_key=key, base_url=config.base_url, max_retries=0, timeout=config.timeout_s)
+            if key
+            else None
+        )
+        return OpenAIAdapter(
+            client,
+            config.model,
+            config.params,
+            structured_output=config.structured_output,
+            missing_key_env=config.key_env,
+        )
+    if config.provider == "anthropic":
+        import anthropic
+        from anthropic.resources.messages import AsyncMessages
+
+        from cascade.providers.anthropic import AnthropicAdapter
+
+        check_params(config.params, AsyncMessages.create, where)
+        aclient = (
+            anthropic.AsyncAnthropic(
+                api_key=key, base_url=config.base_url, max_retries=0, timeout=config.timeout_s
+            )
+            if key
+            else None
+        )
+        return AnthropicAdapter(
+            aclient,
+            config.model,
+            config.params,
+            structured_output=config.structured_output,
+            missing_key_env=config.key_env,
+        )
+    raise ConfigError(f"unknown provider {config.provider!r}")  # pragma: no cover (Literal-checked)
+
+
+def price_of(config: ModelConfig) -> Pricing:
+    """The tier's own `price:` if set, else the model's list price from genai-prices."""
+    if config.price is not None:
+        return Price(config.price.input_per_mtok, config.price.output_per_mtok)
+    return CatalogPrice(config.model, config.provider)
+
+
+def build_model(config: ModelConfig, *, where: str = "model") -> TierModel:
+    """A callable, priced model; one without a known price is a ConfigError naming `where`."""
+    try:
+        price = price_of(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.price: {exc}") from None
+    provider = build_provider(config, where=where)
+    return TierModel(provider, price, config.retry, config.idle_timeout_s, config.rate_limit)
+
+
+def build_tier(config: TierConfig, *, where: str = "tiers") -> Tier:
+    """A runtime tier: its primary model, then its alternates."""
+    models = [build_model(config, where=where)]
+    models += [build_model(alt, where=f"{where}.alternates.{i}") for i, alt in enumerate(config.alternates)]
+    return Tier(config.name, tuple(models), config.on_truncated)

@@ -1,0 +1,1 @@
+"""Work on recorded outcomes, with no provider called: evaluation and calibration."""
