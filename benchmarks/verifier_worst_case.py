@@ -24,8 +24,8 @@ from typing import Any
 
 from cascade import Cascade, Price, Tier, TierModel
 from cascade.core.redaction import read_key, redact
+from cascade.core.stream_events import StreamDone, TextDelta
 from cascade.core.values import Candidate, Completion, Request, Usage
-from cascade.providers.base import StreamDone, TextDelta
 from verifiers._injection import find_injection
 from verifiers.basic import LengthVerifier, NonEmptyVerifier
 from verifiers.confidence import SelfConfidenceVerifier

@@ -26,23 +26,46 @@ from cascade.core.values import (
     Verdict,
 )
 from cascade.engine import Cascade
+from cascade.protocols import (
+    Calibratable,
+    CallsModels,
+    ChecksPartial,
+    CleansOutput,
+    Closable,
+    ConfiguredProvider,
+    CostsToCheck,
+    PreparesRequest,
+    Provider,
+    StreamingProvider,
+    Verifier,
+)
 from cascade.runtime.ladder import Tier, TierModel
-from cascade.verification.chain import Verifier
+from cascade.runtime.plan import CascadePlan
 
 __all__ = [
     "Attempt",
+    "Calibratable",
+    "CallsModels",
     "Candidate",
     "Cascade",
     "CascadeConfig",
     "CascadeError",
+    "CascadePlan",
+    "ChecksPartial",
+    "CleansOutput",
+    "Closable",
     "Completion",
     "ConfigError",
+    "ConfiguredProvider",
     "CostReport",
+    "CostsToCheck",
     "ExhaustedError",
     "Message",
     "Outcome",
     "PermanentProviderError",
+    "PreparesRequest",
     "Price",
+    "Provider",
     "ProviderError",
     "ProviderTimeout",
     "Request",
@@ -51,6 +74,7 @@ __all__ = [
     "StreamPolicy",
     "StreamRestart",
     "StreamResult",
+    "StreamingProvider",
     "Tier",
     "TierModel",
     "TransientProviderError",

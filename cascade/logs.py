@@ -77,3 +77,9 @@ def get_logger() -> Any:
         processors=_processors("console"),
         wrapper_class=_level("warning"),
     )
+
+
+def info_enabled(logger: Any) -> bool:
+    """Would `logger.info` write anything? Callers skip building an event nobody will see."""
+    check = getattr(logger, "is_enabled_for", None)  # structlog's filtering and stdlib loggers
+    return bool(check(logging.INFO)) if callable(check) else True

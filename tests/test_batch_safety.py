@@ -269,7 +269,7 @@ def test_the_reservation_covers_a_judge_with_a_long_rubric(tmp_path, fake_server
     result = cascade.run(request)
     assert result.verified and result.cost.verification_usd > 0
     # the judge's share of the worst case covers the judge's real call, rubric and all
-    (judge,) = cascade.chain("small")
+    (judge,) = cascade.plan.chain("small")
     reserved = judge.worst_cost_usd(100, 50, None)
     assert result.cost.verification_usd <= reserved and result.cost.total_usd <= worst
 

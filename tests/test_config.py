@@ -226,12 +226,12 @@ def test_per_tier_overrides_and_combinators_build_per_tier_chains(tmp_path):
     """,
     )
     cascade = Cascade.from_config(path)
-    small, large = cascade.chain("small"), cascade.chain("large")
+    small, large = cascade.plan.chain("small"), cascade.plan.chain("large")
     assert [getattr(v, "name", None) for v in small] == ["non_empty", "hedging", "any"]
     assert [getattr(v, "name", None) for v in large] == ["non_empty", "hedging"]
     assert small[1].threshold == 0.3 and large[1].threshold == 1.0
     assert small[0] is large[0]  # no override: one instance shared
-    assert cascade.reask == {"small": 1, "large": 1} and not cascade.stop_at_first_failure
+    assert cascade.plan.reask == {"small": 1, "large": 1} and not cascade.plan.stop_at_first_failure
 
 
 def test_per_tier_overrides_and_skip_tiers_apply_at_run_time(tmp_path):

@@ -144,7 +144,7 @@ def test_a_stream_settles_the_token_guess():
 
     async def go() -> int:
         used = 0
-        async for event in limited.stream(Request.from_prompt("a question")):
+        async for event in limited.stream_events(Request.from_prompt("a question")):
             usage = getattr(event, "usage", None)
             if usage is not None:
                 used = usage.input_tokens + usage.output_tokens

@@ -116,3 +116,58 @@ def test_module_attr_names_sync_classes_and_async_functions(tmp_path, monkeypatc
         result = cascade.run("hi")
     assert result.output == "Please could you pass it?"
     assert [v.verifier for v in result.attempts[0].verdicts] == ["no_shouting", "is_polite"]
+
+
+PROVIDER_PLUGIN = '''
+"""A third-party provider package: answers every request with its own text, reversed."""
+from cascade import Completion, Request, Usage
+
+
+class Mirror:
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    async def complete(self, request: Request) -> Completion:
+        text = request.messages[-1].content[::-1]
+        return Completion(text, self.model, Usage(3, 3), finish_reason="stop")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def make(config):
+    return Mirror(config.model)
+
+
+def make_junk(config):
+    return "not a provider"
+'''
+
+
+def test_a_provider_plugin_is_built_from_its_entry_point(tmp_path):
+    site = tmp_path / "site"
+    (site / "mirror-1.0.dist-info").mkdir(parents=True)
+    (site / "mirror_provider.py").write_text(PROVIDER_PLUGIN)
+    (site / "mirror-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: mirror\nVersion: 1.0\n"
+    )
+    (site / "mirror-1.0.dist-info" / "entry_points.txt").write_text(
+        "[cascade.providers]\nmirror = mirror_provider:make\njunk = mirror_provider:make_junk\n"
+    )
+    price = "price: {input_per_mtok: 1, output_per_mtok: 1}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+    def run(provider: str) -> subprocess.CompletedProcess[str]:
+        config = tmp_path / f"{provider}.yaml"
+        config.write_text(f"tiers:\n  - {{name: only, provider: {provider}, model: m1, {price}}}\n")
+        command = [sys.executable, "-m", "cascade.cli", "run", str(config), "olleh", "--json"]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+
+    proc = run("mirror")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["output"] == "hello"
+    junk = run("junk")
+    assert junk.returncode != 0 and "built a str, which is not a cascade.Provider" in junk.stderr
+    unknown = run("nope")
+    assert unknown.returncode != 0 and "unknown provider 'nope' (known: openai, anthropic" in unknown.stderr
+    assert "mirror" in unknown.stderr and "Traceback" not in unknown.stderr + junk.stderr

@@ -252,3 +252,21 @@ def test_close_releases_the_sdk_clients(fake_server):
     cascade.run("q")
     cascade.close()
     assert all(m.provider.client.is_closed() for t in cascade.tiers for m in t.models)
+
+
+def test_tiers_on_one_server_share_one_connection_pool(fake_server):
+    """Escalating from one model to another on the same server reuses the kept-alive
+    connection: the tiers share one SDK client's pool (each keeps its own timeout)."""
+    small = {"name": "small", "provider": "openai", "model": "gpt-4o-mini", "timeout_s": 5}
+    large = {"name": "large", "provider": "openai", "model": "gpt-4o", "timeout_s": 7}
+    for tier in (small, large):
+        tier.update(base_url=fake_server.openai_base_url, retry=FAST)
+    fake_server.script("gpt-4o-mini", [Reply.text("I'm not sure, maybe 41?")] * 3)
+    fake_server.script("gpt-4o", [Reply.text("It is 42.")] * 3)
+    config = parse_config({"tiers": [small, large], "verifiers": [{"type": "hedging"}]})
+    with Cascade.from_config(config) as cascade:
+        for _ in range(3):
+            assert cascade.run("6 times 7?").tier == "large"
+        timeouts = [m.provider.client.timeout for t in cascade.tiers for m in t.models]
+    assert len(fake_server.requests) == 6 and fake_server.connections == 1
+    assert timeouts == [5, 7]

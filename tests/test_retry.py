@@ -11,7 +11,7 @@ import pytest
 from cascade.config import RetryConfig
 from cascade.core.errors import PermanentProviderError, TransientProviderError
 from cascade.providers.base import parse_retry_after, status_error
-from cascade.runtime.retry import call_with_retries
+from cascade.runtime.retry import RetryStrategy, call_with_retries
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def test_retries_are_bounded_and_permanent_errors_stop_at_once():
 
     config = RetryConfig(max_attempts=4, initial_wait_s=0, max_wait_s=1)
     with pytest.raises(TransientProviderError):
-        asyncio.run(call_with_retries(config, always))
+        asyncio.run(call_with_retries(RetryStrategy.of(config), always))
     assert calls == [0, 1, 2, 3]
 
     calls.clear()
@@ -66,5 +66,5 @@ def test_retries_are_bounded_and_permanent_errors_stop_at_once():
         raise PermanentProviderError("401")
 
     with pytest.raises(PermanentProviderError):
-        asyncio.run(call_with_retries(config, refused))
+        asyncio.run(call_with_retries(RetryStrategy.of(config), refused))
     assert calls == [0]

@@ -314,7 +314,7 @@ def test_held_back_text_does_not_turn_a_restart_into_a_degraded_finish(fake_serv
 
 def test_an_unexpected_exception_in_a_stream_is_a_billed_failed_attempt():
     from cascade import Tier, TierModel
-    from cascade.providers.base import StreamStarted, TextDelta
+    from cascade.core.stream_events import StreamStarted, TextDelta
     from tests.conftest import CHEAP, FAST_RETRY, scripted_tier
 
     class Exploding:

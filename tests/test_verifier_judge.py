@@ -538,7 +538,7 @@ def test_scale_and_threshold_settings(fake_server):
 
 def test_closing_the_cascade_closes_the_judge(fake_server):
     c = cascade(fake_server, {"model": judge_model(fake_server)}, "gpt-4o-mini")
-    (verifier,) = c.chain("t0")
+    (verifier,) = c.plan.chain("t0")
     c.close()
     assert verifier.judge.provider.client.is_closed()
 

@@ -42,7 +42,7 @@ def worst_case_usd(cascade: Cascade, request: Request) -> Decimal:
     limit, and the checks of each answer."""
     total = ZERO
     for tier in cascade.tiers:
-        chain = cascade.chain(tier.name)
+        chain = cascade.plan.chain(tier.name)
         sent = prepare_request(chain, request)
         framing = MESSAGE_TOKENS * (len(sent.messages) + 1)
         dearest = ZERO
@@ -50,7 +50,7 @@ def worst_case_usd(cascade: Cascade, request: Request) -> Decimal:
             output = model.max_tokens or UNCAPPED_OUTPUT_TOKENS
             asked = most_tokens(sent.text(), model.model) + framing
             cost = ZERO
-            for reask in range(cascade.max_reasks(tier.name) + 1):
+            for reask in range(cascade.plan.max_reasks(tier.name) + 1):
                 input_tokens = asked + reask * (output + FEEDBACK_TOKENS)
                 cost += model.price.cost(Usage(input_tokens, output))
                 cost += worst_cost_usd(chain, input_tokens, output, model.price)

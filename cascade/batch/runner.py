@@ -218,7 +218,7 @@ def _limited(cascade: Cascade, options: BatchOptions) -> Cascade:
     )
     seen: set[int] = set()
     for tier in limited.tiers:
-        chain = [v for v in limited.chain(tier.name) if id(v) not in seen]
+        chain = [v for v in limited.plan.chain(tier.name) if id(v) not in seen]
         seen.update(id(v) for v in chain)
         wrap_models(chain, limit)
     return limited

@@ -1,18 +1,25 @@
-"""Builds runtime tiers and provider adapters from config."""
+"""Builds the runnable plan of a config: provider adapters, tiers, verifier chains."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
-from cascade.config import ModelConfig, TierConfig
+from cascade.config import CascadeConfig, ModelConfig, TierConfig
 from cascade.core.errors import ConfigError
 from cascade.core.money import Price, Pricing
+from cascade.core.policy import StreamPolicy
 from cascade.core.redaction import read_key
-from cascade.providers.base import Provider
+from cascade.protocols import Provider
+from cascade.providers.plugins import plugin_provider
 from cascade.providers.pricing import CatalogPrice
 from cascade.runtime.ladder import Tier, TierModel
+from cascade.runtime.plan import CascadePlan
+from cascade.verification.registry import build_chains
 
+T = TypeVar("T")
 # An OpenAI-compatible server of one's own (vLLM, Ollama) usually ignores the key, but the
 # SDK insists on one: with a base_url and no key set, this stands in.
 _LOCAL_PLACEHOLDER_KEY = "not-needed"
@@ -36,9 +43,26 @@ def check_params(params: dict[str, object], method: Callable[..., object], where
             )
 
 
-def build_provider(config: ModelConfig, *, where: str = "model") -> Provider:
+# SDK clients of one plan, by (provider, base URL, key): tiers on one server share a
+# connection pool instead of each opening its own.
+SdkClients = dict[tuple[str, str | None, str | None], Any]
+
+
+def _client(clients: SdkClients | None, key: tuple[str, str | None, str | None], make: Callable[[], T]) -> T:
+    if clients is None:
+        return make()
+    if key not in clients:
+        clients[key] = make()
+    shared: T = clients[key]
+    return shared
+
+
+def build_provider(
+    config: ModelConfig, *, where: str = "model", clients: SdkClients | None = None
+) -> Provider:
     """The adapter for one configured model. The SDK clients' own retries are off: every
-    try is ours to count and bill."""
+    try is ours to count and bill. Models given the same `clients` share an SDK client
+    (and its connection pool) per server and key; each keeps its own timeout."""
     if config.provider == "simulated":
         from cascade.providers.simulated import SimulatedProvider
 
@@ -63,7 +87,11 @@ def build_provider(config: ModelConfig, *, where: str = "model") -> Provider:
         if key is None and config.base_url:
             key = _LOCAL_PLACEHOLDER_KEY
         client = (
-            openai.AsyncOpenAI(api_key=key, base_url=config.base_url, max_retries=0, timeout=config.timeout_s)
+            _client(
+                clients,
+                ("openai", config.base_url, key),
+                lambda: openai.AsyncOpenAI(api_key=key, base_url=config.base_url, max_retries=0),
+            ).with_options(timeout=config.timeout_s)
             if key
             else None
         )
@@ -82,9 +110,11 @@ def build_provider(config: ModelConfig, *, where: str = "model") -> Provider:
 
         check_params(config.params, AsyncMessages.create, where)
         aclient = (
-            anthropic.AsyncAnthropic(
-                api_key=key, base_url=config.base_url, max_retries=0, timeout=config.timeout_s
-            )
+            _client(
+                clients,
+                ("anthropic", config.base_url, key),
+                lambda: anthropic.AsyncAnthropic(api_key=key, base_url=config.base_url, max_retries=0),
+            ).with_options(timeout=config.timeout_s)
             if key
             else None
         )
@@ -95,7 +125,7 @@ def build_provider(config: ModelConfig, *, where: str = "model") -> Provider:
             structured_output=config.structured_output,
             missing_key_env=config.key_env,
         )
-    raise ConfigError(f"unknown provider {config.provider!r}")  # pragma: no cover (Literal-checked)
+    return plugin_provider(config, where=where)
 
 
 def price_of(config: ModelConfig) -> Pricing:
@@ -105,18 +135,48 @@ def price_of(config: ModelConfig) -> Pricing:
     return CatalogPrice(config.model, config.provider)
 
 
-def build_model(config: ModelConfig, *, where: str = "model") -> TierModel:
+def build_model(config: ModelConfig, *, where: str = "model", clients: SdkClients | None = None) -> TierModel:
     """A callable, priced model; one without a known price is a ConfigError naming `where`."""
+    provider = build_provider(config, where=where, clients=clients)  # an unknown provider first
     try:
         price = price_of(config)
     except ConfigError as exc:
         raise ConfigError(f"{where}.price: {exc}") from None
-    provider = build_provider(config, where=where)
     return TierModel(provider, price, config.retry, config.idle_timeout_s, config.rate_limit)
 
 
-def build_tier(config: TierConfig, *, where: str = "tiers") -> Tier:
+def build_tier(config: TierConfig, *, where: str = "tiers", clients: SdkClients | None = None) -> Tier:
     """A runtime tier: its primary model, then its alternates."""
-    models = [build_model(config, where=where)]
-    models += [build_model(alt, where=f"{where}.alternates.{i}") for i, alt in enumerate(config.alternates)]
+    models = [build_model(config, where=where, clients=clients)]
+    models += [
+        build_model(alt, where=f"{where}.alternates.{i}", clients=clients)
+        for i, alt in enumerate(config.alternates)
+    ]
     return Tier(config.name, tuple(models), config.on_truncated)
+
+
+def build_plan(
+    config: CascadeConfig, *, source: str | None = None, base_dir: Path | None = None
+) -> CascadePlan:
+    """The runnable plan of `config`; errors name `source`. Relative `*_file` paths in
+    verifier settings are relative to `base_dir`."""
+    try:
+        clients: SdkClients = {}
+        tiers = tuple(build_tier(t, where=f"tiers.{i}", clients=clients) for i, t in enumerate(config.tiers))
+        chains = build_chains(config, base_dir=base_dir)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
+    return CascadePlan(
+        tiers=tiers,
+        chains=chains,
+        on_exhausted=config.on_exhausted,
+        max_cost_usd=config.max_cost_usd,
+        stop_at_first_failure=not config.run_all_verifiers,
+        reask={t.name: config.reask_for(t) for t in config.tiers},
+        reask_prompt=config.reask_prompt,
+        stream_policy=StreamPolicy(
+            config.stream.policy,
+            config.stream.restart_threshold_tokens,
+            config.stream.restart_threshold_fraction,
+        ),
+    )

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from importlib.metadata import entry_points
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ProviderName = Literal["openai", "anthropic", "simulated", "replay"]
-
+PROVIDER_GROUP = "cascade.providers"  # plug-in providers' entry points
+# the built-in providers, and the environment variable each reads its key from
 DEFAULT_KEY_ENV: dict[str, str | None] = {
     "openai": "OPENAI_API_KEY",
     "anthropic": "ANTHROPIC_API_KEY",
     "simulated": None,
     "replay": None,
 }
+
+
+def known_providers() -> list[str]:
+    """The built-in providers, then the installed plug-ins'."""
+    return [*DEFAULT_KEY_ENV, *sorted(ep.name for ep in entry_points(group=PROVIDER_GROUP))]
 
 
 DEFAULT_REASK_PROMPT = (
@@ -52,7 +58,8 @@ class RateLimitConfig(_Strict):
 class ModelConfig(_Strict):
     """One model behind one API: a tier's primary model or one of its alternates."""
 
-    provider: ProviderName
+    # a built-in (openai, anthropic, simulated, replay) or a `cascade.providers` plug-in
+    provider: str
     model: str = Field(min_length=1, pattern=r"\S")
     base_url: str | None = None
     api_key_env: str | None = None
@@ -70,9 +77,16 @@ class ModelConfig(_Strict):
     # replay provider only: the recorded-outcomes file (`cascade eval --data` sets it)
     records: str | None = None
 
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, name: str) -> str:
+        if name not in DEFAULT_KEY_ENV and not entry_points(group=PROVIDER_GROUP, name=name):
+            raise ValueError(f"unknown provider {name!r} (known: {', '.join(known_providers())})")
+        return name
+
     @property
     def key_env(self) -> str | None:
-        return self.api_key_env or DEFAULT_KEY_ENV[self.provider]
+        return self.api_key_env or DEFAULT_KEY_ENV.get(self.provider)
 
 
 class TierConfig(ModelConfig):

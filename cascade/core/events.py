@@ -56,9 +56,9 @@ CascadeEvent = StreamDelta | StreamRestart | StreamResult
 
 @dataclass(frozen=True)
 class AttemptEnd:
-    """How an attempt ended: its ledger entry (None when the budget ran out between
-    retries), the text shown of it, and whether it must stand, degraded."""
+    """How an attempt ended: its ledger entry, the text shown of it, and whether it must
+    stand, degraded."""
 
-    attempt: Attempt | None
+    attempt: Attempt
     shown: str = ""
     degraded: bool = False

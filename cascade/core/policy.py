@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from cascade.core.values import Attempt, Completion, Outcome
+from cascade.core.values import Attempt, Completion, Message, Outcome, Request
 
 
 @dataclass(frozen=True, order=True)
@@ -161,3 +161,28 @@ def pick_best(attempts: Sequence[Attempt], tier_rank: dict[str, int]) -> int | N
         if best is None or key > best:
             best, best_index = key, i
     return best_index
+
+
+def with_feedback(asked: Request, rejected: Attempt, reask_prompt: str) -> Request:
+    """`asked`, followed by the rejected answer and what was wrong with it (a reask)."""
+    reasons = "; ".join(f"{v.verifier}: {v.reason}" for v in rejected.verdicts if not v.passed)
+    return asked.followed_by(
+        Message("assistant", rejected.output or ""),
+        Message("user", reask_prompt.replace("{reasons}", reasons)),  # other braces are text
+    )
+
+
+def exhaustion_message(attempts: Sequence[Attempt], stop_reason: str, budget: Decimal | None) -> str:
+    """Why no answer was verified, and each model's last problem, for `ExhaustedError`."""
+    if stop_reason == "budget":
+        head = f"the request's budget of ${budget} was spent before an answer was verified"
+    elif all(a.outcome is Outcome.ERROR for a in attempts):
+        head = "every tier failed"
+    else:
+        head = "no tier gave an answer that passed the verifiers"
+    last_by_model: dict[tuple[str, str], str] = {}
+    for a in attempts:
+        problem = a.error or next((v.reason for v in a.verdicts if not v.passed), str(a.outcome))
+        last_by_model[(a.tier, a.model)] = problem
+    details = "; ".join(f"{t} ({m}): {p}" for (t, m), p in last_by_model.items())
+    return f"{head}: {details}" if details else head

@@ -194,7 +194,7 @@ def calibratable_slots(config: CascadeConfig, cascade: Cascade) -> tuple[list[Sl
     fixed: list[str] = []
     for k, tier in enumerate(config.tiers[:-1]):
         entries = [i for i, entry in enumerate(config.verifiers) if entry.applies_to(tier.name)]
-        chain = cascade.chain(tier.name)
+        chain = cascade.plan.chain(tier.name)
         assert len(entries) == len(chain), "a tier's chain follows the config's entries"
         types = [config.verifiers[i].type for i in entries]
         for position, (i, verifier) in enumerate(zip(entries, chain, strict=True)):
@@ -230,7 +230,9 @@ async def observe(
         at = {(s.tier_index, s.position): i for i, s in enumerate(slots)}
         rows: list[list[TierOutcome]] = [[] for _ in records]
         for k, tier in enumerate(cascade.tiers):
-            alone = Cascade([tier], chains={tier.name: cascade.chain(tier.name)}, stop_at_first_failure=False)
+            alone = Cascade(
+                [tier], chains={tier.name: cascade.plan.chain(tier.name)}, stop_at_first_failure=False
+            )
             for r, record in enumerate(records):
                 result = await _run(alone, record)
                 rows[r].append(_tier_outcome(result, record, k, at))

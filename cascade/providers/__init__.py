@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from cascade.providers.base import Provider
+from cascade.protocols import Provider
 
 _LAZY = {
     "AnthropicAdapter": "cascade.providers.anthropic",

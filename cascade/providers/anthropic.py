@@ -10,17 +10,13 @@ import anthropic
 
 from cascade.core.errors import PermanentProviderError, ProviderError, ProviderTimeout, TransientProviderError
 from cascade.core.redaction import redact
+from cascade.core.stream_events import InputReported, StreamDone, StreamEvent, StreamStarted, TextDelta
 from cascade.core.tokens import fill_usage
 from cascade.core.values import Completion, Request, ToolCall, Usage
 from cascade.providers.base import (
     STREAM_TRANSPORT_ERRORS,
-    InputReported,
     SdkAdapter,
     StreamCutOff,
-    StreamDone,
-    StreamEvent,
-    StreamStarted,
-    TextDelta,
     error_message,
     status_error,
     stream_transport_error,
@@ -69,7 +65,7 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
             options["tool_choice"] = {"type": "tool", "name": name}
         return options
 
-    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+    async def stream_events(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         """The answer as it is generated (a forced tool call's JSON input streams as text).
         Input tokens are reported at the start; a stream without `message_stop` raises
         StreamCutOff."""

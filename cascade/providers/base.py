@@ -5,8 +5,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar
 
 from cascade.core.errors import (
     MissingKeyError,
@@ -16,7 +15,9 @@ from cascade.core.errors import (
     TransientProviderError,
 )
 from cascade.core.redaction import redact
-from cascade.core.values import Completion, Request, ToolCall, Usage
+from cascade.core.stream_events import StreamDone, StreamEvent, TextDelta
+from cascade.core.values import Request
+from cascade.protocols import Provider, StreamingProvider
 
 try:  # the SDKs' HTTP library: httpx2 in current releases, httpx before
     import httpx2 as _httpx
@@ -26,56 +27,6 @@ except ImportError:  # pragma: no cover
 # HTTP statuses worth a retry; everything else 4xx is the caller's mistake and won't change.
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 MAX_RETRY_AFTER_S = 120.0
-
-
-@runtime_checkable
-class Provider(Protocol):
-    """One model behind one API. Raises ProviderError (transient or permanent) on failure.
-
-    A provider that can stream also has `stream(request)`: an async iterator of
-    `TextDelta`, `InputReported` and, last, `StreamDone`. A stream that ends without its
-    terminal event raises `StreamCutOff`; closing the iterator closes the connection.
-    """
-
-    model: str
-
-    async def complete(self, request: Request) -> Completion: ...
-
-    async def aclose(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class TextDelta:
-    """A piece of the answer."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class StreamStarted:
-    """The provider accepted the request and began its answer (from here, input is billed)."""
-
-
-@dataclass(frozen=True)
-class InputReported:
-    """The provider's count of input tokens, sent before the answer (Anthropic)."""
-
-    input_tokens: int
-
-
-@dataclass(frozen=True)
-class StreamDone:
-    """The stream's terminal event: why it finished, the usage if it was reported, and the
-    tool calls and refusal that came besides the text."""
-
-    finish_reason: str | None
-    usage: Usage | None
-    logprobs: tuple[float, ...] | None = None
-    tool_calls: tuple[ToolCall, ...] = ()
-    refusal: str | None = None
-
-
-StreamEvent = StreamStarted | TextDelta | InputReported | StreamDone
 
 
 class StreamCutOff(TransientProviderError):
@@ -95,10 +46,8 @@ STREAM_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (_httpx.TransportError,)
 def open_stream(provider: Provider, request: Request) -> AsyncGenerator[StreamEvent, None]:
     """The provider's stream of `request`; a provider that cannot stream gives its whole
     answer as one piece."""
-    stream_fn = getattr(provider, "stream", None)
-    if callable(stream_fn):
-        stream: AsyncGenerator[StreamEvent, None] = stream_fn(request)
-        return stream
+    if isinstance(provider, StreamingProvider):
+        return provider.stream_events(request)
     return stream_of_completion(provider, request)
 
 

@@ -10,16 +10,13 @@ from openai.types.chat import ChatCompletionChunk
 
 from cascade.core.errors import ProviderError, ProviderTimeout, TransientProviderError
 from cascade.core.redaction import redact
+from cascade.core.stream_events import StreamDone, StreamEvent, StreamStarted, TextDelta
 from cascade.core.tokens import fill_usage
 from cascade.core.values import Completion, Request, ToolCall, Usage
 from cascade.providers.base import (
     STREAM_TRANSPORT_ERRORS,
     SdkAdapter,
     StreamCutOff,
-    StreamDone,
-    StreamEvent,
-    StreamStarted,
-    TextDelta,
     error_message,
     status_error,
     stream_transport_error,
@@ -50,7 +47,7 @@ class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
         messages += [{"role": m.role, "content": m.content} for m in request.messages]
         return messages
 
-    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+    async def stream_events(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         """The answer as it is generated. Usage is asked for (`stream_options.include_usage`)
         and reported at the end; a stream without a finish reason raises StreamCutOff."""
         client = self._ready_client()

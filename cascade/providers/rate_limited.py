@@ -17,9 +17,11 @@ from contextvars import ContextVar
 from typing import Any
 
 from cascade.core.errors import ProviderError
+from cascade.core.stream_events import StreamDone, StreamEvent
 from cascade.core.tokens import count_tokens
 from cascade.core.values import Completion, Request
-from cascade.providers.base import Provider, StreamDone, StreamEvent, open_stream
+from cascade.protocols import Provider
+from cascade.providers.base import open_stream
 
 DEFAULT_OUTPUT_GUESS = 256  # tokens an answer is assumed to take before it is known
 EPSILON = 1e-9
@@ -206,7 +208,7 @@ class RateLimitedProvider:
         await self._outcome(None, guess, used)
         return completion
 
-    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+    async def stream_events(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         guess = await self._admit(request)
         used: int | None = None
         async with AsyncExitStack() as stack:

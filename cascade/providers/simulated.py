@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from cascade.core.errors import ConfigError
+from cascade.core.stream_events import StreamDone, StreamEvent, TextDelta
 from cascade.core.tokens import count_tokens
 from cascade.core.values import Completion, Request, Usage
-from cascade.providers.base import StreamDone, StreamEvent, TextDelta, status_error
+from cascade.providers.base import status_error
 
 BUILTIN = "builtin"
 
@@ -61,7 +62,7 @@ class SimulatedProvider:
         )
         return Completion(text=text, model=self.model, usage=usage, finish_reason="stop")
 
-    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+    async def stream_events(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         """The same answer, a word at a time, as a model would stream it."""
         await asyncio.sleep(self.latency_s)
         text = self._answer(request)

@@ -63,7 +63,7 @@ async def call_model(model: TierModel, request: Request) -> ModelCall:
         return result.completion
 
     try:
-        completion = await call_with_retries(model.retry, once)
+        completion = await call_with_retries(model.retry_strategy, once)
     except ProviderError as exc:
         return ModelCall(None, sum((t.cost_usd for t in tries), ZERO), str(exc))
     return ModelCall(completion, sum((t.cost_usd for t in tries), ZERO))

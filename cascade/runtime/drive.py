@@ -1,88 +1,109 @@
 """The tier-by-tier loop of a cascade, shared by plain runs and streams.
 
 Each attempt (a plain call, or a stream under a policy) is made by an attempt runner,
-which ends with its `AttemptEnd`; the loop decides what comes next, with the pure
-decisions of `cascade.core.policy`, and says it as events.
+which ends with its `AttemptEnd`; the loop decides what comes next with the pure rules
+of `cascade.core.policy`, and says it as events.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator
 
-from cascade.core.errors import PermanentProviderError
-from cascade.core.events import AttemptEnd, CascadeEvent, StreamDelta, StreamRestart, StreamResult
-from cascade.core.policy import START, Position, budget_exhausted, next_position, should_reask
+from cascade.core.errors import ExhaustedError
+from cascade.core.events import AttemptEnd, CascadeEvent, StreamRestart, StreamResult
+from cascade.core.money import baseline_cost
+from cascade.core.policy import (
+    START,
+    Position,
+    budget_exhausted,
+    exhaustion_message,
+    next_position,
+    pick_best,
+    should_reask,
+    with_feedback,
+)
 from cascade.core.tokens import count_tokens
-from cascade.core.values import Attempt, Outcome, Request
-
-if TYPE_CHECKING:
-    from cascade.engine import Cascade
-
-
-class BudgetSpent(PermanentProviderError):
-    """Raised between retries when the request's budget is gone: stop, do not retry."""
-
-    def __init__(self) -> None:
-        super().__init__("budget spent")
-
-
-AttemptRunner = Callable[
-    [Request, Request, Position, list[Attempt], int], AsyncGenerator["StreamDelta | AttemptEnd", None]
-]
+from cascade.core.values import Attempt, Outcome, Request, Result
+from cascade.logs import get_logger
+from cascade.runtime.attempt import AttemptRunner, Turn
+from cascade.runtime.ledger import Ledger
+from cascade.runtime.plan import CascadePlan
 
 
 async def drive(
-    cascade: Cascade, request: Request, run_attempt: AttemptRunner
+    plan: CascadePlan, request: Request, run_attempt: AttemptRunner
 ) -> AsyncGenerator[CascadeEvent, None]:
-    """The tier-by-tier loop, as events: `run_attempt(original, asking, position, ledger,
-    reask)` makes one attempt (a call or a stream) and ends with its `AttemptEnd`.
+    """The cascade's answer to `request` as events, one attempt at a time by `run_attempt`
+    (`call_attempt` for plain runs, `stream_attempt` for streams); a `StreamResult` last.
 
-    `Cascade.arun` drives it with plain calls and keeps only the result; `Cascade.astream`
-    drives it with streams under a policy.
+    Raises `ExhaustedError` when no answer was verified and the plan says to raise.
     """
-    ledger: list[Attempt] = []
+    ledger = Ledger()
     position: Position | None = START
     asking, reasks = request, 0
     stop_reason = "exhausted"
     while position is not None:
-        if budget_exhausted(cascade.spent(ledger), cascade.max_cost_usd):
+        if budget_exhausted(ledger.spent, plan.max_cost_usd):
             stop_reason = "budget"
             break
         end: AttemptEnd | None = None
-        async for item in run_attempt(request, asking, position, ledger, reasks):
+        turn = Turn(plan, ledger, request, asking, position, reasks)
+        async for item in run_attempt(turn):
             if isinstance(item, AttemptEnd):
                 end = item
             else:
                 yield item
-        assert end is not None
-        if end.attempt is None:
-            stop_reason = "budget"
-            break
+        assert end is not None and end.attempt is not None
         attempt = end.attempt
         if end.degraded or attempt.outcome is Outcome.ACCEPTED:
+            stop = "degraded" if end.degraded else "accepted"
             yield StreamResult(
-                cascade.result_of(
-                    request,
-                    ledger,
-                    len(ledger) - 1,
-                    verified=not end.degraded,
-                    stop_reason="degraded" if end.degraded else "accepted",
-                    degraded=end.degraded,
-                )
+                result_of(plan, request, ledger, len(ledger) - 1, not end.degraded, stop, end.degraded)
             )
             return
-        if should_reask(attempt.outcome, reasks, cascade.max_reasks(attempt.tier)):
-            asking, reasks = cascade.with_feedback(asking, attempt), reasks + 1
+        if budget_exhausted(ledger.spent, plan.max_cost_usd):
+            stop_reason = "budget"  # no restart announced towards a model that will not be called
+            break
+        if should_reask(attempt.outcome, reasks, plan.max_reasks(attempt.tier)):
+            asking, reasks = with_feedback(asking, attempt, plan.reask_prompt), reasks + 1
             to_tier: str | None = attempt.tier
         else:
-            position = next_position(cascade.models_per_tier, position, attempt.outcome)
+            position = next_position(plan.models_per_tier, position, attempt.outcome)
             asking, reasks = request, 0
-            to_tier = cascade.tiers[position.tier].name if position else None
+            to_tier = plan.tiers[position.tier].name if position else None
         yield StreamRestart(
             attempt.tier, to_tier, _why(attempt), len(end.shown), count_tokens(end.shown, attempt.model)
         )
-    yield StreamResult(cascade.exhausted(request, ledger, stop_reason))
+    yield StreamResult(exhausted(plan, request, ledger, stop_reason))
+
+
+def result_of(
+    plan: CascadePlan,
+    request: Request,
+    ledger: Ledger,
+    returned: int | None,
+    verified: bool,
+    stop_reason: str,
+    degraded: bool = False,
+) -> Result:
+    """The result of `request`: every attempt, the one returned, and the top tier's baseline."""
+    top = plan.tiers[-1]
+    attempts = tuple(ledger)
+    baseline = baseline_cost(
+        attempts, returned, top.name, top.primary.model, top.primary.price, request.text()
+    )
+    output = attempts[returned].output if returned is not None else None
+    return Result(output, verified, attempts, returned, baseline, stop_reason, degraded)
+
+
+def exhausted(plan: CascadePlan, request: Request, ledger: Ledger, stop_reason: str) -> Result:
+    """No answer verified: the best unverified one (`return_best`), else `ExhaustedError`."""
+    best = pick_best(ledger.attempts, plan.tier_rank)
+    result = result_of(plan, request, ledger, best, False, stop_reason)
+    if plan.on_exhausted == "return_best" and best is not None:
+        get_logger().info("returning_unverified", tier=result.tier, stop_reason=stop_reason)
+        return result
+    raise ExhaustedError(exhaustion_message(ledger.attempts, stop_reason, plan.max_cost_usd), result)
 
 
 def _why(attempt: Attempt) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cascade.config import RateLimitConfig, RetryConfig
 from cascade.core.money import Pricing
 from cascade.core.policy import ON_TRUNCATED, OnTruncated
-from cascade.providers.base import Provider
+from cascade.protocols import ConfiguredProvider, Provider
+from cascade.runtime.retry import RetryStrategy
 
 
 @dataclass(frozen=True)
@@ -20,10 +22,15 @@ class TierModel:
     idle_timeout_s: float | None = None  # streams: longest silence before the attempt fails
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)  # honoured by batch jobs
 
-    @property
+    # Worked out once per model (a frozen dataclass keeps cached values in its __dict__):
+    # they are read on every call.
+
+    @cached_property
     def max_tokens(self) -> int | None:
         """The output limit set in the tier's params, if any."""
-        params = getattr(self.provider, "params", None) or {}
+        if not isinstance(self.provider, ConfiguredProvider):
+            return None
+        params = self.provider.params
         value = params.get("max_tokens", params.get("max_completion_tokens"))
         return value if isinstance(value, int) else None
 
@@ -31,10 +38,14 @@ class TierModel:
     def model(self) -> str:
         return self.provider.model
 
-    @property
+    @cached_property
     def structured_output(self) -> bool:
         """Does this model get the response schema as structured output (its adapter says)?"""
-        return bool(getattr(self.provider, "structured_output", False))
+        return isinstance(self.provider, ConfiguredProvider) and bool(self.provider.structured_output)
+
+    @cached_property
+    def retry_strategy(self) -> RetryStrategy:
+        return RetryStrategy.of(self.retry)
 
 
 @dataclass(frozen=True)

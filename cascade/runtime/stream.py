@@ -19,23 +19,22 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cascade.core.errors import PermanentProviderError, ProviderError, ProviderTimeout
 from cascade.core.events import AttemptEnd, StreamDelta
-from cascade.core.policy import Position, StreamPolicy, budget_exhausted, degrade_on_fault, must_finish
+from cascade.core.policy import degrade_on_fault, must_finish
 from cascade.core.redaction import StreamRedactor
+from cascade.core.stream_events import InputReported, StreamDone, StreamEvent, StreamStarted
 from cascade.core.tokens import count_tokens
 from cascade.core.values import Attempt, Completion, Outcome, Request, Usage, Verdict
-from cascade.providers.base import InputReported, StreamDone, StreamEvent, StreamStarted, open_stream
+from cascade.protocols import CleansOutput
+from cascade.providers.base import open_stream
+from cascade.runtime.attempt import Turn, judge
 from cascade.runtime.call import unexpected_error
-from cascade.runtime.drive import BudgetSpent
 from cascade.runtime.ladder import TierModel
-from cascade.runtime.retry import retrying
-from cascade.verification.chain import check_partial, prepare_request
-
-if TYPE_CHECKING:
-    from cascade.engine import Cascade
+from cascade.runtime.retry import retried
+from cascade.verification.chain import check_partial
 
 PARTIAL_CHECK_EVERY_CHARS = 32  # re-check a growing answer this often, not on every delta
 PARTIAL_CHECK_GROWTH = 8  # ... and once long, when it has grown by an eighth
@@ -90,31 +89,26 @@ class _StreamBroke(PermanentProviderError):
     """A fault after text was shown: not retried on the same model (what was shown is void)."""
 
 
-async def stream_attempt(
-    cascade: Cascade,
-    policy: StreamPolicy,
-    original: Request,
-    request: Request,
-    at: Position,
-    ledger: list[Attempt],
-    reask: int,
-) -> AsyncGenerator[StreamDelta | AttemptEnd, None]:
-    """Stream one model's answer (with retries before any text), check it, record it."""
-    tier = cascade.tiers[at.tier]
-    model = tier.models[at.model]
-    chain = cascade.chain(tier.name)
-    sent = prepare_request(chain, request)
+async def stream_attempt(turn: Turn) -> AsyncGenerator[StreamDelta | AttemptEnd, None]:
+    """Stream one model's answer (with retries before any text) under the plan's stream
+    policy, check it as it grows and whole, and record every try."""
+    policy, tier, model, chain, ledger = (
+        turn.plan.stream_policy,
+        turn.tier,
+        turn.model,
+        turn.chain,
+        turn.ledger,
+    )
+    sent = turn.sent()
     # A verifier that rewrites the answer (strips a rating line) sees whole lines only:
     # hold back the line being written until it is complete.
-    hold_back_line = any(callable(getattr(v, "clean_output", None)) for v in chain)
+    hold_back_line = any(isinstance(v, CleansOutput) for v in chain)
     shown = _Pieces()  # what the consumer was shown of this attempt, redacted
+    reading, retry = _Reading(), 0  # the latest try's
 
-    def record(
-        outcome: Outcome, reading: _Reading, retry: int, bill_input: bool = True, **extra: Any
-    ) -> Attempt:
+    def record(outcome: Outcome, bill_input: bool = True, **extra: Any) -> Attempt:
         usage = _billed_usage(reading, sent, model, bill_input)
-        return cascade.record(
-            ledger,
+        return ledger.record(
             Attempt(
                 tier=tier.name,
                 model=model.model,
@@ -123,68 +117,61 @@ async def stream_attempt(
                 cost_usd=model.price.cost(usage),
                 latency_s=time.perf_counter() - reading.started,
                 retry=retry,
-                reask=reask,
+                reask=turn.reask,
                 **extra,
-            ),
+            )
         )
 
+    async def one_try(this_retry: int) -> AsyncGenerator[StreamDelta | AttemptEnd, None]:
+        nonlocal reading, retry
+        reading, retry = _Reading(), this_retry
+        try:
+            async with contextlib.aclosing(_events(model, sent)) as events:
+                async for event in events:
+                    if isinstance(event, StreamStarted):
+                        reading.opened = True
+                    elif isinstance(event, InputReported):
+                        reading.input_tokens = event.input_tokens
+                    elif isinstance(event, StreamDone):
+                        reading.done = event
+                    else:
+                        reading.received.add(event.text)
+                        if policy.mode != "buffer":
+                            delta = reading.redactor.feed(event.text, whole_lines=hold_back_line)
+                            if delta:
+                                yield StreamDelta(delta, tier.name, model.model)
+                                shown.add(delta)
+                        verdict = _partial_failure(chain, reading)
+                        if verdict is None:
+                            continue
+                        if must_finish(
+                            policy, shown.length, count_tokens(shown.text, model.model), model.max_tokens
+                        ):
+                            reading.doomed = verdict  # shown for good: finish, degraded
+                            continue
+                        # Stop now: leaving the loop closes the stream and its connection.
+                        attempt = record(Outcome.ABORTED, verdicts=(verdict,), output=reading.text)
+                        yield AttemptEnd(attempt, shown.text, degraded=False)
+                        return
+        except ProviderError as exc:
+            record(
+                Outcome.ERROR,
+                isinstance(exc, ProviderTimeout),
+                error=str(exc),
+                error_code=exc.code,
+                output=reading.text or None,
+            )
+            if shown.length:  # a retry on this model would repeat what the consumer saw
+                raise _StreamBroke(str(exc)) from None
+            raise
+
     try:
-        async for try_ in retrying(model.retry):
-            with try_:
-                retry = try_.retry_state.attempt_number - 1
-                if retry and budget_exhausted(cascade.spent(ledger), cascade.max_cost_usd):
-                    raise BudgetSpent()
-                reading = _Reading()
-                try:
-                    async with contextlib.aclosing(_events(model, sent)) as events:
-                        async for event in events:
-                            if isinstance(event, StreamStarted):
-                                reading.opened = True
-                            elif isinstance(event, InputReported):
-                                reading.input_tokens = event.input_tokens
-                            elif isinstance(event, StreamDone):
-                                reading.done = event
-                            else:
-                                reading.received.add(event.text)
-                                if policy.mode != "buffer":
-                                    delta = reading.redactor.feed(event.text, whole_lines=hold_back_line)
-                                    if delta:
-                                        yield StreamDelta(delta, tier.name, model.model)
-                                        shown.add(delta)
-                                verdict = _partial_failure(chain, reading)
-                                if verdict is None:
-                                    continue
-                                if must_finish(
-                                    policy,
-                                    shown.length,
-                                    count_tokens(shown.text, model.model),
-                                    model.max_tokens,
-                                ):
-                                    reading.doomed = verdict  # shown for good: finish, degraded
-                                    continue
-                                # Stop now: leaving the loop closes the stream and its connection.
-                                attempt = record(
-                                    Outcome.ABORTED, reading, retry, verdicts=(verdict,), output=reading.text
-                                )
-                                yield AttemptEnd(attempt, shown.text, degraded=False)
-                                return
-                except ProviderError as exc:
-                    timed_out = isinstance(exc, ProviderTimeout)
-                    record(
-                        Outcome.ERROR,
-                        reading,
-                        retry,
-                        timed_out,
-                        error=str(exc),
-                        error_code=exc.code,
-                        output=reading.text or None,
-                    )
-                    if shown.length:  # a retry on this model would repeat what the consumer saw
-                        raise _StreamBroke(str(exc)) from None
-                    raise
-    except BudgetSpent:
-        yield AttemptEnd(None, shown.text, degraded=False)
-        return
+        tries = retried(model.retry_strategy, one_try, also_stop=turn.budget_stop())
+        async with contextlib.aclosing(tries) as items:
+            async for item in items:
+                yield item
+                if isinstance(item, AttemptEnd):
+                    return
     except ProviderError as exc:
         broke = isinstance(exc, _StreamBroke) and degrade_on_fault(policy, shown.length)
         yield AttemptEnd(ledger[-1], shown.text, degraded=broke)
@@ -201,16 +188,13 @@ async def stream_attempt(
         tool_calls=reading.done.tool_calls,
         refusal=reading.done.refusal,
     )
-    attempt = await cascade.judge(
-        original,
+    attempt = await judge(
+        turn,
         sent,
-        at,
-        ledger,
         completion,
         cost_usd=model.price.cost(usage),
         latency_s=time.perf_counter() - reading.started,
         retry=retry,
-        reask=reask,
         earlier=(reading.doomed,) if reading.doomed is not None else (),
     )
     accepted = attempt.outcome is Outcome.ACCEPTED

@@ -1,42 +1,40 @@
-"""The verifier protocol, the chain that runs verifiers on a candidate, and combinators.
+"""The chain that runs verifiers on a candidate, their optional hooks, and the combinators.
 
 A verifier is any callable taking a `Candidate` and returning a `Verdict` (or a bool),
-synchronously or as an awaitable. Like a structlog processor chain, the chain is a plain
-list run in order; by default it stops at the first failure, since later (costlier)
-checks cannot change the outcome.
+synchronously or as an awaitable (`cascade.protocols.Verifier`). Like a structlog
+processor chain, the chain is a plain list run in order; by default it stops at the
+first failure, since later (costlier) checks cannot change the outcome.
 
-Two optional hooks let a verifier take part before and after the call:
-- `prepare_request(request) -> Request`: change what is sent (add an instruction, attach
-  a response schema, ask for logprobs);
-- `clean_output(text) -> str`: change what is returned (strip a self-rating). Every
-  verifier's `clean_output` runs on every answer, before the chain, whatever the verdicts:
-  a rejected answer may still be returned as the best one.
-- `check_partial(text) -> Verdict | None`: judge a prefix of a streamed answer; a failed
-  verdict stops the stream early (its connection is closed: no more output is paid for).
-- `worst_cost_usd(input_tokens, output_tokens, price) -> Decimal`: the most checking one
-  answer can cost (a judge's call), for a request of `input_tokens` answered in
-  `output_tokens` by a model at `price`; a batch budget reserves it before an item starts.
-- `wrap_models(wrap)`: a verifier that calls models of its own hands each `TierModel` to
-  `wrap` and uses what it returns (a batch job puts them behind its rate limits).
+The optional hooks (`PreparesRequest`, `CleansOutput`, `ChecksPartial`, `CostsToCheck`,
+`CallsModels` in `cascade.protocols`) are found with `isinstance`. A hook that raises or
+returns the wrong type is skipped: a broken plug-in must not crash the cascade. Every
+verifier's `clean_output` runs on every answer, before the chain, whatever the verdicts:
+a rejected answer may still be returned as the best one.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cascade.core.redaction import redact
 from cascade.core.values import ZERO, Candidate, Request, Verdict
 from cascade.logs import get_logger
+from cascade.protocols import (
+    CallsModels,
+    ChecksPartial,
+    CleansOutput,
+    CostsToCheck,
+    PreparesRequest,
+    Verifier,
+)
 
 if TYPE_CHECKING:
     from cascade.runtime.ladder import TierModel
 
 T = TypeVar("T")
-VerifierResult = Verdict | bool
-Verifier = Callable[[Candidate], VerifierResult | Awaitable[VerifierResult]]
 
 
 def verifier_name(verifier: Verifier) -> str:
@@ -50,7 +48,8 @@ def verifier_name(verifier: Verifier) -> str:
 def prepare_request(verifiers: Sequence[Verifier], request: Request) -> Request:
     """`request` as every verifier of the chain wants it sent (a hook that fails is skipped)."""
     for verifier in verifiers:
-        request = _apply_hook(verifier, "prepare_request", request, Request)
+        if isinstance(verifier, PreparesRequest):
+            request = _apply_hook(verifier, "prepare_request", verifier.prepare_request, request, Request)
     return request
 
 
@@ -58,16 +57,15 @@ def clean_output(verifiers: Sequence[Verifier], text: str) -> str:
     """The answer as it will be returned, after every verifier's `clean_output` (a hook that
     fails is skipped)."""
     for verifier in verifiers:
-        text = _apply_hook(verifier, "clean_output", text, str)
+        if isinstance(verifier, CleansOutput):
+            text = _apply_hook(verifier, "clean_output", verifier.clean_output, text, str)
     return text
 
 
-def _apply_hook(verifier: Verifier, hook_name: str, value: T, kind: type[T]) -> T:
-    """`verifier.<hook_name>(value)`, or `value` unchanged when there is no such hook, or it
-    raises or returns the wrong type: a broken plug-in must not crash the cascade."""
-    hook = getattr(verifier, hook_name, None)
-    if not callable(hook):
-        return value
+def _apply_hook(
+    verifier: Verifier, hook_name: str, hook: Callable[[T], object], value: T, kind: type[T]
+) -> T:
+    """`hook(value)`, or `value` unchanged when it raises or returns the wrong type."""
     try:
         changed = hook(value)
     except Exception as exc:
@@ -91,11 +89,10 @@ def check_partial(verifiers: Sequence[Verifier], text: str) -> Verdict | None:
     answer (hedging, JSON that can no longer become valid, length limits), or None.
     A check that raises on a prefix is ignored: the whole answer is checked anyway."""
     for verifier in verifiers:
-        hook = getattr(verifier, "check_partial", None)
-        if not callable(hook):
+        if not isinstance(verifier, ChecksPartial):
             continue
         try:
-            verdict = hook(text)
+            verdict = verifier.check_partial(text)
         except Exception:
             continue
         if isinstance(verdict, Verdict) and not verdict.passed:
@@ -109,18 +106,16 @@ def worst_cost_usd(
     """The most the chain's own model calls can cost on one answer (their `worst_cost_usd`)."""
     total = ZERO
     for verifier in verifiers:
-        hook = getattr(verifier, "worst_cost_usd", None)
-        if callable(hook):
-            total += Decimal(hook(input_tokens, output_tokens, price))
+        if isinstance(verifier, CostsToCheck):
+            total += Decimal(verifier.worst_cost_usd(input_tokens, output_tokens, price))
     return total
 
 
 def wrap_models(verifiers: Sequence[Verifier], wrap: Callable[[TierModel], TierModel]) -> None:
     """Let every verifier of the chain that calls models of its own put them behind `wrap`."""
     for verifier in verifiers:
-        hook = getattr(verifier, "wrap_models", None)
-        if callable(hook):
-            hook(wrap)
+        if isinstance(verifier, CallsModels):
+            verifier.wrap_models(wrap)
 
 
 async def run_verifier(verifier: Verifier, candidate: Candidate) -> Verdict:

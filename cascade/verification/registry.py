@@ -15,7 +15,8 @@ from typing import Any
 
 from cascade.config import CascadeConfig, VerifierConfig
 from cascade.core.errors import ConfigError
-from cascade.verification.chain import AllOf, AnyOf, Verifier
+from cascade.protocols import Verifier
+from cascade.verification.chain import AllOf, AnyOf
 
 VERIFIER_GROUP = "cascade.verifiers"
 COMBINATORS: dict[str, type[AllOf] | type[AnyOf]] = {"all": AllOf, "any": AnyOf}

@@ -1,0 +1,41 @@
+"""What a provider's stream yields: text, the start of billing, input counts, and its end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cascade.core.values import ToolCall, Usage
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class StreamStarted:
+    """The provider accepted the request and began its answer (from here, input is billed)."""
+
+
+@dataclass(frozen=True)
+class InputReported:
+    """The provider's count of input tokens, sent before the answer (Anthropic)."""
+
+    input_tokens: int
+
+
+@dataclass(frozen=True)
+class StreamDone:
+    """The stream's terminal event: why it finished, the usage if it was reported, and the
+    tool calls and refusal that came besides the text."""
+
+    finish_reason: str | None
+    usage: Usage | None
+    logprobs: tuple[float, ...] | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    refusal: str | None = None
+
+
+StreamEvent = StreamStarted | TextDelta | InputReported | StreamDone

@@ -1,0 +1,172 @@
+"""The runtime's contracts: a cascade is a provider, hooks are protocols, budgets stop
+retries without a restart towards a model never called, and the sync API's loop is owned
+(and stopped) by its cascade."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import threading
+from decimal import Decimal
+
+import pytest
+
+from cascade import (
+    Candidate,
+    Cascade,
+    ChecksPartial,
+    CleansOutput,
+    Completion,
+    ExhaustedError,
+    PreparesRequest,
+    Provider,
+    ProviderTimeout,
+    StreamingProvider,
+    StreamRestart,
+    StreamResult,
+    Tier,
+    TierModel,
+    Usage,
+    Verdict,
+)
+from cascade.core.policy import exhaustion_message, with_feedback
+from cascade.core.tokens import estimate_tokens
+from cascade.core.values import Attempt, Outcome, Request
+from cascade.testing import ScriptedProvider
+from tests.conftest import CHEAP, DEAR, FAST_RETRY, scripted_tier
+
+
+def rejects_bad(candidate: Candidate) -> Verdict:
+    return Verdict("not_bad", candidate.text != "bad", "the answer was bad")
+
+
+def test_a_cascade_is_a_provider_and_nests_as_a_tier() -> None:
+    inner = Cascade(
+        [scripted_tier("small", ("s", ["bad"])), scripted_tier("large", ("l", ["good"]), price=DEAR)],
+        [rejects_bad],
+    )
+    assert isinstance(inner, Provider) and not isinstance(inner, StreamingProvider)
+    outer = Cascade([Tier("nested", (TierModel(inner, CHEAP, FAST_RETRY),))], [rejects_bad])
+    result = outer.run("q")
+    assert result.output == "good" and result.verified
+    (attempt,) = result.attempts
+    # billed what the inner cascade's two attempts cost (not the outer tier's CHEAP price),
+    # with their tokens, under the nested cascade's name
+    q = estimate_tokens("q")
+    inner_cost = CHEAP.cost(Usage(q, estimate_tokens("bad"))) + DEAR.cost(Usage(q, estimate_tokens("good")))
+    assert attempt.cost_usd == inner_cost and attempt.model == "cascade:small+large"
+    assert attempt.usage == Usage(2 * q, estimate_tokens("bad") + estimate_tokens("good"))
+    outer.close()
+
+
+def test_a_nested_cascade_that_finds_no_answer_is_a_failed_call() -> None:
+    inner = Cascade([scripted_tier("small", ("s", ["bad"]))], [rejects_bad], on_exhausted="raise")
+    backup = scripted_tier("backup", ("b", ["good"]))
+    outer = Cascade([Tier("nested", (TierModel(inner, CHEAP, FAST_RETRY),)), backup], [rejects_bad])
+    result = outer.run("q")
+    first, second = result.attempts
+    assert first.outcome is Outcome.ERROR and "no tier gave an answer" in (first.error or "")
+    assert second.tier == "backup" and result.output == "good"
+
+
+class _Hooked:
+    """A verifier with every optional hook."""
+
+    name = "hooked"
+
+    def __call__(self, candidate: Candidate) -> bool:
+        return True
+
+    def prepare_request(self, request: Request) -> Request:
+        return request
+
+    def clean_output(self, text: str) -> str:
+        return text.strip()
+
+    def check_partial(self, text: str) -> Verdict | None:
+        return None
+
+
+def test_hooks_are_protocols_found_with_isinstance() -> None:
+    hooked = _Hooked()
+    assert isinstance(hooked, PreparesRequest) and isinstance(hooked, CleansOutput)
+    assert isinstance(hooked, ChecksPartial)
+    assert not isinstance(rejects_bad, CleansOutput)  # a plain function has no hooks
+    result = Cascade([scripted_tier("t", ("m", ["  padded  "]))], [hooked]).run("q")
+    assert result.output == "padded"  # its clean_output ran
+
+
+def test_a_budget_spent_between_retries_stops_without_a_restart_event() -> None:
+    timeouts = [ProviderTimeout("timeout")] * 3
+    cascade = Cascade(
+        [scripted_tier("small", ("s", timeouts), price=DEAR), scripted_tier("large", ("l", ["good"]))],
+        max_cost_usd=Decimal("0.000001"),
+        on_exhausted="raise",
+    )
+
+    async def events() -> list[object]:
+        seen: list[object] = []
+        with pytest.raises(ExhaustedError, match="budget"):
+            async for event in cascade.astream("a prompt long enough to cost something", policy="restart"):
+                seen.append(event)
+        return seen
+
+    seen = asyncio.run(events())
+    # the budget ran out after the first try: no retry, and no restart towards `large`
+    assert not any(isinstance(e, StreamRestart) for e in seen)
+    assert not any(isinstance(e, StreamResult) for e in seen)
+
+
+def test_feedback_and_exhaustion_texts_come_from_the_policy() -> None:
+    rejected = Attempt(
+        "t", "m", Outcome.REJECTED, verdicts=(Verdict("schema", False, "missing field 'total'"),), output="{}"
+    )
+    asked = with_feedback(Request.from_prompt("q"), rejected, "fix: {reasons} {not a field}")
+    assert [m.role for m in asked.messages][-2:] == ["assistant", "user"]
+    assert asked.messages[-1].content == "fix: schema: missing field 'total' {not a field}"
+    failed = Attempt("t", "m", Outcome.ERROR, error="HTTP 500: boom")
+    assert exhaustion_message([failed], "exhausted", None) == "every tier failed: t (m): HTTP 500: boom"
+    assert exhaustion_message([], "budget", Decimal("0.01")).startswith("the request's budget of $0.01")
+
+
+def test_close_stops_the_loop_of_the_sync_api() -> None:
+    before = {t.ident for t in threading.enumerate() if t.name == "cascade-portal"}
+    cascade = Cascade([scripted_tier("t", ("m", ["a", "b"]))])
+    assert cascade.run("q").output == "a"
+    running = {t for t in threading.enumerate() if t.name == "cascade-portal" and t.ident not in before}
+    assert len(running) == 1
+    cascade.close()
+    assert not any(t.is_alive() for t in running)
+    assert cascade.run("q").output == "b"  # a later call starts it again
+    cascade.close()
+
+
+def test_a_cascade_never_closed_does_not_keep_the_interpreter_alive() -> None:
+    program = textwrap.dedent(
+        """
+        from cascade import Cascade, Price, Tier, TierModel
+        from cascade.testing import ScriptedProvider
+        cascade = Cascade([Tier("t", (TierModel(ScriptedProvider("m", ["hi"]), Price(0, 0)),))])
+        print(cascade.run("q").output)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "hi", done.stderr
+
+
+def test_the_sync_api_works_inside_a_running_loop() -> None:
+    cascade = Cascade([scripted_tier("t", ("m", ["inside"]))])
+
+    async def caller() -> str | None:
+        return cascade.run("q").output  # a notebook cell calling the sync API
+
+    assert asyncio.run(caller()) == "inside"
+    cascade.close()
+
+
+def test_a_price_on_the_completion_stands_for_the_tiers() -> None:
+    priced = Completion("hi", "m", Usage(1, 1), finish_reason="stop", cost_usd=Decimal("0.5"))
+    cascade = Cascade([Tier("t", (TierModel(ScriptedProvider("m", [priced]), CHEAP),))])
+    assert cascade.run("q").cost.total_usd == Decimal("0.5")
