@@ -323,7 +323,7 @@ def test_an_unexpected_exception_in_a_stream_is_a_billed_failed_attempt():
         async def complete(self, request):  # pragma: no cover - streams only
             raise AssertionError
 
-        async def stream(self, request):
+        async def stream_events(self, request):
             yield StreamStarted()
             yield TextDelta("Half an ans")
             raise RuntimeError("SDK surprise")
