@@ -1,7 +1,7 @@
 """Test doubles that ship with cascade, so users can test their own cascades offline.
 
 - `ScriptedProvider`: an in-process provider answering from a script.
-- `cascade.testing.server.FakeProviderServer`: a loopback HTTP server speaking the OpenAI
+- `cascade.testing.fake.FakeProviderServer`: a loopback HTTP server speaking the OpenAI
   and Anthropic wire formats (JSON and SSE) with injectable faults, for the real SDKs.
 """
 
