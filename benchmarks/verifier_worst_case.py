@@ -146,7 +146,7 @@ class PieceByPieceProvider:
     async def complete(self, request: Request) -> Completion:
         return Completion(self.text, self.model, Usage(1, 1), "stop")
 
-    async def stream(self, request: Request) -> AsyncIterator[TextDelta | StreamDone]:
+    async def stream_events(self, request: Request) -> AsyncIterator[TextDelta | StreamDone]:
         for start in range(0, len(self.text), self.piece):
             yield TextDelta(self.text[start : start + self.piece])
         yield StreamDone("stop", Usage(1, 1))
