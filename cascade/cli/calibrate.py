@@ -1,7 +1,6 @@
 """`cascade calibrate`: fit verifier thresholds to a quality target (see `cascade.offline.calibration`).
 
-Exit codes: 0 a config was written; 3 the target could not be met (nothing written);
-2 a usage or configuration error.
+Exit codes: OK a config was written; ATTENTION the target could not be met (nothing written).
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cascade.cli.exit_codes import ExitCode
+from cascade.cli.options import COMMON, Subparsers
 from cascade.cli.render import usd
 from cascade.config import load_config
 from cascade.core.errors import ConfigError
@@ -28,14 +29,13 @@ from cascade.offline.evaluation import EvalReport, run_evaluation
 from cascade.offline.records import with_records
 from cascade.providers.replay import RecordedSet, load_recorded
 
-EXIT_OK, EXIT_USAGE, EXIT_UNMET = 0, 2, 3
 MAX_ROWS = 40  # frontier rows printed
 
 
-def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    cal = sub.add_parser(
+def register(subparsers: Subparsers) -> None:
+    cal = subparsers.add_parser(
         "calibrate",
-        parents=[common],
+        parents=[COMMON],
         help="fit verifier thresholds to a quality target on recorded outcomes",
         description="Search the thresholds of the config's verifiers, per tier, for the cheapest cascade "
         "that meets a quality target on recorded outcomes, and write the tuned config.",
@@ -61,7 +61,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     cal.add_argument("--seed", type=int, default=0, help="seed of the validation split")
     cal.add_argument("--json", action="store_true", help="print the outcome as JSON")
     cal.add_argument("--plot", type=Path, metavar="PNG", help="draw cost against accuracy with the frontier")
-    cal.set_defaults(handler=_calibrate, quiet_by_default=True)
+    cal.set_defaults(handler=handle, quiet_by_default=True)
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -79,7 +79,7 @@ def _recorded(path: Path, stderr: Console) -> RecordedSet:
     return recorded
 
 
-def _calibrate(args: argparse.Namespace, stderr: Console) -> int:
+def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     target = _target(args)
     if args.plot:
         from cascade.cli.plotting import pyplot
@@ -88,7 +88,7 @@ def _calibrate(args: argparse.Namespace, stderr: Console) -> int:
             pyplot()  # say now, not after the work, that matplotlib is missing
         except ConfigError as exc:  # printed here: the extra's name in brackets is no markup
             stderr.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-            return EXIT_USAGE
+            return ExitCode.USAGE
     if args.confidence is not None and not 0 < args.confidence < 1:
         raise ConfigError(f"--confidence is a level between 0 and 1, not {args.confidence:g}")
     raw = _raw_config(args.config)
@@ -136,7 +136,7 @@ def _calibrate(args: argparse.Namespace, stderr: Console) -> int:
             "[yellow]warning:[/] the engine and the simulation disagree on the training data "
             "(a verifier that is not deterministic, such as a live judge, can do this)"
         )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # -- the written config --------------------------------------------------------------------
@@ -469,7 +469,7 @@ def _point_dict(found: Calibration, point: Explored) -> dict[str, Any]:
     return data
 
 
-def _unmet(found: Calibration, args: argparse.Namespace, stderr: Console) -> int:
+def _unmet(found: Calibration, args: argparse.Namespace, stderr: Console) -> ExitCode:
     best = found.best
     if found.confidence is None:
         why = (
@@ -492,4 +492,4 @@ def _unmet(found: Calibration, args: argparse.Namespace, stderr: Console) -> int
     if args.json:
         print(json.dumps({**_base_dict(found, args), "met": False, "error": why}, indent=2))
     stderr.print(f"[red]{why}[/]", highlight=False)
-    return EXIT_UNMET
+    return ExitCode.ATTENTION

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -11,10 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from cascade.batch.report import BatchReport
+from cascade.config.schema import CascadeConfig
 from cascade.core.events import StreamRestart
 from cascade.core.redaction import redact
 from cascade.core.values import Attempt, Outcome, Result
 from cascade.offline.evaluation import EvalReport
+from cascade.runtime.ladder import Tier
 
 _MARK = {
     Outcome.ACCEPTED: "[green]✓[/]",
@@ -119,3 +122,45 @@ def eval_table(report: EvalReport, title: str = "Evaluation") -> Table:
         f"wasted {usd(report.wasted_usd)}; verification {usd(report.verification_usd)}"
     )
     return table
+
+
+def tiers_table(config: CascadeConfig, tiers: Sequence[Tier], title: str) -> Table:
+    """Every model of every tier: its provider, its price and whether its API key is set."""
+    table = Table(title=title)
+    for column in ("tier", "model", "provider", "price", "API key"):
+        table.add_column(column)
+    for tier_config, tier in zip(config.tiers, tiers, strict=True):
+        for model_config, model in zip([tier_config, *tier_config.alternates], tier.models, strict=True):
+            table.add_row(
+                tier.name,
+                model.model,
+                model_config.provider,
+                model.price.describe(),
+                _key_status(model_config.key_env),
+            )
+    return table
+
+
+def _key_status(env_var: str | None) -> str:
+    if env_var is None:
+        return "not needed"
+    return f"{env_var} set" if os.environ.get(env_var) else f"[yellow]{env_var} not set[/]"
+
+
+def print_demo(out: Console, prompts: Sequence[str], results: Sequence[Result], report: BatchReport) -> None:
+    """The demo's story: each prompt's path and answer, why answers were escalated, the cost."""
+    table = Table(title="cascade demo: gpt-4o-mini first, claude-sonnet-4-5 when the answer fails")
+    for column in ("prompt", "path (✓ accepted, ✗ rejected by, ! failed)", "answer", "cost"):
+        table.add_column(column, overflow="fold")
+    for prompt, result in zip(prompts, results, strict=True):
+        table.add_row(prompt, path_of(result.attempts), result.output or "", usd(result.cost.total_usd))
+    out.print(table)
+    out.print("[bold]Why answers were escalated[/]")
+    for prompt, result in zip(prompts, results, strict=True):
+        for attempt in result.attempts:
+            reason = attempt.error or next(
+                (f"{v.verifier}: {v.reason}" for v in attempt.verdicts if not v.passed), None
+            )
+            if reason:
+                out.print(f"  {prompt[:45]:45}  {attempt.tier}: {reason}", highlight=False)
+    out.print(batch_table(report, title="Cost report"))
