@@ -7,6 +7,8 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
@@ -16,6 +18,9 @@ from cascade import Price, Tier, TierModel
 from cascade.config import RetryConfig
 from cascade.testing import ScriptedProvider
 from cascade.testing.scripted import Reply
+
+if TYPE_CHECKING:
+    from cascade.testing.server import FakeProviderServer
 
 # Retries without waiting, so fault tests stay fast.
 FAST_RETRY = RetryConfig(max_attempts=3, initial_wait_s=0, max_wait_s=1)
@@ -32,16 +37,23 @@ def scripted_tier(name: str, *models: tuple[str, Sequence[Reply]], price: Price 
 
 
 def run_cli(
-    *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None, timeout: float = 300
+    *args: str,
+    env: Mapping[str, str | None] | None = None,
+    stdin: str | None = None,
+    timeout: float = 300,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`cascade ARGS...` as a user runs it: a subprocess, with `env` added to the environment."""
+    """`cascade ARGS...` as a user runs it: a subprocess, with `env` added to the environment
+    (a variable given as None is taken out of it)."""
+    environment = {**os.environ, **(env or {})}
     return subprocess.run(
         cli_command(*args),
         capture_output=True,
         text=True,
         input=stdin,
-        env={**os.environ, **(env or {})},
+        env={name: value for name, value in environment.items() if value is not None},
         timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -59,7 +71,7 @@ def _fresh_logging() -> Iterator[None]:
 
 
 @pytest.fixture
-def fake_server() -> Iterator[object]:
+def fake_server() -> Iterator[FakeProviderServer]:
     from cascade.testing.server import FakeProviderServer
 
     with FakeProviderServer() as server:
@@ -70,13 +82,20 @@ LOOPBACK_PRICE = {"input_per_mtok": "1", "output_per_mtok": "2"}
 LOOPBACK_RETRY = {"max_attempts": 2, "initial_wait_s": 0, "max_wait_s": 1}
 
 
-def loopback_tier(server: object, name: str, model: str) -> dict[str, object]:
-    """Config of an OpenAI-format tier answered by the loopback fake provider."""
+def loopback_url(server: FakeProviderServer, wire: str = "openai") -> str:
+    """Where the loopback fake provider answers in `wire`'s protocol ("openai" or "anthropic")."""
+    return server.openai_base_url if wire == "openai" else server.anthropic_base_url
+
+
+def loopback_tier(
+    server: FakeProviderServer, name: str, model: str, wire: str = "openai"
+) -> dict[str, object]:
+    """Config of a tier answered by the loopback fake provider in `wire`'s protocol."""
     return {
         "name": name,
-        "provider": "openai",
+        "provider": wire,
         "model": model,
-        "base_url": server.openai_base_url,  # type: ignore[attr-defined]
+        "base_url": loopback_url(server, wire),
         "price": LOOPBACK_PRICE,
         "retry": LOOPBACK_RETRY,
         "timeout_s": 5,

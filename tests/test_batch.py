@@ -8,7 +8,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import textwrap
 import time
 import tracemalloc
@@ -26,7 +25,7 @@ from cascade.batch.state import state_path
 from cascade.cli import main
 from cascade.config import load_config
 from cascade.testing.server import RecordedRequest, Reply
-from tests.conftest import loopback_tier
+from tests.conftest import cli_command, loopback_tier, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "configs" / "demo.yaml"
@@ -193,32 +192,20 @@ def test_cascade_report_recomputes_the_same_figures(tmp_path):
     )
     out = tmp_path / "out.jsonl"
     report_json = tmp_path / "r.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cascade.cli",
-            "batch",
-            str(DEMO),
-            "--input",
-            str(source),
-            "--output",
-            str(out),
-            "--report-json",
-            str(report_json),
-        ],
-        capture_output=True,
-        text=True,
+    proc = run_cli(
+        "batch",
+        str(DEMO),
+        "--input",
+        str(source),
+        "--output",
+        str(out),
+        "--report-json",
+        str(report_json),
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "Batch report" in proc.stdout and "Traceback" not in proc.stderr
-    again = subprocess.run(
-        [sys.executable, "-m", "cascade.cli", "report", str(out), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = run_cli("report", str(out), "--json", timeout=60)
     assert json.loads(again.stdout) == json.loads(report_json.read_text())
 
 
@@ -239,7 +226,7 @@ def test_an_over_long_line_becomes_an_error_and_the_next_line_is_read(tmp_path, 
     assert isinstance(entries[2], Item) and entries[2].id == 3
 
 
-def _peak_bytes(action) -> int:  # type: ignore[no-untyped-def]
+def _peak_bytes(action) -> int:
     tracemalloc.start()
     try:
         action()
@@ -281,7 +268,7 @@ def test_counting_lines_never_holds_a_whole_line(tmp_path):
 # -- editing the input between runs ---------------------------------------------------------
 
 
-def _loopback_job(tmp_path: Path, server, monkeypatch) -> Path:  # type: ignore[no-untyped-def]
+def _loopback_job(tmp_path: Path, server, monkeypatch) -> Path:
     """A one-tier job on the loopback provider: prompts with `hard` get a hedged answer."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-123")
     config = tmp_path / "c.yaml"
@@ -299,7 +286,7 @@ def _loopback_job(tmp_path: Path, server, monkeypatch) -> Path:  # type: ignore[
     return config
 
 
-def _prompts_sent(server) -> list[str]:  # type: ignore[no-untyped-def]
+def _prompts_sent(server) -> list[str]:
     return [m["content"] for r in server.requests for m in r.body["messages"] if m["role"] == "user"]
 
 
@@ -404,7 +391,7 @@ def test_progress_reaches_its_total_on_a_resumed_run(tmp_path):
 # -- command-line checks --------------------------------------------------------------------
 
 
-def _batch_cli(capsys, *args: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+def _batch_cli(capsys, *args: str) -> tuple[int, str]:
     code = main(["batch", str(DEMO), "--no-progress", *args])
     return code, " ".join(capsys.readouterr().err.split())
 
@@ -560,10 +547,7 @@ def test_kill_9_twice_then_resume_finishes_every_item_exactly_once(tmp_path, fak
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "OPENAI_API_KEY": "sk-test-kill-123", "ANTHROPIC_API_KEY": "sk-ant-kill-123"}
-    command = [
-        sys.executable,
-        "-m",
-        "cascade.cli",
+    command = cli_command(
         "batch",
         str(config),
         "--input",
@@ -573,7 +557,7 @@ def test_kill_9_twice_then_resume_finishes_every_item_exactly_once(tmp_path, fak
         "--concurrency",
         "32",
         "--no-progress",
-    ]
+    )
 
     done_before_run: list[set[str]] = []
     run_windows: list[tuple[float, float]] = []

@@ -94,7 +94,7 @@ def item_of(request: RecordedRequest) -> str:
     return first.split(":", 1)[0].removeprefix("item ")
 
 
-def wait_for(condition, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(condition, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -103,7 +103,7 @@ def wait_for(condition, timeout: float = 60.0) -> bool:  # type: ignore[no-untyp
     return False
 
 
-def requests_by_item(server) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def requests_by_item(server) -> dict[str, int]:
     counts: dict[str, int] = {}
     for request in server.requests:
         counts[item_of(request)] = counts.get(item_of(request), 0) + 1

@@ -10,20 +10,20 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cascade.batch.items import Item, LineError, read_items
+from tests.conftest import cli_command
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "configs" / "demo.yaml"
 ANSWER = "17 \u00d7 23 = 391."  # the demo's answer to "What is 17 * 23?"
 
 
-def cli(*args: str, stdin: bytes | None = None, preexec=None, wrap: list[str] | None = None):  # type: ignore[no-untyped-def]
-    command = [*(wrap or []), sys.executable, "-m", "cascade.cli", *args]
+def cli(*args: str, stdin: bytes | None = None, preexec=None, wrap: list[str] | None = None):
+    command = [*(wrap or []), *cli_command(*args)]
     proc = subprocess.run(command, input=stdin, capture_output=True, timeout=120, preexec_fn=preexec)
     return proc.returncode, proc.stdout.decode(), " ".join(proc.stderr.decode().split())
 
@@ -179,17 +179,7 @@ def test_an_output_folder_that_is_read_only_or_full_is_named(tmp_path, options, 
     folder.mkdir()
     source = demo_items(tmp_path / "in.jsonl", 2000)
     out = folder / "out.jsonl"
-    batch = [
-        sys.executable,
-        "-m",
-        "cascade.cli",
-        "batch",
-        str(DEMO),
-        "--input",
-        str(source),
-        "--output",
-        str(out),
-    ]
+    batch = cli_command("batch", str(DEMO), "--input", str(source), "--output", str(out))
     script = f"mount -t tmpfs -o {options} none {folder} && exec " + " ".join(f"'{a}'" for a in batch)
     proc = subprocess.run([*wrap, script], capture_output=True, timeout=300, env=os.environ.copy())
     err = " ".join(proc.stderr.decode().split())

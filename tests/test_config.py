@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from cascade import Cascade, ConfigError, load_config
+from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 ISSUE_SHAPE = """
@@ -119,15 +118,8 @@ def test_missing_file_is_a_config_error(tmp_path):
         load_config(tmp_path / "absent.yaml")
 
 
-def cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", "cascade.cli", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=env,
-        timeout=60,
-    )
+def cli(*args: str, stdin: str | None = None):
+    return run_cli(*args, stdin=stdin, timeout=60)
 
 
 def test_cli_validate_exits_2_with_field_and_no_traceback(tmp_path):

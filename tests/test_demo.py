@@ -5,19 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from decimal import Decimal
+
+from tests.conftest import run_cli
 
 
 def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    return subprocess.run(
-        [sys.executable, "-m", "cascade.cli", "demo", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    keys: dict[str, str | None] = {k: None for k in os.environ if k.endswith("_API_KEY")}
+    return run_cli("demo", *args, env=keys, timeout=120)
 
 
 def test_demo_shows_escalation_verdicts_and_cost_report():

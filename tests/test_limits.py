@@ -127,7 +127,7 @@ def test_the_call_slot_is_held_during_the_call():
     seen: list[bool] = []
 
     class Probe(ScriptedProvider):
-        async def complete(self, request: Request):  # type: ignore[no-untyped-def]
+        async def complete(self, request: Request):
             seen.append(calls.locked())
             return await super().complete(request)
 

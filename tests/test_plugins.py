@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 from cascade import Cascade
 from cascade.config import parse_config
+from tests.conftest import run_cli
 
 PLUGIN = '''
 """A third-party verifier package: rejects answers that shout."""
@@ -70,14 +69,8 @@ def test_an_installed_plugin_is_picked_up_from_its_entry_point(tmp_path):
         )
         + "\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "cascade.cli", "run", str(config), "hi", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    proc = run_cli("run", str(config), "hi", "--json", env={"PYTHONPATH": path}, timeout=60)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["output"] == "Hello there."

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +19,7 @@ from cascade.offline.evaluation import evaluate
 from cascade.offline.records import with_records
 from cascade.providers.replay import ReplayProvider, load_recorded
 from cascade.testing.server import Reply
+from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data" / "routellm"
@@ -216,12 +216,7 @@ def test_eval_cli_prints_json_and_table(tmp_path):
         f"  - {{name: small, provider: replay, model: {CHEAP}, price: {price}}}\n"
         f"  - {{name: large, provider: replay, model: {STRONG}, price: {price}}}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "cascade.cli", "eval", str(path), "--data", str(data), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("eval", str(path), "--data", str(data), "--json", timeout=60)
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout)
     assert figures["cascade"]["accuracy"] == 1.0 and figures["requests"] == 1

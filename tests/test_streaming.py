@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -16,10 +13,12 @@ from cascade.config import parse_config
 from cascade.core.events import StreamDelta, StreamRestart, StreamResult
 from cascade.core.tokens import count_tokens
 from cascade.testing.server import FakeProviderServer, Reply
+from tests.conftest import loopback_url, run_cli
 
 SMALL = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
 LARGE = "claude-opus-4-8"
 RETRY = {"max_attempts": 2, "initial_wait_s": 0, "max_wait_s": 1}
+CLI_KEYS = {"OPENAI_API_KEY": "sk-a-123456", "ANTHROPIC_API_KEY": "sk-b-123456"}
 HEDGED = "I'm not sure, but I think the answer might possibly be 41, though it could also be 43 or so."
 
 
@@ -36,16 +35,12 @@ def slow_server():
         yield server
 
 
-def base_url(server, wire: str) -> str:
-    return server.openai_base_url if wire == "openai" else server.anthropic_base_url
-
-
 def cascade_for(server, wire: str = "openai", **overrides) -> Cascade:
     small = {
         "name": "small",
         "provider": wire,
         "model": SMALL[wire],
-        "base_url": base_url(server, wire),
+        "base_url": loopback_url(server, wire),
         "retry": RETRY,
         "timeout_s": 5,
         "params": {"max_tokens": 100},
@@ -271,14 +266,7 @@ def test_cli_stream_json_lines(fake_server, tmp_path):
         stream: {{policy: restart, restart_threshold_tokens: 100}}
     """)
     )
-    env = {**os.environ, "OPENAI_API_KEY": "sk-a-123456", "ANTHROPIC_API_KEY": "sk-b-123456"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "cascade.cli", "run", str(config), "q", "--stream", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    proc = run_cli("run", str(config), "q", "--stream", "--json", env=CLI_KEYS, timeout=60)
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     kinds = [e["event"] for e in events]
@@ -287,13 +275,7 @@ def test_cli_stream_json_lines(fake_server, tmp_path):
 
     fake_server.script(SMALL["openai"], [Reply.text(HEDGED)])
     fake_server.script(LARGE, [Reply.text("It is 42.")])
-    plain = subprocess.run(
-        [sys.executable, "-m", "cascade.cli", "run", str(config), "q", "--stream"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    plain = run_cli("run", str(config), "q", "--stream", env=CLI_KEYS, timeout=60)
     assert plain.returncode == 0 and plain.stdout.rstrip().endswith("It is 42.")
     assert "withdrawn; restarting on large" in " ".join(plain.stderr.split())
 
@@ -375,14 +357,7 @@ def test_cli_stream_json_ends_with_a_result_event_when_every_tier_fails(fake_ser
         f"{{name: large, provider: anthropic, model: {LARGE}, base_url: '{fake_server.anthropic_base_url}'}}"
     )
     config.write_text(f"tiers:\n  - {small}\n  - {large}\n")
-    env = {**os.environ, "OPENAI_API_KEY": "sk-a-123456", "ANTHROPIC_API_KEY": "sk-b-123456"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "cascade.cli", "run", str(config), "q", "--stream", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    proc = run_cli("run", str(config), "q", "--stream", "--json", env=CLI_KEYS, timeout=60)
     assert proc.returncode == 3
     last = json.loads(proc.stdout.splitlines()[-1])
     assert last["event"] == "result" and last["output"] is None and "every tier failed" in last["error"]

@@ -13,6 +13,7 @@ from cascade import Cascade, ConfigError, Outcome
 from cascade.config import parse_config
 from cascade.core.events import StreamResult
 from cascade.testing.server import Reply
+from tests.conftest import loopback_url
 
 SMALL = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
 LARGE = "claude-opus-4-8"
@@ -27,7 +28,7 @@ def keys(monkeypatch):
 
 
 def config_for(server, wire: str, *, verifiers=None, small=None) -> dict:
-    base = server.openai_base_url if wire == "openai" else server.anthropic_base_url
+    base = loopback_url(server, wire)
     return {
         "tiers": [
             {"name": "small", "provider": wire, "model": SMALL[wire], "base_url": base, "retry": RETRY}

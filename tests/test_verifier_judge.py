@@ -20,6 +20,7 @@ from cascade.config import parse_config
 from cascade.core.errors import ConfigError
 from cascade.core.values import Candidate, Completion, ModelCall, Request, Usage, Verdict
 from cascade.testing.server import Reply
+from tests.conftest import loopback_url
 from verifiers.judge import (
     DATA_NOT_INSTRUCTIONS,
     INJECTION_PATTERNS,
@@ -55,7 +56,7 @@ def judge_model(server, wire: str = "openai", **extra: object) -> dict[str, obje
     return {
         "provider": wire,
         "model": "judge-model" if wire == "openai" else "claude-opus-4-8",
-        "base_url": server.openai_base_url if wire == "openai" else server.anthropic_base_url,
+        "base_url": loopback_url(server, wire),
         "price": JUDGE_PRICE,
         "retry": FAST,
         "timeout_s": 5,

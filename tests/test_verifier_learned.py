@@ -6,7 +6,6 @@ import asyncio
 import json
 import random
 import re
-import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,6 +23,7 @@ from cascade.engine import Cascade
 from cascade.offline.evaluation import evaluate
 from cascade.offline.records import with_records
 from cascade.providers.replay import load_recorded, parse_recorded
+from tests.conftest import run_cli
 from verifiers.learned import (
     ANY_MODEL,
     Example,
@@ -318,22 +318,7 @@ def test_train_verifier_cli_writes_a_model_that_validate_accepts(tmp_path):
     unlabelled = {"id": "u", "prompt": "p", "responses": {CHEAP: {"text": "no label"}}}
     data = write(tmp_path / "train.jsonl", [*rows, unlabelled])
     out = tmp_path / "model.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cascade.cli",
-            "train-verifier",
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            *TRAIN_OPTIONS,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("train-verifier", "--data", str(data), "--out", str(out), *TRAIN_OPTIONS, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"line 4\b.*not valid JSON", " ".join(proc.stderr.split()))
     assert "1 answers of cheap-model have no `correct` label" in " ".join(proc.stderr.split())
@@ -349,13 +334,8 @@ def test_train_verifier_cli_writes_a_model_that_validate_accepts(tmp_path):
         "verifiers:\n"
         "  - {type: learned, model_file: model.json, threshold: 0.6}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "cascade.cli", "validate", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,  # the model file is found next to the config, not in the working directory
-    )
+    # the model file is found next to the config, not in the working directory
+    proc = run_cli("validate", str(config), timeout=60, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert "verifiers: learned" in proc.stdout
 

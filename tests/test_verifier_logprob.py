@@ -13,7 +13,7 @@ from cascade.config import parse_config
 from cascade.core.errors import ConfigError
 from cascade.core.values import Candidate, Completion, Request, Usage, Verdict
 from cascade.testing.server import Reply
-from tests.conftest import LOOPBACK_PRICE, LOOPBACK_RETRY, loopback_tier
+from tests.conftest import loopback_tier
 from verifiers.logprob import MISSING_REASON, LogprobVerifier
 
 
@@ -136,15 +136,7 @@ def test_uncertain_answer_escalates_using_the_returned_logprobs(fake_server):
 
 
 def test_provider_without_logprobs_follows_on_missing(fake_server):
-    anthropic_tier = {
-        "name": "claude",
-        "provider": "anthropic",
-        "model": "claude-opus-4-8",
-        "base_url": fake_server.anthropic_base_url,
-        "price": LOOPBACK_PRICE,
-        "retry": LOOPBACK_RETRY,
-        "timeout_s": 5,
-    }
+    anthropic_tier = loopback_tier(fake_server, "claude", "claude-opus-4-8", wire="anthropic")
     fake_server.script("claude-opus-4-8", [Reply.text("Paris.", logprobs=[-0.1])])
     config = parse_config(
         {

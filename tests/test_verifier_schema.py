@@ -16,7 +16,7 @@ from cascade.config import parse_config
 from cascade.core.errors import ConfigError
 from cascade.core.values import Candidate, Completion, Request, Usage
 from cascade.testing.server import Reply
-from tests.conftest import json_values
+from tests.conftest import json_values, loopback_url
 from verifiers.schema import JsonSchemaVerifier
 
 ORDER = {
@@ -416,7 +416,7 @@ def keys(monkeypatch):
 
 
 def tier(server, name: str, provider: str, model: str, **extra: object) -> dict[str, object]:
-    base_url = server.openai_base_url if provider == "openai" else server.anthropic_base_url
+    base_url = loopback_url(server, provider)
     retry = {"max_attempts": 2, "initial_wait_s": 0, "max_wait_s": 1}
     return {"name": name, "provider": provider, "model": model, "base_url": base_url, "retry": retry} | extra
 

@@ -1,4 +1,4 @@
-"""`cascade batch` and `cascade report`: the command-line face of batch jobs."""
+"""`cascade batch`: run a JSONL file of requests as a resumable job."""
 
 from __future__ import annotations
 
@@ -25,20 +25,18 @@ from rich.progress import (
 )
 
 from cascade.batch.budget import UNCAPPED_OUTPUT_TOKENS
-from cascade.batch.report import report_file
 from cascade.batch.runner import BatchOptions, BatchOutcome, run_batch
 from cascade.batch.state import short_digest, state_path, write_atomically
+from cascade.cli.exit_codes import ExitCode
+from cascade.cli.options import COMMON, Subparsers
 from cascade.cli.render import batch_table
 from cascade.config import load_config
 from cascade.core.errors import ConfigError
 
-EXIT_OK, EXIT_ATTENTION = 0, 3
-EXIT_SIGNALLED = 128  # plus the signal's number, as shells do
 
-
-def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    batch = sub.add_parser(
-        "batch", parents=[common], help="run a JSONL file of requests (resumable: run it again after a crash)"
+def register(subparsers: Subparsers) -> None:
+    batch = subparsers.add_parser(
+        "batch", parents=[COMMON], help="run a JSONL file of requests (resumable: run it again after a crash)"
     )
     batch.add_argument("config", type=Path)
     batch.add_argument("--input", type=Path, required=True, help="JSONL: {id, prompt | messages, metadata?}")
@@ -82,15 +80,10 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="stop when one model fails with the same 401/403/404 or missing key on N items in a row "
         "(default 5; 0: never)",
     )
-    batch.set_defaults(handler=_batch)
-
-    report = sub.add_parser("report", parents=[common], help="the report of a batch output file, again")
-    report.add_argument("output", type=Path)
-    report.add_argument("--json", action="store_true", help="print the figures as JSON")
-    report.set_defaults(handler=_report)
+    batch.set_defaults(handler=handle)
 
 
-def _batch(args: argparse.Namespace, stderr: Console) -> int:
+def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     options = BatchOptions(
         input=args.input,
         output=args.output,
@@ -137,7 +130,7 @@ def _batch(args: argparse.Namespace, stderr: Console) -> int:
     return _say(outcome, args, options, Console(soft_wrap=True))
 
 
-def _say(outcome: BatchOutcome, args: argparse.Namespace, options: BatchOptions, out: Console) -> int:
+def _say(outcome: BatchOutcome, args: argparse.Namespace, options: BatchOptions, out: Console) -> ExitCode:
     """The report and what needs saying about the run; the exit code."""
     counts = outcome.counts
     if counts.interrupted:
@@ -148,7 +141,7 @@ def _say(outcome: BatchOutcome, args: argparse.Namespace, options: BatchOptions,
             f"{counts.not_started} not started. Run the same command again to resume: nothing done "
             "is sent again[/]"
         )
-        return EXIT_SIGNALLED + (15 if counts.interrupted == "SIGTERM" else 2)
+        return ExitCode.TERMINATED if counts.interrupted == "SIGTERM" else ExitCode.INTERRUPTED
     out.print(batch_table(outcome.report, title=f"Batch report: {args.output}"))
     if outcome.input_changed:
         out.print(
@@ -191,18 +184,7 @@ def _say(outcome: BatchOutcome, args: argparse.Namespace, options: BatchOptions,
         or outcome.review_lines
         or outcome.report.line_errors
     )
-    return EXIT_ATTENTION if attention else EXIT_OK
-
-
-def _report(args: argparse.Namespace, stderr: Console) -> int:
-    if not args.output.is_file():
-        raise ConfigError(f"{args.output}: no such file")
-    report = report_file(args.output)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        Console().print(batch_table(report, title=f"Batch report: {args.output}"))
-    return EXIT_OK
+    return ExitCode.ATTENTION if attention else ExitCode.OK
 
 
 def _rate_limits(

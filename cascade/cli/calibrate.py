@@ -1,7 +1,6 @@
 """`cascade calibrate`: fit verifier thresholds to a quality target (see `cascade.offline.calibration`).
 
-Exit codes: 0 a config was written; 3 the target could not be met (nothing written);
-2 a usage or configuration error.
+Exit codes: OK a config was written; ATTENTION the target could not be met (nothing written).
 """
 
 from __future__ import annotations
@@ -18,9 +17,10 @@ from typing import Any
 import yaml
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from cascade.cli.render import usd
+from cascade.cli.exit_codes import ExitCode
+from cascade.cli.options import COMMON, Subparsers
+from cascade.cli.render import confidence_note, print_calibration, settings_text, usd
 from cascade.config import load_config
 from cascade.core.errors import ConfigError
 from cascade.offline.calibration import Calibration, Explored, Target, calibrate, observe
@@ -28,14 +28,11 @@ from cascade.offline.evaluation import EvalReport, run_evaluation
 from cascade.offline.records import with_records
 from cascade.providers.replay import RecordedSet, load_recorded
 
-EXIT_OK, EXIT_USAGE, EXIT_UNMET = 0, 2, 3
-MAX_ROWS = 40  # frontier rows printed
 
-
-def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    cal = sub.add_parser(
+def register(subparsers: Subparsers) -> None:
+    cal = subparsers.add_parser(
         "calibrate",
-        parents=[common],
+        parents=[COMMON],
         help="fit verifier thresholds to a quality target on recorded outcomes",
         description="Search the thresholds of the config's verifiers, per tier, for the cheapest cascade "
         "that meets a quality target on recorded outcomes, and write the tuned config.",
@@ -61,7 +58,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     cal.add_argument("--seed", type=int, default=0, help="seed of the validation split")
     cal.add_argument("--json", action="store_true", help="print the outcome as JSON")
     cal.add_argument("--plot", type=Path, metavar="PNG", help="draw cost against accuracy with the frontier")
-    cal.set_defaults(handler=_calibrate, quiet_by_default=True)
+    cal.set_defaults(handler=handle, quiet_by_default=True)
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -79,7 +76,7 @@ def _recorded(path: Path, stderr: Console) -> RecordedSet:
     return recorded
 
 
-def _calibrate(args: argparse.Namespace, stderr: Console) -> int:
+def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     target = _target(args)
     if args.plot:
         from cascade.cli.plotting import pyplot
@@ -88,7 +85,7 @@ def _calibrate(args: argparse.Namespace, stderr: Console) -> int:
             pyplot()  # say now, not after the work, that matplotlib is missing
         except ConfigError as exc:  # printed here: the extra's name in brackets is no markup
             stderr.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-            return EXIT_USAGE
+            return ExitCode.USAGE
     if args.confidence is not None and not 0 < args.confidence < 1:
         raise ConfigError(f"--confidence is a level between 0 and 1, not {args.confidence:g}")
     raw = _raw_config(args.config)
@@ -128,7 +125,7 @@ def _calibrate(args: argparse.Namespace, stderr: Console) -> int:
     if args.json:
         print(json.dumps(_to_dict(found, args, thresholds, expected, confirmed, agrees, tested), indent=2))
     else:
-        _print(out, found, args, thresholds, expected, confirmed, agrees, tested)
+        print_calibration(out, found, args, thresholds, expected, confirmed, agrees, tested)
     if args.plot:
         stderr.print(f"plot written to {args.plot}")
     if not agrees:
@@ -136,7 +133,7 @@ def _calibrate(args: argparse.Namespace, stderr: Console) -> int:
             "[yellow]warning:[/] the engine and the simulation disagree on the training data "
             "(a verifier that is not deterministic, such as a live judge, can do this)"
         )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # -- the written config --------------------------------------------------------------------
@@ -201,7 +198,7 @@ def _write(
     top_correct, top_cost = found.simulator.alone(found.top, found.train)
     lines = [
         f"Calibrated by `cascade calibrate` from {config_path}",
-        f"target: {found.target.describe()}" + _confidence_note(found),
+        f"target: {found.target.describe()}" + confidence_note(found),
         f"fitted on: {args.data} ({n} requests)",
         f"expected on that data: accuracy {expected[0] / n:.1%}, cost {usd(expected[1])} "
         f"(top tier alone: {top_correct / n:.1%}, {usd(top_cost)})",
@@ -225,15 +222,6 @@ def _write(
         raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
-def _confidence_note(found: Calibration) -> str:
-    if found.confidence is None:
-        return ""
-    return (
-        f", held as a one-sided {found.confidence:.0%} Clopper-Pearson lower bound on a "
-        f"{len(found.validation)}-request validation split (fitted on the other {len(found.fit)})"
-    )
-
-
 # -- output ----------------------------------------------------------------------------------
 
 
@@ -242,154 +230,11 @@ def _train_point(found: Calibration, setting: tuple[float, ...]) -> tuple[Decima
     return cost, correct / len(found.train)
 
 
-def _settings_text(found: Calibration, setting: tuple[float, ...]) -> list[str]:
-    return [
-        "off" if found.is_off(i, cut) else f"{t:g}"
-        for i, (cut, t) in enumerate(zip(setting, found.thresholds(setting), strict=True))
-    ]
-
-
 def _labelled(found: Calibration, setting: tuple[float, ...]) -> str:
-    texts = _settings_text(found, setting)
+    texts = settings_text(found, setting)
     return "thresholds: " + ", ".join(
         f"{s.label} {t}" for s, t in zip(found.observations.slots, texts, strict=True)
     )
-
-
-def _shown(found: Calibration) -> list[Explored]:
-    rows = list(found.frontier)
-    if found.chosen is not None and found.chosen not in rows:
-        rows.append(found.chosen)
-        rows.sort(key=lambda p: (p.cost, -p.correct))
-    if len(rows) > MAX_ROWS:
-        step = len(rows) / MAX_ROWS
-        keep = {rows[int(i * step)] for i in range(MAX_ROWS)} | {rows[-1]}
-        if found.chosen is not None:
-            keep.add(found.chosen)
-        rows = [p for p in rows if p in keep]
-    return rows
-
-
-def _frontier_table(found: Calibration) -> Table:
-    split = "fit split" if found.confidence is not None else "training data"
-    table = Table(
-        title=f"Thresholds explored on the {split} ({len(found.fit)} requests): the cost/accuracy frontier, "
-        "cheapest first"
-    )
-    for slot in found.observations.slots:
-        table.add_column(slot.label, justify="right", no_wrap=True)
-    for column in ("accuracy", "cost", "vs top"):
-        table.add_column(column, justify="right", no_wrap=True)
-    if found.confidence is not None:
-        table.add_column("validation", justify="right", no_wrap=True)
-        table.add_column(f"{found.confidence:.0%} bound", justify="right", no_wrap=True)
-    table.add_column("", no_wrap=True)
-    top_correct, top_cost = found.simulator.alone(found.top, found.fit)
-    for point in _shown(found):
-        cells = [*_settings_text(found, point.setting), f"{found.accuracy(point):.1%}", f"${point.cost:.6f}"]
-        cells.append(f"{point.cost / float(top_cost):.0%}" if top_cost else "")
-        if found.confidence is not None:
-            correct, bound = found.validation_bound(point.setting)
-            cells += [f"{correct / len(found.validation):.1%}", f"{bound:.1%}"]
-        cells.append("[bold green]◀ chosen[/]" if point is found.chosen else "")
-        table.add_row(*cells, style="bold" if point is found.chosen else None)
-    table.add_section()
-    top_row = [
-        "top tier alone",
-        *([""] * (len(found.observations.slots) - 1)),
-        f"{top_correct / len(found.fit):.1%}",
-        usd(top_cost),
-        "100%",
-    ]
-    if found.confidence is not None:
-        val_correct, _ = found.simulator.alone(found.top, found.validation)
-        top_row += [f"{val_correct / len(found.validation):.1%}", ""]
-    table.add_row(*top_row, "")
-    table.caption = (
-        f"{found.method} search over {found.grid_size} settings: {len(found.explored)} explored, "
-        f"{len(found.frontier)} on the frontier. off = every score observed passes. "
-        + (
-            f"validation: accuracy on the {len(found.validation)}-request validation split; "
-            f"bound: its one-sided {found.confidence:.0%} Clopper-Pearson lower bound. "
-            if found.confidence is not None
-            else ""
-        )
-        + f"Fixed gates: {', '.join(found.observations.fixed) or 'none'}"
-    )
-    return table
-
-
-def _print(
-    out: Console,
-    found: Calibration,
-    args: argparse.Namespace,
-    thresholds: list[float],
-    expected: tuple[int, Decimal],
-    confirmed: EvalReport,
-    agrees: bool,
-    tested: EvalReport | None,
-) -> None:
-    assert found.chosen is not None
-    n = len(found.train)
-    out.print(
-        f"Calibrating {args.config} on {args.data} ({n} requests): target {found.target.describe()}"
-        f" ({found.required_fit:.1%} on the {'fit split' if found.confidence is not None else 'data'})"
-        + _confidence_note(found),
-        highlight=False,
-    )
-    out.print(_frontier_table(found))
-    chosen = ", ".join(
-        f"{s.label} threshold {t:g}" for s, t in zip(found.observations.slots, thresholds, strict=True)
-    )
-    out.print(f"[bold]chosen:[/] {chosen}", highlight=False)
-    if found.confidence is not None:
-        correct, bound = found.validation_bound(found.chosen.setting)
-        assert found.required_validation is not None
-        out.print(
-            f"validation: {correct}/{len(found.validation)} correct ({correct / len(found.validation):.1%}); "
-            f"one-sided {found.confidence:.0%} lower bound {bound:.1%} >= the "
-            f"{found.required_validation:.1%} required there (the target is met with that confidence, "
-            "not only on average)",
-            highlight=False,
-        )
-    top = confirmed.top
-    out.print(
-        f"expected on {args.data}: accuracy {expected[0] / n:.1%}, cost {usd(expected[1])} "
-        f"({float(expected[1] / top.cost_usd) if top.cost_usd else 0:.0%} of the top tier alone: "
-        f"{top.accuracy:.1%}, {usd(top.cost_usd)})",
-        highlight=False,
-    )
-    out.print(f"written to {args.out}", highlight=False)
-    verdict = "[green]agrees with the simulation[/]" if agrees else "[yellow]DISAGREES with the simulation[/]"
-    out.print(
-        f"confirmed by the engine on {args.data}: accuracy {confirmed.cascade.accuracy:.1%}, "
-        f"cost {usd(confirmed.cascade.cost_usd)}: {verdict}",
-        highlight=False,
-    )
-    out.print(_side_by_side(confirmed, tested, args))
-
-
-def _side_by_side(train: EvalReport, test: EvalReport | None, args: argparse.Namespace) -> Table:
-    reports = [("train", args.data, train)] + ([("test", args.test, test)] if test is not None else [])
-    table = Table(title=f"{args.out} replayed by the engine")
-    table.add_column("")
-    for name, path, report in reports:
-        table.add_column(f"{name}: {path} ({report.cascade.requests})", justify="right")
-    rows: list[tuple[str, Any]] = [
-        ("cascade accuracy", lambda r: f"{r.cascade.accuracy:.1%}"),
-        ("top tier alone accuracy", lambda r: f"{r.top.accuracy:.1%}"),
-        ("cascade cost", lambda r: usd(r.cascade.cost_usd)),
-        ("top tier alone cost", lambda r: usd(r.top.cost_usd)),
-        (
-            "cascade cost / top alone",
-            lambda r: f"{float(r.cascade.cost_usd / r.top.cost_usd):.0%}" if r.top.cost_usd else "",
-        ),
-        ("top tier called", lambda r: f"{r.reached_top / max(r.cascade.requests, 1):.0%} of requests"),
-        ("oracle accuracy", lambda r: f"{r.oracle.accuracy:.1%}"),
-    ]
-    for label, cell in rows:
-        table.add_row(label, *(cell(report) for _, _, report in reports))
-    return table
 
 
 def _to_dict(
@@ -469,7 +314,7 @@ def _point_dict(found: Calibration, point: Explored) -> dict[str, Any]:
     return data
 
 
-def _unmet(found: Calibration, args: argparse.Namespace, stderr: Console) -> int:
+def _unmet(found: Calibration, args: argparse.Namespace, stderr: Console) -> ExitCode:
     best = found.best
     if found.confidence is None:
         why = (
@@ -492,4 +337,4 @@ def _unmet(found: Calibration, args: argparse.Namespace, stderr: Console) -> int
     if args.json:
         print(json.dumps({**_base_dict(found, args), "met": False, "error": why}, indent=2))
     stderr.print(f"[red]{why}[/]", highlight=False)
-    return EXIT_UNMET
+    return ExitCode.ATTENTION

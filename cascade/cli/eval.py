@@ -5,30 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
+from cascade.cli.exit_codes import ExitCode
+from cascade.cli.options import COMMON, Subparsers
 from cascade.cli.render import eval_table
 from cascade.config import load_config
 from cascade.offline.evaluation import run_evaluation
 from cascade.offline.records import with_records
 from cascade.providers.replay import load_recorded
 
-EXIT_OK = 0
 
-
-def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    evaluate = sub.add_parser("eval", parents=[common], help="replay a cascade on recorded outcomes")
+def register(subparsers: Subparsers) -> None:
+    evaluate = subparsers.add_parser("eval", parents=[COMMON], help="replay a cascade on recorded outcomes")
     evaluate.add_argument("config", type=Path)
     evaluate.add_argument("--data", type=Path, required=True, help="recorded outcomes (JSONL)")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--plot", type=Path, metavar="PNG", help="draw cost against accuracy")
-    evaluate.set_defaults(handler=_eval, quiet_by_default=True)
+    evaluate.set_defaults(handler=handle, quiet_by_default=True)
 
 
-def _eval(args: argparse.Namespace, stderr: Console) -> int:
+def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     recorded = load_recorded(args.data)
     config = with_records(load_config(args.config), args.data)
     for problem in recorded.problems:
@@ -43,4 +42,4 @@ def _eval(args: argparse.Namespace, stderr: Console) -> int:
 
         plot_cost_accuracy(report, args.plot)
         stderr.print(f"plot written to {args.plot}")
-    return EXIT_OK
+    return ExitCode.OK

@@ -17,10 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cascade.cli.exit_codes import ExitCode
 from cascade.core.errors import ConfigError
 from cascade.providers.replay import RecordedSet, load_recorded
-
-EXIT_OK = 0
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -47,7 +46,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def _train(args: argparse.Namespace, stderr: Console) -> int:
+def _train(args: argparse.Namespace, stderr: Console) -> ExitCode:
     from verifiers.learned import ANY_MODEL, DEFAULT_HOLDOUT, train
 
     recorded = load_recorded(args.data)
@@ -107,7 +106,7 @@ def _train(args: argparse.Namespace, stderr: Console) -> int:
     weights = sum(len(w.weights) for w in report.model.models.values())
     size_kb = args.out.stat().st_size / 1024
     print(f"wrote {args.out}: {weights} weights, {size_kb:.0f} kB, trained in {elapsed:.1f} s")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _wanted_models(option: str | None) -> list[str] | None:

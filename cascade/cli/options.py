@@ -1,0 +1,44 @@
+"""What every command shares: the options each takes, and the shape of a command.
+
+A command is a module with `register(subparsers)`, which adds its sub-parser with
+`parents=[COMMON]` and sets `handler`: `handler(args, stderr) -> ExitCode`, where `stderr`
+is the console for messages; `cascade.cli.main` turns what it raises into an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+from rich.console import Console
+
+
+class IntermixedParser(argparse.ArgumentParser):
+    """A sub-command parser whose positionals may come after flags (`cascade run CONFIG
+    --json "prompt"`): plain argparse gives the prompt's slot away at the first flag."""
+
+    _parsing = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._parsing:  # argparse's intermixed parsing calls this again, twice
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return super().parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
+
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[IntermixedParser]"
+Handler: TypeAlias = Callable[[argparse.Namespace, Console], int]
+
+# a parent of every sub-parser, so of their class; never parses on its own
+COMMON = IntermixedParser(add_help=False)
+COMMON.add_argument(
+    "--log-format",
+    choices=["console", "json"],
+    default="console",
+    help="format of the per-attempt events on stderr",
+)
+COMMON.add_argument("-q", "--quiet", action="store_true", help="log warnings only")

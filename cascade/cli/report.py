@@ -1,0 +1,35 @@
+"""`cascade report`: the report of a batch output file, again."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from cascade.batch.report import report_file
+from cascade.cli.exit_codes import ExitCode
+from cascade.cli.options import COMMON, Subparsers
+from cascade.cli.render import batch_table
+from cascade.core.errors import ConfigError
+
+
+def register(subparsers: Subparsers) -> None:
+    report = subparsers.add_parser(
+        "report", parents=[COMMON], help="the report of a batch output file, again"
+    )
+    report.add_argument("output", type=Path)
+    report.add_argument("--json", action="store_true", help="print the figures as JSON")
+    report.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    if not args.output.is_file():
+        raise ConfigError(f"{args.output}: no such file")
+    report = report_file(args.output)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        Console().print(batch_table(report, title=f"Batch report: {args.output}"))
+    return ExitCode.OK

@@ -1,0 +1,118 @@
+"""`cascade run`: answer one prompt, as a whole or streamed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from cascade.cli.exit_codes import ExitCode
+from cascade.cli.options import COMMON, Subparsers
+from cascade.cli.render import print_result, restart_notice, to_json
+from cascade.core.errors import ConfigError, ExhaustedError
+from cascade.core.events import StreamDelta, StreamRestart, StreamResult
+from cascade.core.values import Result
+from cascade.engine import Cascade
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes of an argument that were not UTF-8
+
+
+def register(subparsers: Subparsers) -> None:
+    run = subparsers.add_parser("run", parents=[COMMON], help="answer one prompt")
+    run.add_argument("config", type=Path)
+    run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")
+    run.add_argument("--system", help="system prompt")
+    run.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    run.add_argument(
+        "--stream",
+        action="store_true",
+        help="show the answer as it is generated (with --json: events as JSON lines)",
+    )
+    run.add_argument(
+        "--policy",
+        choices=["buffer", "restart", "finish_degraded"],
+        help="with --stream: what happens to text already shown when a check fails (default: the config's)",
+    )
+    run.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    prompt = args.prompt
+    if prompt is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise ConfigError("no prompt: give one as an argument or on stdin")
+        prompt = _read_stdin().rstrip("\r\n")  # the newline `echo` adds is not part of it
+    elif _NOT_UTF8.search(prompt):
+        raise ConfigError("the prompt argument is not valid UTF-8")
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty")
+    cascade = Cascade.from_config(args.config)
+    try:
+        if args.stream:
+            result = asyncio.run(_stream(cascade, prompt, args, stderr))
+        else:
+            result = asyncio.run(_answer(cascade, prompt, args.system))
+    except ExhaustedError as exc:
+        if args.json:  # a stream's last line is a result event, whatever the outcome
+            event = {"event": "result"} if args.stream else {}
+            print(to_json({**event, **exc.result.to_dict(), "error": str(exc)}))
+        stderr.print(f"[red]no answer:[/] {escape(str(exc))}", highlight=False)
+        return ExitCode.ATTENTION
+    if args.stream:
+        if not args.json:
+            print_result(stderr, result)
+    elif args.json:
+        print(to_json(result.to_dict()))
+    else:
+        print(result.output)
+        print_result(stderr, result)
+    return ExitCode.OK if result.verified else ExitCode.ATTENTION
+
+
+def _read_stdin() -> str:
+    """The prompt on stdin, as UTF-8 (a BOM allowed); ConfigError if it is not UTF-8."""
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"stdin: the prompt is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+async def _answer(cascade: Cascade, prompt: str, system: str | None) -> Result:
+    async with cascade:
+        return await cascade.arun(prompt, system=system)
+
+
+async def _stream(cascade: Cascade, prompt: str, args: argparse.Namespace, stderr: Console) -> Result:
+    """Show the answer as it comes: text on stdout, restarts plainly on stderr (or every
+    event as a JSON line on stdout with --json). Returns the final result."""
+    shown = ""  # of the current attempt, on stdout
+    async with cascade:
+        async for event in cascade.astream(prompt, system=args.system, policy=args.policy):
+            if args.json:
+                print(to_json(event.to_dict()), flush=True)
+            elif isinstance(event, StreamDelta):
+                print(event.text, end="", flush=True)
+                shown += event.text
+            elif isinstance(event, StreamRestart):
+                if shown and not shown.endswith("\n"):
+                    print(flush=True)
+                shown = ""
+                stderr.print(restart_notice(event), highlight=False)
+            else:
+                output = event.result.output or ""
+                if output and not shown:  # an unverified best answer the stream never showed
+                    print(output, end="")
+                    shown = output
+                if shown and not shown.endswith("\n"):
+                    print(flush=True)
+            if isinstance(event, StreamResult):
+                return event.result
+    raise AssertionError("unreachable: a stream always ends with its result")  # pragma: no cover

@@ -1,0 +1,42 @@
+"""`cascade validate`: check a config without calling any model."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+
+from cascade.cli.exit_codes import ExitCode
+from cascade.cli.options import COMMON, Subparsers
+from cascade.cli.render import tiers_table
+from cascade.config import load_config
+from cascade.engine import Cascade
+from cascade.offline.records import with_records
+
+
+def register(subparsers: Subparsers) -> None:
+    validate = subparsers.add_parser(
+        "validate", parents=[COMMON], help="check a config without calling any model"
+    )
+    validate.add_argument("config", type=Path)
+    validate.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    config = load_config(args.config)
+    replayed = [t.name for t in config.tiers if t.provider == "replay" and not t.records]
+    with tempfile.TemporaryDirectory() as tmp:
+        if replayed:  # their records come with `cascade eval --data`: check the rest with none
+            (Path(tmp) / "none.jsonl").write_text("")
+            config = with_records(config, Path(tmp) / "none.jsonl")
+        # building resolves prices, params and verifiers: their errors show here
+        cascade = Cascade.from_config(config, source=str(args.config), base_dir=args.config.parent)
+        cascade.close()
+    if replayed:
+        print(f"replay tiers {', '.join(replayed)}: records come from `cascade eval/calibrate --data`")
+    Console().print(tiers_table(config, cascade.tiers, title=f"{args.config}: valid"))
+    names = ", ".join(v.type for v in config.verifiers) or "none (every answer is accepted)"
+    print(f"verifiers: {names}; on_exhausted: {config.on_exhausted}")
+    return ExitCode.OK
