@@ -29,10 +29,10 @@ from cascade.offline.calibration import Target, binomial_lower_bound, calibrate,
 from cascade.offline.evaluation import evaluate
 from cascade.offline.records import with_records
 from cascade.providers.replay import load_recorded
-from verifiers.confidence import SelfConfidenceVerifier
-from verifiers.hedging import DEFAULT_LEXICON, HedgingVerifier
-from verifiers.judge import JudgeVerifier
-from verifiers.logprob import LogprobVerifier
+from cascade_verifiers.confidence import SelfConfidenceVerifier
+from cascade_verifiers.hedging import DEFAULT_LEXICON, HedgingVerifier
+from cascade_verifiers.judge import JudgeVerifier
+from cascade_verifiers.logprob import LogprobVerifier
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -26,8 +26,8 @@ from cascade.batch.report import BatchReport
 from cascade.cli.batch import add_commands as add_batch_commands
 from cascade.cli.calibrate import add_commands as add_calibrate_commands
 from cascade.cli.eval import add_commands as add_eval_commands
+from cascade.cli.plugins import register_plugin_commands
 from cascade.cli.render import batch_table, path_of, print_result, restart_notice, to_json, usd
-from cascade.cli.train import add_commands as add_train_commands
 from cascade.config import load_config, parse_config
 from cascade.core.errors import ConfigError, ExhaustedError
 from cascade.core.events import StreamDelta, StreamRestart, StreamResult
@@ -122,7 +122,6 @@ def _parser() -> argparse.ArgumentParser:
     add_batch_commands(sub, common)
     add_eval_commands(sub, common)
     add_calibrate_commands(sub, common)
-    add_train_commands(sub, common)
 
     demo = sub.add_parser("demo", parents=[common], help="offline demo on a bundled example set (no API key)")
     demo.add_argument("--json", action="store_true", help="print each result as a JSON line")
@@ -132,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also log every attempt (off by default: the tables tell the story)",
     )
     demo.set_defaults(handler=_demo)
+    register_plugin_commands(sub, common)  # last: a plug-in cannot take a built-in command's name
     return parser
 
 
