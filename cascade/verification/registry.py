@@ -1,9 +1,10 @@
 """Turns `type:` names in config into verifier objects, and entries into per-tier chains.
 
 Built-in and third-party verifiers alike are found through the entry-point group
-`cascade.verifiers` (the built-ins come with the `cascade-verifiers` distribution); a `module:attr` reference is imported directly. A class is
-instantiated with the config's other keys as keyword arguments; any other callable is
-the verifier itself and takes no settings. `all` and `any` group nested entries.
+`cascade.verifiers` (the built-ins come with the `cascade-verifiers` distribution); a
+`module:attr` reference is imported directly. A class is instantiated with the config's
+other keys as keyword arguments; any other callable is the verifier itself and takes no
+settings. `all` and `any` group nested entries.
 """
 
 from __future__ import annotations
