@@ -26,13 +26,13 @@ from cascade import Cascade, Price, Tier, TierModel
 from cascade.core.redaction import read_key, redact
 from cascade.core.stream_events import StreamDone, TextDelta
 from cascade.core.values import Candidate, Completion, Request, Usage
-from verifiers._injection import find_injection
-from verifiers.basic import LengthVerifier, NonEmptyVerifier
-from verifiers.confidence import SelfConfidenceVerifier
-from verifiers.hedging import HedgingVerifier
-from verifiers.judge import JudgeVerifier
-from verifiers.learned import features
-from verifiers.schema import JsonSchemaVerifier
+from cascade_verifiers._injection import find_injection
+from cascade_verifiers.basic import LengthVerifier, NonEmptyVerifier
+from cascade_verifiers.confidence import SelfConfidenceVerifier
+from cascade_verifiers.hedging import HedgingVerifier
+from cascade_verifiers.judge import JudgeVerifier
+from cascade_verifiers.learned_features import features
+from cascade_verifiers.schema import JsonSchemaVerifier
 
 MB = 1_000_000
 

@@ -1,6 +1,13 @@
-"""cascade: send each LLM request to the cheapest model first, verify, escalate on failure."""
+"""cascade: send each LLM request to the cheapest model first, verify, escalate on failure.
+
+Besides the cascade itself, this is the surface plug-ins (verifiers, commands) build on:
+`build_model` makes a priced model from a tier-shaped `model:` mapping, `call_model` asks it
+with its retries and bills every try (a `ModelCall`), `most_tokens` counts text high
+enough for budgets, and `load_recorded` reads a file of recorded outcomes (a `RecordedSet`).
+"""
 
 from cascade.config import CascadeConfig, load_config
+from cascade.config.build import build_model
 from cascade.core.errors import (
     CascadeError,
     ConfigError,
@@ -13,12 +20,14 @@ from cascade.core.errors import (
 from cascade.core.events import StreamDelta, StreamRestart, StreamResult
 from cascade.core.money import Price
 from cascade.core.policy import StreamPolicy
+from cascade.core.tokens import most_tokens
 from cascade.core.values import (
     Attempt,
     Candidate,
     Completion,
     CostReport,
     Message,
+    ModelCall,
     Outcome,
     Request,
     Result,
@@ -39,6 +48,8 @@ from cascade.protocols import (
     StreamingProvider,
     Verifier,
 )
+from cascade.providers.replay import RecordedSet, load_recorded
+from cascade.runtime.call import call_model
 from cascade.runtime.ladder import Tier, TierModel
 from cascade.runtime.plan import CascadePlan
 
@@ -61,6 +72,7 @@ __all__ = [
     "CostsToCheck",
     "ExhaustedError",
     "Message",
+    "ModelCall",
     "Outcome",
     "PermanentProviderError",
     "PreparesRequest",
@@ -68,6 +80,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "ProviderTimeout",
+    "RecordedSet",
     "Request",
     "Result",
     "StreamDelta",
@@ -81,5 +94,9 @@ __all__ = [
     "Usage",
     "Verdict",
     "Verifier",
+    "build_model",
+    "call_model",
     "load_config",
+    "load_recorded",
+    "most_tokens",
 ]

@@ -29,10 +29,10 @@ from cascade.offline.calibration import Target, binomial_lower_bound, calibrate,
 from cascade.offline.evaluation import evaluate
 from cascade.offline.records import with_records
 from cascade.providers.replay import load_recorded
-from verifiers.confidence import SelfConfidenceVerifier
-from verifiers.hedging import DEFAULT_LEXICON, HedgingVerifier
-from verifiers.judge import JudgeVerifier
-from verifiers.logprob import LogprobVerifier
+from cascade_verifiers.confidence import SelfConfidenceVerifier
+from cascade_verifiers.hedging import DEFAULT_LEXICON, HedgingVerifier
+from cascade_verifiers.judge import JudgeVerifier
+from cascade_verifiers.logprob import LogprobVerifier
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -321,7 +321,7 @@ def test_plots_are_written_for_eval_and_calibrate(tmp_path, capsys):
 
 def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
-    with pytest.raises(ConfigError, match=re.escape("pip install 'cascade[plot]'")):
+    with pytest.raises(ConfigError, match=re.escape("pip install 'verified-cascade[plot]'")):
         plot_cost_accuracy(None, tmp_path / "e.png")  # type: ignore[arg-type]  # fails before using it
     data = write_jsonl(tmp_path / "train.jsonl", hand_made())
     out = tmp_path / "c.yaml"
@@ -337,7 +337,7 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, capsys, monkey
         tmp_path / "c.png",
     )
     assert code == 2
-    assert "pip install 'cascade[plot]'" in " ".join(err.split())
+    assert "pip install 'verified-cascade[plot]'" in " ".join(err.split())
     assert not out.exists()
 
 

@@ -93,8 +93,8 @@ def test_a_non_finite_timeout_of_a_tier_is_refused_naming_its_field(tmp_path):
 
 
 def test_verifiers_built_in_code_refuse_non_finite_settings_too():
-    from verifiers.basic import NonEmptyVerifier
-    from verifiers.hedging import HedgingVerifier
+    from cascade_verifiers.basic import NonEmptyVerifier
+    from cascade_verifiers.hedging import HedgingVerifier
 
     for build in (lambda: HedgingVerifier(threshold=float("nan")), lambda: NonEmptyVerifier(float("nan"))):
         with pytest.raises(ValueError, match="not nan"):

@@ -17,8 +17,8 @@ from cascade import (
     TransientProviderError,
     Verdict,
 )
+from cascade_verifiers.hedging import HedgingVerifier
 from tests.conftest import DEAR, scripted_tier
-from verifiers.hedging import HedgingVerifier
 
 
 def rejects_bad(candidate: Candidate) -> Verdict:

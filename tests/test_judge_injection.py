@@ -20,7 +20,7 @@ from injection_cases import CAUGHT, PROMPT, RESIDUE
 from cascade import Cascade
 from cascade.config import parse_config
 from cascade.testing.server import RecordedRequest, Reply
-from verifiers._injection import INJECTION_PATTERNS, LATIN_ANCHORS, find_injection
+from cascade_verifiers._injection import INJECTION_PATTERNS, LATIN_ANCHORS, find_injection
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 FAST = {"max_attempts": 1, "initial_wait_s": 0, "max_wait_s": 1}

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cascade.runtime.stream import next_partial_check
-from verifiers._json import NotJson, decode_prefix
-from verifiers.confidence import SelfConfidenceVerifier
-from verifiers.hedging import HedgingVerifier
+from cascade_verifiers._json import NotJson, decode_prefix
+from cascade_verifiers.confidence import SelfConfidenceVerifier
+from cascade_verifiers.hedging import HedgingVerifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from verifier_worst_case import MB, SHAPES, adversarial, run_every_check, stream_seconds

@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cascade import Candidate, Completion, Request, Usage
+from cascade_verifiers._json import json_prefix_error
+from cascade_verifiers.basic import LengthVerifier
+from cascade_verifiers.hedging import HedgingVerifier
+from cascade_verifiers.schema import JsonSchemaVerifier
 from tests.conftest import json_values
-from verifiers._json import json_prefix_error
-from verifiers.basic import LengthVerifier
-from verifiers.hedging import HedgingVerifier
-from verifiers.schema import JsonSchemaVerifier
 
 WORDS = [
     "i",

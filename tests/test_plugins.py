@@ -6,6 +6,7 @@ import json
 import os
 import textwrap
 from pathlib import Path
+from subprocess import CompletedProcess
 
 from cascade import Cascade
 from cascade.config import parse_config
@@ -13,7 +14,7 @@ from tests.conftest import run_cli
 
 PLUGIN = '''
 """A third-party verifier package: rejects answers that shout."""
-from cascade.core.values import Candidate, Verdict
+from cascade import Candidate, Verdict
 
 
 class NoShouting:
@@ -148,13 +149,12 @@ def test_a_provider_plugin_is_built_from_its_entry_point(tmp_path):
         "[cascade.providers]\nmirror = mirror_provider:make\njunk = mirror_provider:make_junk\n"
     )
     price = "price: {input_per_mtok: 1, output_per_mtok: 1}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
 
-    def run(provider: str) -> subprocess.CompletedProcess[str]:
+    def run(provider: str) -> CompletedProcess[str]:
         config = tmp_path / f"{provider}.yaml"
         config.write_text(f"tiers:\n  - {{name: only, provider: {provider}, model: m1, {price}}}\n")
-        command = [sys.executable, "-m", "cascade.cli", "run", str(config), "olleh", "--json"]
-        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+        return run_cli("run", str(config), "olleh", "--json", env={"PYTHONPATH": path}, timeout=60)
 
     proc = run("mirror")
     assert proc.returncode == 0, proc.stderr

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 from cascade import Candidate, Completion, Request, Usage
+from cascade.cli import main
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
@@ -26,3 +29,24 @@ def test_the_custom_verifier_example_works():
     long = Candidate(Request.from_prompt("q"), Completion("one two three four", "m", Usage()), "small")
     verdict = verifier(long)
     assert not verdict.passed and verdict.reason == "4 words (limit 3)"
+
+
+def test_the_model_calling_verifier_example_bills_its_call():
+    namespace: dict[str, object] = {}
+    exec(block_containing("class SecondOpinion"), namespace)
+    price = {"input_per_mtok": 1, "output_per_mtok": 2}
+    verifier = namespace["SecondOpinion"]({"provider": "simulated", "model": "gpt-4o-mini", "price": price})
+    answer = Candidate(Request.from_prompt("q"), Completion("42", "m", Usage()), "small")
+    verdict = asyncio.run(verifier(answer))
+    # the simulated model answers an unknown prompt with a generic line, not "yes"
+    assert not verdict.passed and verdict.reason.startswith("(simulated answer of gpt-4o-mini to: Is this")
+    assert verdict.cost_usd > 0
+
+
+def test_the_plugin_command_example_runs(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mycommands.py").write_text(block_containing("def register(subparsers)"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = [EntryPoint("hello", "mycommands:register", "cascade.commands")]
+    monkeypatch.setattr("cascade.cli.plugins.entry_points", lambda group: found)
+    assert main(["hello", "you"]) == 0
+    assert capsys.readouterr().out == "hello, you\n"

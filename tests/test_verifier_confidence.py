@@ -16,8 +16,8 @@ from cascade.config import parse_config
 from cascade.core.errors import ConfigError
 from cascade.core.values import Candidate, Completion, ModelCall, Request, Usage, Verdict
 from cascade.testing.server import Reply
+from cascade_verifiers.confidence import RatingError, SelfConfidenceVerifier, parse_rating, strip_rating
 from tests.conftest import loopback_tier
-from verifiers.confidence import RatingError, SelfConfidenceVerifier, parse_rating, strip_rating
 
 GSM8K = Path("/work/shared/data/routellm/gsm8k/gsm8k_responses.csv")
 

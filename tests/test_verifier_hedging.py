@@ -16,8 +16,8 @@ from cascade import Cascade
 from cascade.config import parse_config
 from cascade.core.errors import ConfigError
 from cascade.core.values import Candidate, Completion, Request, Usage
+from cascade_verifiers.hedging import HedgingVerifier
 from tests.conftest import json_values
-from verifiers.hedging import HedgingVerifier
 
 GSM8K = Path(__file__).resolve().parents[2] / "shared/data/routellm/gsm8k/gsm8k_responses.csv"
 GPT4 = "gpt-4-1106-preview_response"

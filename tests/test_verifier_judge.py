@@ -20,8 +20,7 @@ from cascade.config import parse_config
 from cascade.core.errors import ConfigError
 from cascade.core.values import Candidate, Completion, ModelCall, Request, Usage, Verdict
 from cascade.testing.server import Reply
-from tests.conftest import loopback_url
-from verifiers.judge import (
+from cascade_verifiers.judge import (
     DATA_NOT_INSTRUCTIONS,
     INJECTION_PATTERNS,
     JudgeVerdictError,
@@ -29,6 +28,7 @@ from verifiers.judge import (
     find_injection,
     parse_judge_verdict,
 )
+from tests.conftest import loopback_url
 
 GSM8K = Path("/work/shared/data/routellm/gsm8k/gsm8k_responses.csv")
 FAST = {"max_attempts": 2, "initial_wait_s": 0, "max_wait_s": 1}
@@ -108,7 +108,7 @@ def run_offline(verifier: JudgeVerifier, answer: str, reply: str, cost: str = "0
     async def fake_call(model: object, request: Request) -> ModelCall:
         return ModelCall(Completion(reply, "judge-model", Usage(1, 1)), Decimal(cost))
 
-    with patch("verifiers.judge.call_model", fake_call):
+    with patch("cascade_verifiers.judge.call_model", fake_call):
         return asyncio.run(verifier(candidate(answer)))
 
 
@@ -340,7 +340,7 @@ def test_empty_answer_fails_without_a_judge_call():
         called.append(request)
         raise AssertionError("the judge must not be called")
 
-    with patch("verifiers.judge.call_model", fake_call):
+    with patch("cascade_verifiers.judge.call_model", fake_call):
         verdict = asyncio.run(offline_judge()(candidate("  \n")))
     assert not verdict.passed and verdict.cost_usd == 0 and called == []
 

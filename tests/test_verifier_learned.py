@@ -23,18 +23,11 @@ from cascade.engine import Cascade
 from cascade.offline.evaluation import evaluate
 from cascade.offline.records import with_records
 from cascade.providers.replay import load_recorded, parse_recorded
+from cascade_verifiers.learned import LearnedVerifier
+from cascade_verifiers.learned_features import features, numeric_features
+from cascade_verifiers.learned_model import ANY_MODEL, LearnedModel
+from cascade_verifiers.learned_training import Example, auc, split_groups, train
 from tests.conftest import run_cli
-from verifiers.learned import (
-    ANY_MODEL,
-    Example,
-    LearnedModel,
-    LearnedVerifier,
-    auc,
-    features,
-    numeric_features,
-    split_groups,
-    train,
-)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data" / "routellm"
@@ -281,7 +274,7 @@ def test_a_failure_to_score_fails_the_check_instead_of_raising(model_file, monke
     def broken(*args: object) -> object:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("verifiers.learned.features", broken)
+    monkeypatch.setattr("cascade_verifiers.learned.features", broken)
     verdict = verifier(candidate("anything"))
     assert not verdict.passed and verdict.reason == "learned verifier could not score the answer: boom"
 

@@ -13,8 +13,8 @@ from cascade.config import parse_config
 from cascade.core.errors import ConfigError
 from cascade.core.values import Candidate, Completion, Request, Usage, Verdict
 from cascade.testing.server import Reply
+from cascade_verifiers.logprob import MISSING_REASON, LogprobVerifier
 from tests.conftest import loopback_tier
-from verifiers.logprob import MISSING_REASON, LogprobVerifier
 
 
 def candidate(logprobs: tuple[float, ...] | None, text: str = "Paris.") -> Candidate:

@@ -16,8 +16,8 @@ from cascade.config import parse_config
 from cascade.core.errors import ConfigError
 from cascade.core.values import Candidate, Completion, Request, Usage
 from cascade.testing.server import Reply
+from cascade_verifiers.schema import JsonSchemaVerifier
 from tests.conftest import json_values, loopback_url
-from verifiers.schema import JsonSchemaVerifier
 
 ORDER = {
     "title": "Order",

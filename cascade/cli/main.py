@@ -6,15 +6,15 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Sequence
-from functools import partial
 
 from rich.console import Console
 from rich.markup import escape
 
-from cascade.cli import batch, calibrate, demo, report, run, train, validate
+from cascade.cli import batch, calibrate, demo, report, run, validate
 from cascade.cli import eval as evaluate
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Handler, IntermixedParser, Subparsers
+from cascade.cli.plugins import register_plugin_commands
 from cascade.core.errors import ConfigError
 from cascade.core.redaction import redact
 from cascade.logs import configure_logging
@@ -27,7 +27,6 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     report.register,
     evaluate.register,
     calibrate.register,
-    partial(train.add_commands, common=COMMON),
     demo.register,
 )
 
@@ -66,4 +65,5 @@ def parser() -> argparse.ArgumentParser:
     subparsers = top.add_subparsers(dest="command", required=True, parser_class=IntermixedParser)
     for register in COMMANDS:
         register(subparsers)
+    register_plugin_commands(subparsers, COMMON)  # last: a plug-in cannot take a built-in's name
     return top

@@ -11,7 +11,7 @@ from typing import Any
 from cascade.core.errors import ConfigError
 from cascade.offline.evaluation import EvalReport
 
-INSTALL_HINT = "pip install 'cascade[plot]'"
+INSTALL_HINT = "pip install 'verified-cascade[plot]'"
 
 
 def pyplot() -> Any:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from cascade.config import CascadeConfig, ModelConfig, TierConfig
 from cascade.core.errors import ConfigError
@@ -135,14 +137,29 @@ def price_of(config: ModelConfig) -> Pricing:
     return CatalogPrice(config.model, config.provider)
 
 
-def build_model(config: ModelConfig, *, where: str = "model", clients: SdkClients | None = None) -> TierModel:
-    """A callable, priced model; one without a known price is a ConfigError naming `where`."""
+def build_model(
+    config: ModelConfig | Mapping[str, Any], *, where: str = "model", clients: SdkClients | None = None
+) -> TierModel:
+    """A callable, priced model from a tier-shaped `model:` mapping (provider, model, base_url,
+    price, params, retry, ...; validated here) or a validated ModelConfig. A bad setting, or a
+    model without a known price, is a ConfigError naming `where`."""
+    if not isinstance(config, ModelConfig):
+        config = _model_config(config, where)
     provider = build_provider(config, where=where, clients=clients)  # an unknown provider first
     try:
         price = price_of(config)
     except ConfigError as exc:
         raise ConfigError(f"{where}.price: {exc}") from None
     return TierModel(provider, price, config.retry, config.idle_timeout_s, config.rate_limit)
+
+
+def _model_config(settings: Mapping[str, Any], where: str) -> ModelConfig:
+    try:
+        return ModelConfig.model_validate(settings)
+    except ValidationError as exc:
+        raise ConfigError(
+            "; ".join(f"{where}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        ) from None
 
 
 def build_tier(config: TierConfig, *, where: str = "tiers", clients: SdkClients | None = None) -> Tier:

@@ -5,9 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from genai_prices import Usage as _PricesUsage
-from genai_prices import calc_price
-
 from cascade.core.errors import ConfigError
 from cascade.core.money import MTOK, QUANTUM
 from cascade.core.values import Usage
@@ -48,6 +45,11 @@ class CatalogPrice:
         return f"${per_mtok_in}/${per_mtok_out} per Mtok (genai-prices)"
 
     def _calc(self, usage: Usage) -> Any:
+        # imported on first use: the snapshot takes a while to load, and `import cascade`
+        # (or a config whose every tier has a `price:`) should not wait for it
+        from genai_prices import Usage as _PricesUsage
+        from genai_prices import calc_price
+
         try:
             return calc_price(
                 _PricesUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),

@@ -1,9 +1,10 @@
 """Turns `type:` names in config into verifier objects, and entries into per-tier chains.
 
 Built-in and third-party verifiers alike are found through the entry-point group
-`cascade.verifiers`; a `module:attr` reference is imported directly. A class is
-instantiated with the config's other keys as keyword arguments; any other callable is
-the verifier itself and takes no settings. `all` and `any` group nested entries.
+`cascade.verifiers` (the built-ins come with the `cascade-verifiers` distribution); a
+`module:attr` reference is imported directly. A class is instantiated with the config's
+other keys as keyword arguments; any other callable is the verifier itself and takes no
+settings. `all` and `any` group nested entries.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from cascade.protocols import Verifier
 from cascade.verification.chain import AllOf, AnyOf
 
 VERIFIER_GROUP = "cascade.verifiers"
+# the types the cascade-verifiers distribution registers: one of them unknown means it is
+# not installed, which the error says
+BUILTIN_TYPES = frozenset(
+    {"non_empty", "length", "hedging", "json_schema", "self_confidence", "logprob", "judge", "learned"}
+)
+BUILTIN_DISTRIBUTION = "cascade-verifiers"
 COMBINATORS: dict[str, type[AllOf] | type[AnyOf]] = {"all": AllOf, "any": AnyOf}
 
 
@@ -41,6 +48,12 @@ def resolve(type_name: str, *, where: str = "verifiers") -> Any:
         return obj
     matches = entry_points(group=VERIFIER_GROUP, name=type_name)
     if not matches:
+        if type_name in BUILTIN_TYPES:
+            raise ConfigError(
+                f"{where}.type: {type_name!r} is a built-in verifier of the {BUILTIN_DISTRIBUTION} "
+                f"package, which is not installed: pip install {BUILTIN_DISTRIBUTION} "
+                "(from a checkout of cascade: pip install -e ./verifiers)"
+            )
         known = ", ".join(available_verifiers()) or "none installed"
         raise ConfigError(f"{where}.type: unknown verifier type {type_name!r} (known: {known})")
     try:

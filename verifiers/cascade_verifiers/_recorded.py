@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cascade.core.values import Candidate
+from cascade import Candidate
 
 REPLAY_NOTE = " (recorded, replay)"
 

@@ -15,10 +15,9 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from cascade.core.tokens import most_tokens
-from cascade.core.values import ZERO, Candidate, Message, ModelCall, Request, Usage, Verdict
-from verifiers._recorded import REPLAY_NOTE, recorded_number
-from verifiers._settings import check_scale, check_threshold
+from cascade import Candidate, Message, ModelCall, Request, Usage, Verdict, most_tokens
+from cascade_verifiers._recorded import REPLAY_NOTE, recorded_number
+from cascade_verifiers._settings import check_scale, check_threshold
 
 MODES = ("inline", "followup")
 
@@ -228,7 +227,7 @@ class SelfConfidenceVerifier:
     def worst_cost_usd(self, input_tokens: int, output_tokens: int, price: Any) -> Decimal:
         """Followup: the same model asked again, with its answer and the instruction added."""
         if self.mode == "inline":
-            return ZERO
+            return Decimal(0)
         asked = input_tokens + output_tokens + most_tokens(self.instruction)
         return Decimal(price.cost(Usage(asked, output_tokens)))
 
@@ -237,7 +236,7 @@ class SelfConfidenceVerifier:
     async def __call__(self, candidate: Candidate) -> Verdict:
         recorded = recorded_number(candidate, "confidence")  # 0-1, recorded with a replayed answer
         if recorded is not None and 0 <= recorded <= 1:
-            return self._verdict(recorded * self.scale, ZERO, REPLAY_NOTE)
+            return self._verdict(recorded * self.scale, Decimal(0), REPLAY_NOTE)
         if self.mode == "inline":
             return self._inline(candidate)
         return await self._followup(candidate)
@@ -250,7 +249,7 @@ class SelfConfidenceVerifier:
             return Verdict(self.name, False, str(exc), score=0.0)
         if not answer.strip():
             return Verdict(self.name, False, "the answer is nothing but a confidence rating", score=0.0)
-        return self._verdict(value, ZERO)
+        return self._verdict(value, Decimal(0))
 
     async def _followup(self, candidate: Candidate) -> Verdict:
         if candidate.ask is None:

@@ -1,4 +1,5 @@
-"""`cascade train-verifier`: fit the learned verifier (`verifiers.learned`) on recorded outcomes.
+"""`cascade train-verifier`: fit the learned verifier (`cascade_verifiers.learned`) on recorded
+outcomes. A plug-in command: the entry point `cascade.commands` names `register`.
 
 Every answer recorded with `correct` is an example for its model; a seeded 20 % of the
 requests is held out to report accuracy and AUC beside the majority-class baseline, then
@@ -17,15 +18,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cascade.cli.exit_codes import ExitCode
-from cascade.core.errors import ConfigError
-from cascade.providers.replay import RecordedSet, load_recorded
+from cascade import ConfigError, RecordedSet, load_recorded
+
+EXIT_OK = 0
 
 
-def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    train = sub.add_parser(
+def register(subparsers: Any) -> None:
+    """Add `train-verifier` to the `cascade` command."""
+    train = subparsers.add_parser(
         "train-verifier",
-        parents=[common],
         help="train the learned verifier (type: learned) on recorded outcomes",
     )
     train.add_argument("--data", type=Path, required=True, help="recorded outcomes (JSONL) with `correct`")
@@ -46,8 +47,10 @@ def _positive(text: str) -> int:
     return value
 
 
-def _train(args: argparse.Namespace, stderr: Console) -> ExitCode:
-    from verifiers.learned import ANY_MODEL, DEFAULT_HOLDOUT, train
+def _train(args: argparse.Namespace, stderr: Console) -> int:
+    # imported when the command runs: every `cascade` start loads this module to register it
+    from cascade_verifiers.learned_model import ANY_MODEL
+    from cascade_verifiers.learned_training import DEFAULT_HOLDOUT, train
 
     recorded = load_recorded(args.data)
     for problem in recorded.problems:
@@ -106,7 +109,7 @@ def _train(args: argparse.Namespace, stderr: Console) -> ExitCode:
     weights = sum(len(w.weights) for w in report.model.models.values())
     size_kb = args.out.stat().st_size / 1024
     print(f"wrote {args.out}: {weights} weights, {size_kb:.0f} kB, trained in {elapsed:.1f} s")
-    return ExitCode.OK
+    return EXIT_OK
 
 
 def _wanted_models(option: str | None) -> list[str] | None:
@@ -124,7 +127,7 @@ def _labelled_models(recorded: RecordedSet) -> set[str]:
 
 def _examples(recorded: RecordedSet, wanted: list[str] | None) -> tuple[list[Any], dict[str, int]]:
     """The labelled answers (of the wanted models), and how many answers of each lack a label."""
-    from verifiers.learned import Example
+    from cascade_verifiers.learned_training import Example
 
     examples: list[Example] = []
     unlabelled: dict[str, int] = {}

@@ -26,8 +26,8 @@ from jsonschema import validators
 from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ValidationError
 
-from cascade.core.values import Candidate, Request, Verdict
-from verifiers._json import FoundJson, find_json, json_prefix_error
+from cascade import Candidate, Request, Verdict
+from cascade_verifiers._json import FoundJson, find_json, json_prefix_error
 
 MAX_ERRORS = 3  # errors named in a failed verdict
 _ERRORS_SCANNED = 50  # errors collected to pick the best from

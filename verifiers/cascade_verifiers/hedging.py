@@ -14,9 +14,9 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 
-from cascade.core.values import Candidate, Verdict
-from verifiers._boundary import check_score, first_float_where
-from verifiers._json import find_json, string_value_spans
+from cascade import Candidate, Verdict
+from cascade_verifiers._boundary import check_score, first_float_where
+from cascade_verifiers._json import find_json, string_value_spans
 
 REFUSAL = 1.0
 DEFAULT_LEXICON: dict[str, float] = {

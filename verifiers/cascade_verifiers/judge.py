@@ -7,7 +7,7 @@ by `scale` (0..1, higher = better); the answer passes when it reaches `threshold
 judge call's cost (every try) is the verdict's `cost_usd`.
 
 Against prompt injection, besides the delimiting, a cheap pre-check (`find_injection`, in
-`verifiers._injection`) fails an answer that talks to the grader before any judge call is
+`cascade_verifiers._injection`) fails an answer that talks to the grader before any judge call is
 paid for.
 """
 
@@ -22,17 +22,21 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from pydantic import ValidationError
-
-from cascade.config import ModelConfig
-from cascade.config.build import build_model
-from cascade.core.tokens import most_tokens
-from cascade.core.values import ZERO, Candidate, Completion, Message, Request, Usage, Verdict
-from cascade.runtime.call import call_model
-from cascade.runtime.ladder import TierModel
-from verifiers._injection import INJECTION_PATTERNS, find_injection, latin_lookalikes
-from verifiers._recorded import REPLAY_NOTE, recorded_number
-from verifiers._settings import check_scale, check_threshold
+from cascade import (
+    Candidate,
+    Completion,
+    Message,
+    Request,
+    TierModel,
+    Usage,
+    Verdict,
+    build_model,
+    call_model,
+    most_tokens,
+)
+from cascade_verifiers._injection import INJECTION_PATTERNS, find_injection, latin_lookalikes
+from cascade_verifiers._recorded import REPLAY_NOTE, recorded_number
+from cascade_verifiers._settings import check_scale, check_threshold
 
 __all__ = [
     "INJECTION_PATTERNS",
@@ -168,17 +172,10 @@ class JudgeVerifier:
         scale = check_scale(scale)
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
-        try:
-            # the verdict comes as structured output where the judge's API has it (OpenAI
-            # `response_format`, Anthropic forced tool use); `structured_output: false` for
-            # a compatible server without it
-            config = ModelConfig.model_validate({"structured_output": True, **model})
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"judge.model.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-            )
-            raise ValueError(problems) from None
-        self.judge = build_model(config, where="judge.model")
+        # the verdict comes as structured output where the judge's API has it (OpenAI
+        # `response_format`, Anthropic forced tool use); `structured_output: false` for a
+        # compatible server without it
+        self.judge = build_model({"structured_output": True, **model}, where="judge.model")
         self.rubric = rubric.strip()
         self.threshold = threshold
         self.scale = scale
@@ -236,7 +233,7 @@ class JudgeVerifier:
     async def __call__(self, candidate: Candidate) -> Verdict:
         recorded = recorded_number(candidate, "judge_score")  # on this judge's scale, recorded
         if recorded is not None and 0 <= recorded <= self.scale:
-            return self._graded(recorded / self.scale, "recorded grade" + REPLAY_NOTE, ZERO)
+            return self._graded(recorded / self.scale, "recorded grade" + REPLAY_NOTE, Decimal(0))
         answer = candidate.text
         if not answer.strip():
             return Verdict(self.name, False, "empty answer (not sent to the judge)", score=0.0)
@@ -247,7 +244,7 @@ class JudgeVerifier:
         try:
             call = await call_model(self.judge, self.judge_request(candidate))
         except Exception as exc:  # call_model does not raise; a broken provider must not crash us
-            return self._failed(f"judge call raised {type(exc).__name__}: {exc}", ZERO)
+            return self._failed(f"judge call raised {type(exc).__name__}: {exc}", Decimal(0))
         if call.completion is None:
             return self._failed(f"judge call failed: {call.error}", call.cost_usd)
         try:

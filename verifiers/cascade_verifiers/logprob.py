@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-from cascade.core.values import Candidate, Request, Verdict
-from verifiers._boundary import check_score, first_float_where
-from verifiers._recorded import REPLAY_NOTE, recorded_number
+from cascade import Candidate, Request, Verdict
+from cascade_verifiers._boundary import check_score, first_float_where
+from cascade_verifiers._recorded import REPLAY_NOTE, recorded_number
 
 STATISTICS = ("mean", "min")
 ON_MISSING = ("fail", "pass")

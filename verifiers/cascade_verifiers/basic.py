@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cascade.core.values import Candidate, Verdict
+from cascade import Candidate, Verdict
 
 
 class NonEmptyVerifier:
