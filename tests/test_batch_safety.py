@@ -238,6 +238,19 @@ def test_the_job_budget_is_a_ceiling_at_high_concurrency(tmp_path, fake_server):
     assert billed == spent  # what the provider was asked for is what the report says
 
 
+def test_a_resumed_job_counts_what_earlier_runs_spent_against_its_budget(tmp_path, fake_server):
+    fake_server.default = Reply.text("Seven.", input_tokens=20, output_tokens=10)
+    config, source, out = job_files(tmp_path, fake_server, 60)
+    command = batch_command(config, source, out, "--concurrency", "4", "--max-cost-usd", "0.6")
+    first = cli(command)  # an item costs $0.04, and reserves its worst case, about $0.25
+    assert first.returncode == 3 and "budget of $0.6 reached" in said(first), said(first)
+    spent, calls = report_file(out).money["total_usd"], len(fake_server.requests)
+    assert spent > Decimal("0.3")
+    resumed = cli(command)  # what is left does not fit one more item
+    assert resumed.returncode == 3 and "budget of $0.6 reached" in said(resumed), said(resumed)
+    assert len(fake_server.requests) == calls and report_file(out).money["total_usd"] == spent
+
+
 def test_the_budget_holds_for_text_that_is_a_token_a_character(tmp_path, fake_server):
     prompt = "\u4eca\u5929\u5929\u6c14\u5f88\u597d" * 1300  # CJK: about a token a character, not four
     fake_server.default = lambda r: Reply.text("Seven.", input_tokens=len(prompt), output_tokens=10)

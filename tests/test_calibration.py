@@ -19,13 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cascade.cli import main
-from cascade.cli.calibrate import calibrated_yaml
 from cascade.cli.plotting import plot_cost_accuracy
 from cascade.config import load_config
 from cascade.core.errors import ConfigError
 from cascade.core.values import Candidate, Completion, Request, Usage
 from cascade.offline import calibration
 from cascade.offline.calibration import Target, binomial_lower_bound, calibrate, observe
+from cascade.offline.calibration import search as cutoff_search
+from cascade.offline.calibration.thresholds import calibrated_yaml
 from cascade.offline.evaluation import evaluate
 from cascade.offline.records import with_records
 from cascade.providers.replay import load_recorded
@@ -462,7 +463,7 @@ def test_simulation_and_engine_agree_exactly_on_gsm8k(gsm8k, gsm8k_budgeted, bud
 def test_coordinate_descent_reaches_the_exhaustive_optimum(gsm8k_budgeted, budgeted_found, monkeypatch):
     _, _, observations = gsm8k_budgeted
     exhaustive = budgeted_found
-    monkeypatch.setattr(calibration, "MAX_GRID", 1)
+    monkeypatch.setattr(cutoff_search, "MAX_GRID", 1)
     descent = calibrate(observations, Target("of_top", 0.95))
     assert (exhaustive.method, descent.method) == ("exhaustive", "coordinate descent")
     assert len(descent.explored) < len(exhaustive.explored) / 4

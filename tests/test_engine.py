@@ -112,6 +112,19 @@ def test_exhausted_return_best_gives_unverified_answer():
     assert result.stop_reason == "exhausted"
 
 
+def test_return_best_prefers_more_checks_passed_to_a_higher_tier():
+    def short(candidate: Candidate) -> Verdict:
+        return Verdict("short", len(candidate.text) < 8, "length")
+
+    cascade = Cascade(
+        [scripted_tier("small", ("s", ["bad 1"])), scripted_tier("large", ("l", ["a bad answer"]))],
+        [rejects_bad, short],
+        stop_at_first_failure=False,
+    )
+    result = cascade.run("q")  # small passed one check of two, large none
+    assert not result.verified and result.tier == "small" and result.output == "bad 1"
+
+
 def test_exhausted_raise_carries_every_attempt():
     cascade = Cascade(
         [scripted_tier("small", ("s", ["bad 1"])), scripted_tier("large", ("l", ["bad 2"]))],

@@ -185,6 +185,24 @@ def test_past_the_threshold_the_answer_finishes_degraded(fake_server):
     assert len(fake_server.requests_for(LARGE)) == 0
 
 
+def test_a_failure_at_exactly_the_threshold_finishes_degraded_and_one_token_short_restarts(fake_server):
+    answer = "Sure. I'm not sure, maybe 41."
+
+    def run(threshold: int) -> list:
+        fake_server.script(SMALL["openai"], [Reply.text(answer)])
+        fake_server.script(LARGE, [Reply.text("It is 42.")])
+        return collect(
+            cascade_for(fake_server, stream={"restart_threshold_tokens": threshold}), policy="restart"
+        )
+
+    # the tokens shown when the hedge is seen: what a restart withdraws
+    shown = next(e for e in run(1000) if isinstance(e, StreamRestart)).void_tokens
+    at = run(shown)
+    assert not any(isinstance(e, StreamRestart) for e in at) and at[-1].result.degraded
+    below = run(shown + 1)
+    assert any(isinstance(e, StreamRestart) for e in below) and below[-1].result.tier == "large"
+
+
 def test_the_threshold_defaults_to_a_fifth_of_max_tokens(fake_server):
     # max_tokens 100 -> threshold 20 tokens; the hedge comes after about 6
     fake_server.script(SMALL["openai"], [Reply.text("Forty-two. I'm not sure, though.")])

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import json
-import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.markup import escape
 
@@ -23,7 +20,9 @@ from cascade.cli.options import COMMON, Subparsers
 from cascade.cli.render import confidence_note, print_calibration, settings_text, usd
 from cascade.config import load_config
 from cascade.core.errors import ConfigError
-from cascade.offline.calibration import Calibration, Explored, Target, calibrate, observe
+from cascade.offline.calibration import Calibration, Target, calibrate, observe
+from cascade.offline.calibration.report import chosen_summary, summary
+from cascade.offline.calibration.thresholds import read_raw_config, write_calibrated
 from cascade.offline.evaluation import EvalReport, run_evaluation
 from cascade.offline.records import with_records
 from cascade.providers.replay import RecordedSet, load_recorded
@@ -88,7 +87,7 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
             return ExitCode.USAGE
     if args.confidence is not None and not 0 < args.confidence < 1:
         raise ConfigError(f"--confidence is a level between 0 and 1, not {args.confidence:g}")
-    raw = _raw_config(args.config)
+    raw = read_raw_config(args.config)
     train = _recorded(args.data, stderr)
     config = with_records(load_config(args.config), args.data)
     observations = asyncio.run(observe(config, train, base_dir=args.config.parent, source=str(args.config)))
@@ -139,50 +138,6 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
 # -- the written config --------------------------------------------------------------------
 
 
-def _raw_config(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the config must be a mapping with a `tiers` list")
-    return raw
-
-
-def calibrated_yaml(
-    raw: dict[str, Any],
-    config_dir: Path,
-    out_dir: Path,
-    thresholds: dict[tuple[int, str], float],
-    header: str,
-) -> str:
-    """`raw` with `thresholds` ((entry, tier) -> value) as per-tier overrides and relative
-    `*_file` paths rewritten to resolve from `out_dir`, below a comment `header`."""
-    data = copy.deepcopy(raw)
-    entries = data.get("verifiers") or []
-    for (entry, tier), value in thresholds.items():
-        overrides = entries[entry].get("overrides") or {}
-        overrides[tier] = {**(overrides.get(tier) or {}), "threshold": value}
-        entries[entry]["overrides"] = overrides
-    for entry in entries:
-        _rebase_files(entry, config_dir, out_dir)
-    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
-    comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-    return comments + body
-
-
-def _rebase_files(entry: Any, config_dir: Path, out_dir: Path) -> None:
-    if not isinstance(entry, dict):
-        return
-    for key, value in entry.items():
-        if key.endswith("_file") and isinstance(value, str) and not Path(value).is_absolute():
-            entry[key] = os.path.relpath(os.path.abspath(config_dir / value), os.path.abspath(out_dir))
-    for settings in (entry.get("overrides") or {}).values():
-        _rebase_files(settings, config_dir, out_dir)
-    for child in entry.get("verifiers") or []:
-        _rebase_files(child, config_dir, out_dir)
-
-
 def _write(
     raw: dict[str, Any],
     config_path: Path,
@@ -209,17 +164,7 @@ def _write(
         ),
         "",
     ]
-    text = calibrated_yaml(
-        raw,
-        config_path.parent,
-        out.parent,
-        {(s.entry, s.tier): t for s, t in zip(slots, thresholds, strict=True)},
-        "\n".join(lines),
-    )
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
+    write_calibrated(raw, config_path, out, slots, thresholds, "\n".join(lines))
 
 
 # -- output ----------------------------------------------------------------------------------
@@ -246,72 +191,13 @@ def _to_dict(
     agrees: bool,
     tested: EvalReport | None,
 ) -> dict[str, Any]:
-    assert found.chosen is not None
-    n = len(found.train)
-    data = _base_dict(found, args)
-    data["chosen"] = {
-        **_point_dict(found, found.chosen),
-        "thresholds": {s.label: t for s, t in zip(found.observations.slots, thresholds, strict=True)},
-        "train": {"accuracy": round(expected[0] / n, 6), "cost_usd": float(expected[1])},
-    }
-    data["written"] = str(args.out)
-    data["confirmed"] = {"agrees": agrees, **confirmed.to_dict()}
-    data["test"] = tested.to_dict() if tested is not None else None
-    return data
-
-
-def _base_dict(found: Calibration, args: argparse.Namespace) -> dict[str, Any]:
-    top_correct, top_cost = found.simulator.alone(found.top, found.train)
-    n = len(found.train)
     return {
-        "config": str(args.config),
-        "data": str(args.data),
-        "requests": n,
-        "target": {
-            "kind": found.target.kind,
-            "value": found.target.value,
-            "required_accuracy_fit": round(found.required_fit, 6),
-            "required_accuracy_validation": (
-                round(found.required_validation, 6) if found.required_validation is not None else None
-            ),
-        },
-        "confidence": (
-            {
-                "level": found.confidence,
-                "validation_requests": len(found.validation),
-                "fit_requests": len(found.fit),
-                "seed": args.seed,
-            }
-            if found.confidence is not None
-            else None
-        ),
-        "search": {"method": found.method, "grid": found.grid_size, "explored": len(found.explored)},
-        "slots": [
-            {"label": s.label, "tier": s.tier, "type": s.type, "entry": s.entry}
-            for s in found.observations.slots
-        ],
-        "fixed_gates": found.observations.fixed,
-        "top_alone": {"accuracy": round(top_correct / n, 6), "cost_usd": float(top_cost)},
-        "frontier": [_point_dict(found, p) for p in found.frontier],
+        **summary(found, config=args.config, data=args.data, seed=args.seed),
+        "chosen": chosen_summary(found, thresholds, expected),
+        "written": str(args.out),
+        "confirmed": {"agrees": agrees, **confirmed.to_dict()},
+        "test": tested.to_dict() if tested is not None else None,
     }
-
-
-def _point_dict(found: Calibration, point: Explored) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "cutoffs": {s.label: cut for s, cut in zip(found.observations.slots, point.setting, strict=True)},
-        "thresholds": dict(
-            zip((s.label for s in found.observations.slots), found.thresholds(point.setting), strict=True)
-        ),
-        "accuracy": round(found.accuracy(point), 6),
-        "cost_usd": round(point.cost, 9),
-    }
-    if found.confidence is not None:
-        correct, bound = found.validation_bound(point.setting)
-        data["validation"] = {
-            "accuracy": round(correct / len(found.validation), 6),
-            "lower_bound": round(bound, 6),
-        }
-    return data
 
 
 def _unmet(found: Calibration, args: argparse.Namespace, stderr: Console) -> ExitCode:
@@ -335,6 +221,7 @@ def _unmet(found: Calibration, args: argparse.Namespace, stderr: Console) -> Exi
             f"best fit accuracy {found.accuracy(best):.1%}); no config written"
         )
     if args.json:
-        print(json.dumps({**_base_dict(found, args), "met": False, "error": why}, indent=2))
+        data = summary(found, config=args.config, data=args.data, seed=args.seed)
+        print(json.dumps({**data, "met": False, "error": why}, indent=2))
     stderr.print(f"[red]{why}[/]", highlight=False)
     return ExitCode.ATTENTION

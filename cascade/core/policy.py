@@ -7,12 +7,12 @@ short driver around these functions.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from cascade.core.values import Attempt, Completion, Message, Outcome, Request
+from cascade.core.values import Attempt, Completion, Message, Outcome, Request, Verdict
 
 
 @dataclass(frozen=True, order=True)
@@ -144,20 +144,47 @@ def budget_exhausted(spent: Decimal, budget: Decimal | None) -> bool:
     return budget is not None and spent >= budget
 
 
-def pick_best(attempts: Sequence[Attempt], tier_rank: dict[str, int]) -> int | None:
-    """Index of the best rejected answer, for `on_exhausted: return_best`.
+def keep_checking(passed: bool, *, stop_at_first_failure: bool) -> bool:
+    """After a verdict, does the chain run its next verifier? Not after a failure when it
+    stops at the first one: later (costlier) checks cannot change the outcome."""
+    return passed or not stop_at_first_failure
 
-    Best = a finished answer over one that was cut off or withheld, then most verifiers
-    passed, then the highest tier (the stronger model), then the latest attempt. Failed
-    calls have no answer and are never picked.
-    """
-    best: tuple[bool, int, int, int] | None = None
+
+def judged(passed: Iterable[bool]) -> Outcome:
+    """The outcome of an answer whose verdicts passed or not: accepted only if all passed."""
+    return Outcome.ACCEPTED if all(passed) else Outcome.REJECTED
+
+
+def finished(verdicts: Iterable[Verdict]) -> bool:
+    """Did the answer end on its own? False once it was rejected as cut off, withheld or a
+    tool call (see `unfinished`)."""
+    return all(v.passed or v.verifier != UNFINISHED for v in verdicts)
+
+
+AnswerRank = tuple[bool, int, int, int]
+
+
+def answer_rank(finished: bool, passed: int, tier: int, index: int) -> AnswerRank:
+    """How `pick_best` orders rejected answers, best last: a finished answer over one that
+    was cut off or withheld, then most verifiers passed, then the highest tier (the stronger
+    model), then the latest attempt (`index` in the ledger)."""
+    return (finished, passed, tier, index)
+
+
+def pick_best(attempts: Sequence[Attempt], tier_rank: dict[str, int]) -> int | None:
+    """Index of the best rejected answer (by `answer_rank`), for `on_exhausted: return_best`.
+    Failed calls have no answer and are never picked."""
+    best: AnswerRank | None = None
     best_index: int | None = None
     for i, attempt in enumerate(attempts):
         if attempt.outcome is not Outcome.REJECTED or attempt.output is None:
             continue
-        finished = all(v.passed or v.verifier != UNFINISHED for v in attempt.verdicts)
-        key = (finished, sum(v.passed for v in attempt.verdicts), tier_rank.get(attempt.tier, -1), i)
+        key = answer_rank(
+            finished(attempt.verdicts),
+            sum(v.passed for v in attempt.verdicts),
+            tier_rank.get(attempt.tier, -1),
+            i,
+        )
         if best is None or key > best:
             best, best_index = key, i
     return best_index

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from cascade.core.errors import ProviderError
 from cascade.core.events import AttemptEnd, StreamDelta
-from cascade.core.policy import UNFINISHED, Position, unfinished
+from cascade.core.policy import UNFINISHED, Position, judged, unfinished
 from cascade.core.redaction import redact
 from cascade.core.values import Attempt, Candidate, Completion, Outcome, Request, Verdict
 from cascade.protocols import Verifier
@@ -101,7 +101,7 @@ async def judge(
         Attempt(
             tier=tier.name,
             model=model.model,  # the configured name: servers answer with dated aliases
-            outcome=Outcome.ACCEPTED if all(v.passed for v in verdicts) else Outcome.REJECTED,
+            outcome=judged(v.passed for v in verdicts),
             usage=completion.usage,
             cost_usd=cost_usd,
             latency_s=latency_s,

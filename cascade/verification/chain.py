@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from cascade.core.policy import keep_checking
 from cascade.core.redaction import redact
 from cascade.core.values import ZERO, Candidate, Request, Verdict
 from cascade.logs import get_logger
@@ -142,7 +143,7 @@ async def run_chain(
     for verifier in verifiers:
         verdict = await run_verifier(verifier, candidate)
         verdicts.append(verdict)
-        if stop_at_first_failure and not verdict.passed:
+        if not keep_checking(verdict.passed, stop_at_first_failure=stop_at_first_failure):
             break
     return tuple(verdicts)
 
