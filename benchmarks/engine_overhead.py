@@ -1,6 +1,6 @@
 """The cascade's own overhead against the raw `openai` SDK, side by side in one process.
 
-    python benchmarks/engine_overhead.py             # full run (a minute or two)
+    python benchmarks/engine_overhead.py             # full run (minutes; more on a busy machine)
     python benchmarks/engine_overhead.py --quick     # a smoke run: figures too noisy to judge by
     python benchmarks/engine_overhead.py --profile   # also: where the cascade's own time goes
 
@@ -56,10 +56,6 @@ class Scenario:
     models: tuple[str, ...]  # the tiers' models, cheapest first; the last one answers
     concurrency: int
     goal: float | None  # the least ratio to the raw SDK the issue asks for, if any
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} @ {self.concurrency}"
 
 
 SCENARIOS = [
@@ -202,7 +198,8 @@ def line(cells: tuple[object, ...]) -> str:
 
 
 async def profile(call: Call, n: int, concurrency: int, top: int = 15) -> None:
-    """Profile `n` cascade requests; print the `top` functions inside `cascade/` by self time."""
+    """Profile `n` cascade requests; print the `top` functions inside `cascade/` by self time
+    (cProfile counts a coroutine's call once per resumption)."""
     profiler = cProfile.Profile()
     profiler.enable()
     await block(call, n, concurrency)

@@ -22,5 +22,5 @@ def test_engine_overhead_prints_a_ratio_for_every_scenario_and_a_profile() -> No
     assert proc.returncode == 0, proc.stderr
     for s in engine_overhead.SCENARIOS:  # name, concurrency, raw/s, cascade/s, ratio
         row = rf"^{re.escape(s.name)} +{s.concurrency} +\d+ +\d+ +\d+\.\d\d "
-        assert re.search(row, proc.stdout, re.M), f"no ratio for {s.label}:\n{proc.stdout}"
+        assert re.search(row, proc.stdout, re.M), f"no ratio for {s.name} at {s.concurrency}:\n{proc.stdout}"
     assert re.search(r"^\s*[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+\s+cascade/\S+\.py:\d+\(", proc.stdout, re.M)
