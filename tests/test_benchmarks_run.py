@@ -1,0 +1,26 @@
+"""The benchmarks run end to end in their quick mode (their figures are not judged here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import engine_overhead  # noqa: E402  (found through the path just added)
+
+
+def test_engine_overhead_prints_a_ratio_for_every_scenario_and_a_profile() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "engine_overhead.py"), "--quick", "--profile"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for s in engine_overhead.SCENARIOS:  # name, concurrency, raw/s, cascade/s, ratio
+        row = rf"^{re.escape(s.name)} +{s.concurrency} +\d+ +\d+ +\d+\.\d\d "
+        assert re.search(row, proc.stdout, re.M), f"no ratio for {s.name} at {s.concurrency}:\n{proc.stdout}"
+    assert re.search(r"^\s*[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+\s+cascade/\S+\.py:\d+\(", proc.stdout, re.M)
