@@ -21,9 +21,9 @@ from cascade.cli.render import confidence_note, print_calibration, settings_text
 from cascade.config import load_config
 from cascade.core.errors import ConfigError
 from cascade.offline.calibration import Calibration, Target, calibrate, observe
-from cascade.offline.calibration.report import chosen_summary, summary
+from cascade.offline.calibration.report import Checked, chosen_summary, summary
 from cascade.offline.calibration.thresholds import read_raw_config, write_calibrated
-from cascade.offline.evaluation import EvalReport, run_evaluation
+from cascade.offline.evaluation import run_evaluation
 from cascade.offline.records import with_records
 from cascade.providers.replay import RecordedSet, load_recorded
 
@@ -121,10 +121,11 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
             frontier,
             title=f"{args.out.name} on {args.data.name}: cost against accuracy",
         )
+    checked = Checked(found, thresholds, expected, confirmed, agrees, tested)
     if args.json:
-        print(json.dumps(_to_dict(found, args, thresholds, expected, confirmed, agrees, tested), indent=2))
+        print(json.dumps(_to_dict(checked, args), indent=2))
     else:
-        print_calibration(out, found, args, thresholds, expected, confirmed, agrees, tested)
+        print_calibration(out, checked, args)
     if args.plot:
         stderr.print(f"plot written to {args.plot}")
     if not agrees:
@@ -182,20 +183,13 @@ def _labelled(found: Calibration, setting: tuple[float, ...]) -> str:
     )
 
 
-def _to_dict(
-    found: Calibration,
-    args: argparse.Namespace,
-    thresholds: list[float],
-    expected: tuple[int, Decimal],
-    confirmed: EvalReport,
-    agrees: bool,
-    tested: EvalReport | None,
-) -> dict[str, Any]:
+def _to_dict(checked: Checked, args: argparse.Namespace) -> dict[str, Any]:
+    found, confirmed, tested = checked.found, checked.confirmed, checked.tested
     return {
         **summary(found, config=args.config, data=args.data, seed=args.seed),
-        "chosen": chosen_summary(found, thresholds, expected),
+        "chosen": chosen_summary(found, checked.thresholds, checked.expected),
         "written": str(args.out),
-        "confirmed": {"agrees": agrees, **confirmed.to_dict()},
+        "confirmed": {"agrees": checked.agrees, **confirmed.to_dict()},
         "test": tested.to_dict() if tested is not None else None,
     }
 

@@ -18,6 +18,7 @@ from cascade.core.events import StreamRestart
 from cascade.core.redaction import redact
 from cascade.core.values import Attempt, Outcome, Result
 from cascade.offline.calibration import Calibration, Explored
+from cascade.offline.calibration.report import Checked
 from cascade.offline.evaluation import EvalReport
 from cascade.runtime.ladder import Tier
 
@@ -169,16 +170,14 @@ def print_demo(out: Console, prompts: Sequence[str], results: Sequence[Result], 
     out.print(batch_table(report, title="Cost report"))
 
 
-def print_calibration(
-    out: Console,
-    found: Calibration,
-    args: argparse.Namespace,
-    thresholds: list[float],
-    expected: tuple[int, Decimal],
-    confirmed: EvalReport,
-    agrees: bool,
-    tested: EvalReport | None,
-) -> None:
+def print_calibration(out: Console, checked: Checked, args: argparse.Namespace) -> None:
+    """The account of `cascade calibrate`: target, frontier, choice, and its confirmation."""
+    found, thresholds, expected, confirmed = (
+        checked.found,
+        checked.thresholds,
+        checked.expected,
+        checked.confirmed,
+    )
     assert found.chosen is not None
     n = len(found.train)
     out.print(
@@ -210,13 +209,17 @@ def print_calibration(
         highlight=False,
     )
     out.print(f"written to {args.out}", highlight=False)
-    verdict = "[green]agrees with the simulation[/]" if agrees else "[yellow]DISAGREES with the simulation[/]"
+    verdict = (
+        "[green]agrees with the simulation[/]"
+        if checked.agrees
+        else "[yellow]DISAGREES with the simulation[/]"
+    )
     out.print(
         f"confirmed by the engine on {args.data}: accuracy {confirmed.cascade.accuracy:.1%}, "
         f"cost {usd(confirmed.cascade.cost_usd)}: {verdict}",
         highlight=False,
     )
-    out.print(_side_by_side(confirmed, tested, args))
+    out.print(_side_by_side(confirmed, checked.tested, args))
 
 
 def confidence_note(found: Calibration) -> str:

@@ -88,22 +88,7 @@ def build_provider(
         check_params(config.params, AsyncCompletions.create, where)
         if key is None and config.base_url:
             key = _LOCAL_PLACEHOLDER_KEY
-        client = (
-            _client(
-                clients,
-                ("openai", config.base_url, key),
-                lambda: openai.AsyncOpenAI(api_key=key, base_url=config.base_url, max_retries=0),
-            ).with_options(timeout=config.timeout_s)
-            if key
-            else None
-        )
-        return OpenAIAdapter(
-            client,
-            config.model,
-            config.params,
-            structured_output=config.structured_output,
-            missing_key_env=config.key_env,
-        )
+        return _sdk_adapter(config, key, clients, openai.AsyncOpenAI, OpenAIAdapter)
     if config.provider == "anthropic":
         import anthropic
         from anthropic.resources.messages import AsyncMessages
@@ -111,23 +96,35 @@ def build_provider(
         from cascade.providers.anthropic import AnthropicAdapter
 
         check_params(config.params, AsyncMessages.create, where)
-        aclient = (
-            _client(
-                clients,
-                ("anthropic", config.base_url, key),
-                lambda: anthropic.AsyncAnthropic(api_key=key, base_url=config.base_url, max_retries=0),
-            ).with_options(timeout=config.timeout_s)
-            if key
-            else None
-        )
-        return AnthropicAdapter(
-            aclient,
-            config.model,
-            config.params,
-            structured_output=config.structured_output,
-            missing_key_env=config.key_env,
-        )
+        return _sdk_adapter(config, key, clients, anthropic.AsyncAnthropic, AnthropicAdapter)
     return plugin_provider(config, where=where)
+
+
+def _sdk_adapter(
+    config: ModelConfig,
+    key: str | None,
+    clients: SdkClients | None,
+    make_client: Callable[..., Any],
+    adapter: Callable[..., Provider],
+) -> Provider:
+    """An SDK adapter on a client shared per (provider, base URL, key), with the model's own
+    timeout (`with_options` copies the client but keeps its connection pool)."""
+    client = (
+        _client(
+            clients,
+            (config.provider, config.base_url, key),
+            lambda: make_client(api_key=key, base_url=config.base_url, max_retries=0),
+        ).with_options(timeout=config.timeout_s)
+        if key
+        else None
+    )
+    return adapter(
+        client,
+        config.model,
+        config.params,
+        structured_output=config.structured_output,
+        missing_key_env=config.key_env,
+    )
 
 
 def price_of(config: ModelConfig) -> Pricing:

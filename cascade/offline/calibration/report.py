@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from cascade.offline.calibration.choose import Calibration
 from cascade.offline.calibration.search import Explored
+from cascade.offline.evaluation import EvalReport
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A chosen calibration and what became of it: the thresholds written, the simulated
+    (correct, cost) on the fit data, the engine's run of the written config on that data
+    (and whether the two agree), and its score on held-out data if any."""
+
+    found: Calibration
+    thresholds: list[float]
+    expected: tuple[int, Decimal]
+    confirmed: EvalReport
+    agrees: bool
+    tested: EvalReport | None
 
 
 def summary(found: Calibration, *, config: Path, data: Path, seed: int) -> dict[str, Any]:
