@@ -25,9 +25,9 @@ The asyncio loop runs in a daemon thread, so the server can be used from
 synchronous tests and from other event loops alike.  Besides the standard library
 it needs only h11, which httpx (and so either SDK) brings along.
 
-Modules, each importing only those above it: ``replies`` (what a reply is and
-contains), ``openai_wire`` and ``anthropic_wire`` (the two wire formats),
-``render`` (which response answers a request), ``http`` (the server).
+Modules, each importing only those above it: ``replies`` (what a reply is),
+``content`` (what its body says), ``openai_wire`` and ``anthropic_wire`` (the two wire
+formats), ``render`` (which response answers a request), ``http`` (the server).
 """
 
 from cascade.testing.fake.http import ANTHROPIC_PATH, OPENAI_PATH, FakeProviderServer

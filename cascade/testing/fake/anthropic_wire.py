@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from cascade.testing.fake.replies import (
-    Call,
-    Reply,
+from cascade.testing.fake.content import (
     dumps,
     error_message,
     finish_reason,
@@ -18,6 +16,7 @@ from cascade.testing.fake.replies import (
     tool_arguments,
     tool_name,
 )
+from cascade.testing.fake.replies import Call, Reply
 
 REQUEST_ID_HEADER = "request-id"
 

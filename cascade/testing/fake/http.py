@@ -1,10 +1,6 @@
-"""The fake provider's HTTP server: h11 frames HTTP/1.1 over a real asyncio socket.
-
-h11 parses requests (keep-alive, Content-Length and chunked bodies, ``Expect:
-100-continue``) and frames responses; this module routes each request to a scripted
-`Reply`, has `render` plan the answer, and carries out the plan's pauses and cuts on
-the socket itself, since faults are exactly what a well-behaved HTTP library won't do.
-"""
+"""The fake provider's HTTP server: h11 parses requests and frames responses over a real
+asyncio socket; this routes each to a scripted `Reply`, has `render` plan the answer, and
+makes the plan's pauses and cuts itself (faults are what a good HTTP library won't do)."""
 
 from __future__ import annotations
 
@@ -22,8 +18,9 @@ from typing import Any, NamedTuple
 
 import h11
 
+from cascade.testing.fake.content import reason_phrase
 from cascade.testing.fake.render import Plan, error_plan, render
-from cascade.testing.fake.replies import Call, RecordedRequest, Reply, ReplySource, reason_phrase
+from cascade.testing.fake.replies import Call, RecordedRequest, Reply, ReplySource
 
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"

@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from cascade.testing.fake.replies import (
-    Call,
-    Reply,
+from cascade.testing.fake.content import (
     answer_text,
     dumps,
     error_message,
@@ -19,6 +17,7 @@ from cascade.testing.fake.replies import (
     split_even,
     tool_arguments,
 )
+from cascade.testing.fake.replies import Call, Reply
 
 REQUEST_ID_HEADER = "x-request-id"
 

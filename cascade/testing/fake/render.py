@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cascade.testing.fake import anthropic_wire, openai_wire
-from cascade.testing.fake.replies import Call, Reply, answer_text, dumps, split, split_even
+from cascade.testing.fake.content import answer_text, dumps, split, split_even
+from cascade.testing.fake.replies import Call, Reply
 
 
 @dataclass
