@@ -13,12 +13,12 @@ from cascade.core.errors import ExhaustedError, PermanentProviderError
 from cascade.core.events import CascadeEvent, StreamResult
 from cascade.core.policy import STREAM_MODES, StreamMode, StreamPolicy
 from cascade.core.values import Completion, Request, Result, Usage
-from cascade.protocols import Closable, Verifier
+from cascade.protocols import Closable, Verifier, hook
+from cascade.runtime import portal
 from cascade.runtime.attempt import call_attempt
 from cascade.runtime.drive import drive
 from cascade.runtime.ladder import Tier
 from cascade.runtime.plan import CascadePlan, OnExhausted
-from cascade.runtime.portal import Portal
 from cascade.runtime.stream import stream_attempt
 
 
@@ -63,7 +63,6 @@ class Cascade:
     def _start(self, plan: CascadePlan) -> None:
         self.plan = plan
         self.model = "cascade:" + "+".join(t.name for t in plan.tiers)  # its name as a Provider
-        self._portal = Portal()  # the loop of the sync methods, started on first use
 
     @classmethod
     def from_config(
@@ -141,23 +140,24 @@ class Cascade:
         try:
             while True:
                 try:
-                    yield self._portal.call(lambda: anext(events))
+                    yield portal.call(lambda: anext(events))
                 except StopAsyncIteration:
                     return
         finally:
-            self._portal.call(events.aclose)
+            if portal.usable():  # a stream left open at exit is not closed: nothing could run it
+                portal.call(events.aclose)
 
     def run(self, prompt: str | Request, *, system: str | None = None) -> Result:
         """Sync twin of `arun`."""
-        return self._portal.call(lambda: self.arun(prompt, system=system))
+        return portal.call(lambda: self.arun(prompt, system=system))
 
     async def complete(self, request: Request) -> Completion:
         """The cascade as a `Provider` (a tier of another cascade): the returned answer,
         priced at what all its attempts cost. No answer at all is a failed call."""
         try:
             result = await self.arun(request)
-        except ExhaustedError as exc:
-            raise PermanentProviderError(str(exc)) from None
+        except ExhaustedError as exc:  # a failed call, billed what its attempts cost
+            raise PermanentProviderError(str(exc), spent_usd=exc.result.cost.total_usd) from None
         answer = result.returned_attempt
         assert answer is not None  # `arun` returns a result only with an answer in it
         usage = Usage(
@@ -184,13 +184,12 @@ class Cascade:
             for model in tier.models:
                 await model.provider.aclose()
         for verifier in self.plan.all_verifiers():
-            if isinstance(verifier, Closable):
-                await verifier.aclose()
+            if (closable := hook(verifier, Closable)) is not None:
+                await closable.aclose()
 
     def close(self) -> None:
-        """Sync twin of `aclose`; also stops the loop the sync methods ran on."""
-        self._portal.call(self.aclose)
-        self._portal.stop()
+        """Sync twin of `aclose`."""
+        portal.call(self.aclose)
 
     async def __aenter__(self) -> Cascade:
         return self

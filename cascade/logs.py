@@ -81,5 +81,7 @@ def get_logger() -> Any:
 
 def info_enabled(logger: Any) -> bool:
     """Would `logger.info` write anything? Callers skip building an event nobody will see."""
-    check = getattr(logger, "is_enabled_for", None)  # structlog's filtering and stdlib loggers
-    return bool(check(logging.INFO)) if callable(check) else True
+    try:  # structlog's filtering and stdlib loggers answer; a generic BoundLogger only seems to
+        return bool(logger.is_enabled_for(logging.INFO))
+    except Exception:
+        return True

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import AsyncGenerator
 from decimal import Decimal
 
 import pytest
+import structlog
 
 from cascade import (
     Candidate,
@@ -21,6 +23,7 @@ from cascade import (
     Completion,
     ExhaustedError,
     PreparesRequest,
+    Price,
     Provider,
     ProviderTimeout,
     StreamingProvider,
@@ -28,14 +31,19 @@ from cascade import (
     StreamResult,
     Tier,
     TierModel,
+    TransientProviderError,
     Usage,
     Verdict,
 )
+from cascade.config import parse_config
 from cascade.core.policy import exhaustion_message, with_feedback
+from cascade.core.stream_events import StreamEvent, StreamStarted, TextDelta
 from cascade.core.tokens import estimate_tokens
 from cascade.core.values import Attempt, Outcome, Request
+from cascade.protocols import CostsToCheck, hook
 from cascade.testing import ScriptedProvider
-from tests.conftest import CHEAP, DEAR, FAST_RETRY, scripted_tier
+from cascade.testing.server import Reply
+from tests.conftest import CHEAP, DEAR, FAST_RETRY, loopback_tier, scripted_tier
 
 
 def rejects_bad(candidate: Candidate) -> Verdict:
@@ -131,16 +139,22 @@ def test_feedback_and_exhaustion_texts_come_from_the_policy() -> None:
     assert exhaustion_message([], "budget", Decimal("0.01")).startswith("the request's budget of $0.01")
 
 
-def test_close_stops_the_loop_of_the_sync_api() -> None:
-    before = {t.ident for t in threading.enumerate() if t.name == "cascade-portal"}
-    cascade = Cascade([scripted_tier("t", ("m", ["a", "b"]))])
-    assert cascade.run("q").output == "a"
-    running = {t for t in threading.enumerate() if t.name == "cascade-portal" and t.ident not in before}
-    assert len(running) == 1
-    cascade.close()
-    assert not any(t.is_alive() for t in running)
-    assert cascade.run("q").output == "b"  # a later call starts it again
-    cascade.close()
+def test_the_sync_api_runs_every_cascade_on_one_loop_thread() -> None:
+    cascades = [Cascade([scripted_tier("t", ("m", ["a"]))]) for _ in range(5)]
+    assert [c.run("q").output for c in cascades] == ["a"] * 5  # none closed
+    assert len([t for t in threading.enumerate() if t.name == "cascade-portal"]) == 1
+
+
+def test_cascades_sharing_providers_share_their_connections_through_the_sync_api(fake_server) -> None:
+    """A cascade's copy on the same tiers (what a batch job makes) uses the same SDK client:
+    its pooled connections must stay usable from both, one after the other."""
+    fake_server.default = Reply.text("fine")
+    config = parse_config({"tiers": [loopback_tier(fake_server, "small", "m1")]})
+    original = Cascade.from_config(config)
+    copy = original.with_tiers(original.tiers)
+    runs = [original.run("a"), copy.run("b"), original.run("c")]
+    assert [(r.tier, r.verified) for r in runs] == [("small", True)] * 3
+    original.close()
 
 
 def test_a_cascade_never_closed_does_not_keep_the_interpreter_alive() -> None:
@@ -170,3 +184,94 @@ def test_a_price_on_the_completion_stands_for_the_tiers() -> None:
     priced = Completion("hi", "m", Usage(1, 1), finish_reason="stop", cost_usd=Decimal("0.5"))
     cascade = Cascade([Tier("t", (TierModel(ScriptedProvider("m", [priced]), CHEAP),))])
     assert cascade.run("q").cost.total_usd == Decimal("0.5")
+
+
+def test_a_nested_cascade_bills_its_spend_when_streamed_and_when_it_finds_nothing() -> None:
+    def inner() -> Cascade:
+        return Cascade(
+            [scripted_tier("small", ("s", ["bad"])), scripted_tier("large", ("l", ["good"]), price=DEAR)],
+            [rejects_bad],
+        )
+
+    alone = inner().run("q").cost.total_usd
+    free = Price(Decimal(0), Decimal(0))
+    outer = Cascade([Tier("nested", (TierModel(inner(), free, FAST_RETRY),))], [rejects_bad])
+
+    async def streamed() -> Decimal:
+        events = [e async for e in outer.astream("q", policy="restart")]
+        last = events[-1]
+        assert isinstance(last, StreamResult)
+        return last.result.cost.total_usd
+
+    assert asyncio.run(streamed()) == alone > 0
+    failing = Cascade([scripted_tier("small", ("s", ["bad"]))], [rejects_bad], on_exhausted="raise")
+    spent_inside = CHEAP.cost(Usage(estimate_tokens("q"), estimate_tokens("bad")))
+    backup = scripted_tier("backup", ("b", ["good"]))
+    result = Cascade([Tier("nested", (TierModel(failing, free, FAST_RETRY),)), backup], [rejects_bad]).run(
+        "q"
+    )
+    assert result.attempts[0].outcome is Outcome.ERROR and result.attempts[0].cost_usd == spent_inside
+
+
+def test_a_hook_must_be_callable() -> None:
+    class Odd:
+        worst_cost_usd = 0.01  # a setting that happens to share a hook's name
+        clean_output = "not a method"
+
+        def __call__(self, candidate: Candidate) -> bool:
+            return True
+
+    assert hook(Odd(), CostsToCheck) is None and hook(Odd(), CleansOutput) is None
+    assert hook(_Hooked(), CleansOutput) is not None
+    result = Cascade([scripted_tier("t", ("m", ["  kept  "]))], [Odd()]).run("q")
+    assert result.output == "  kept  " and result.verified
+
+
+class _BreaksMidStream:
+    """Streams a piece of an answer, then loses the connection."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    async def complete(self, request: Request) -> Completion:  # pragma: no cover - streams only
+        raise AssertionError
+
+    async def stream_events(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        yield StreamStarted()
+        yield TextDelta("partial text ")
+        raise TransientProviderError("connection lost")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_text_shown_before_the_budget_ran_out_is_withdrawn() -> None:
+    dear = Price(Decimal(1000), Decimal(1000))
+    cascade = Cascade(
+        [
+            scripted_tier("a", ("ma", ["bad"])),
+            Tier("b", (TierModel(_BreaksMidStream("mb"), dear, FAST_RETRY),)),
+            scripted_tier("c", ("mc", ["good"])),
+        ],
+        [rejects_bad],
+        max_cost_usd=Decimal("0.001"),
+    )
+
+    async def events() -> list[object]:
+        return [e async for e in cascade.astream("q", policy="restart")]
+
+    seen = asyncio.run(events())
+    restarts = [e for e in seen if isinstance(e, StreamRestart)]
+    assert [(r.from_tier, r.to_tier) for r in restarts] == [("a", "b"), ("b", None)]
+    assert restarts[-1].void_chars == len("partial text ")
+    last = seen[-1]
+    assert isinstance(last, StreamResult) and last.result.stop_reason == "budget"
+    assert [a.tier for a in last.result.attempts] == ["a", "b"]  # c was never called
+
+
+def test_an_application_logger_without_levels_still_gets_every_attempt(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    structlog.configure(wrapper_class=structlog.BoundLogger, logger_factory=structlog.PrintLoggerFactory())
+    result = Cascade([scripted_tier("t", ("m", ["fine"]))]).run("q")
+    assert result.output == "fine" and "attempt_finished" in capsys.readouterr().out

@@ -16,6 +16,7 @@ server messages that pass through `cascade.core.redaction.redact`.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,11 +37,17 @@ class ProviderError(CascadeError):
     transient: bool = False
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after_s: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        spent_usd: Decimal | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after_s = retry_after_s
+        self.spent_usd = spent_usd  # what the failed call cost all the same (a nested cascade's tries)
 
     @property
     def code(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from cascade.core.values import ToolCall, Usage
 
@@ -36,6 +37,7 @@ class StreamDone:
     logprobs: tuple[float, ...] | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     refusal: str | None = None
+    cost_usd: Decimal | None = None  # the provider's own price of the call, as on a Completion
 
 
 StreamEvent = StreamStarted | TextDelta | InputReported | StreamDone

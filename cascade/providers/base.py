@@ -61,6 +61,7 @@ async def stream_of_completion(provider: Provider, request: Request) -> AsyncGen
         completion.logprobs,
         completion.tool_calls,
         completion.refusal,
+        completion.cost_usd,
     )
 
 

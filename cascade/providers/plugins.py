@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from cascade.config import ModelConfig
 from cascade.config.schema import PROVIDER_GROUP, known_providers
 from cascade.core.errors import ConfigError
+from cascade.core.redaction import redact
 from cascade.protocols import Provider
 
 
@@ -27,7 +28,10 @@ def plugin_provider(config: ModelConfig, *, where: str) -> Provider:
         factory: Callable[[ModelConfig], object] = next(iter(matches)).load()
         provider = factory(config)
     except Exception as exc:  # a broken plug-in package: say which, don't crash
-        raise ConfigError(f"{where}.provider: provider {config.provider!r} failed to load: {exc}") from None
+        problem = redact(f"{exc}")  # a plug-in's message may hold the key it was given
+        raise ConfigError(
+            f"{where}.provider: provider {config.provider!r} failed to load: {problem}"
+        ) from None
     if not isinstance(provider, Provider):
         raise ConfigError(
             f"{where}.provider: {config.provider!r} built a {type(provider).__name__}, which is not a "

@@ -43,7 +43,8 @@ async def try_once(model: TierModel, request: Request) -> Try:
             if isinstance(error, ProviderTimeout)
             else Usage()
         )
-        return Try(None, error, usage, model.price.cost(usage), time.perf_counter() - started)
+        cost = model.price.cost(usage) if error.spent_usd is None else error.spent_usd
+        return Try(None, error, usage, cost, time.perf_counter() - started)
     usage = completion.usage
     cost = model.price.cost(usage) if completion.cost_usd is None else completion.cost_usd
     latency = time.perf_counter() - started if completion.latency_s is None else completion.latency_s

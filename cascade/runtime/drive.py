@@ -7,6 +7,7 @@ of `cascade.core.policy`, and says it as events.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 
 from cascade.core.errors import ExhaustedError
@@ -48,11 +49,13 @@ async def drive(
             break
         end: AttemptEnd | None = None
         turn = Turn(plan, ledger, request, asking, position, reasks)
-        async for item in run_attempt(turn):
-            if isinstance(item, AttemptEnd):
-                end = item
-            else:
-                yield item
+        # closed with us: a consumer that stops early closes the provider's stream at once
+        async with contextlib.aclosing(run_attempt(turn)) as items:
+            async for item in items:
+                if isinstance(item, AttemptEnd):
+                    end = item
+                else:
+                    yield item
         assert end is not None and end.attempt is not None
         attempt = end.attempt
         if end.degraded or attempt.outcome is Outcome.ACCEPTED:
@@ -62,7 +65,9 @@ async def drive(
             )
             return
         if budget_exhausted(ledger.spent, plan.max_cost_usd):
-            stop_reason = "budget"  # no restart announced towards a model that will not be called
+            stop_reason = "budget"
+            if end.shown:  # what was shown of it is void; no model will be called after it
+                yield _restart(attempt, None, end.shown)
             break
         if should_reask(attempt.outcome, reasks, plan.max_reasks(attempt.tier)):
             asking, reasks = with_feedback(asking, attempt, plan.reask_prompt), reasks + 1
@@ -71,9 +76,7 @@ async def drive(
             position = next_position(plan.models_per_tier, position, attempt.outcome)
             asking, reasks = request, 0
             to_tier = plan.tiers[position.tier].name if position else None
-        yield StreamRestart(
-            attempt.tier, to_tier, _why(attempt), len(end.shown), count_tokens(end.shown, attempt.model)
-        )
+        yield _restart(attempt, to_tier, end.shown)
     yield StreamResult(exhausted(plan, request, ledger, stop_reason))
 
 
@@ -104,6 +107,10 @@ def exhausted(plan: CascadePlan, request: Request, ledger: Ledger, stop_reason: 
         get_logger().info("returning_unverified", tier=result.tier, stop_reason=stop_reason)
         return result
     raise ExhaustedError(exhaustion_message(ledger.attempts, stop_reason, plan.max_cost_usd), result)
+
+
+def _restart(attempt: Attempt, to_tier: str | None, shown: str) -> StreamRestart:
+    return StreamRestart(attempt.tier, to_tier, _why(attempt), len(shown), count_tokens(shown, attempt.model))
 
 
 def _why(attempt: Attempt) -> str:

@@ -1,16 +1,19 @@
-"""The event loop behind a cascade's sync methods: an anyio blocking portal in a daemon thread.
+"""The event loop behind the sync API: one anyio blocking portal in a daemon thread.
 
-Each cascade owns one, started on its first sync call and stopped by `close()`. One
-long-lived loop keeps the SDK clients' pooled connections valid across calls (a loop per
-call would bind them to a loop that is then closed), and works even when the caller is
-itself inside a running loop (a notebook). The thread is a daemon so that a cascade
-nobody closed cannot keep the interpreter from exiting (anyio's `start_blocking_portal`
-runs its loop in a non-daemon executor thread, which exit would wait for).
+`Cascade.run`, `.stream` and `.close` await the async API there. One long-lived loop
+keeps the SDK clients' pooled connections valid across calls (a loop per call would bind
+them to a loop that is then closed), and works even when the caller is itself inside a
+running loop (a notebook). It is shared by every cascade of the process, because cascades
+share providers (`with_tiers`, `from_plan`: a batch job wraps the same clients in rate
+limiters) and a connection pool opened on one loop breaks when used from another. The
+thread is a daemon, so that nothing left unclosed can keep the interpreter from exiting
+(anyio's `start_blocking_portal` runs its loop in a non-daemon executor thread).
 """
 
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -20,38 +23,31 @@ from anyio.from_thread import BlockingPortal
 
 T = TypeVar("T")
 
+_portal: BlockingPortal | None = None
+_lock = threading.Lock()
 
-class Portal:
-    """Runs coroutines of one cascade on its own loop, from any thread but that loop's."""
 
-    def __init__(self) -> None:
-        self._portal: BlockingPortal | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+def call(func: Callable[[], Awaitable[T]]) -> T:
+    """`await func()` on the shared loop, blocking until it is done."""
+    return _started().call(func)
 
-    def call(self, func: Callable[[], Awaitable[T]]) -> T:
-        """`await func()` on the portal's loop, blocking until it is done."""
-        return self._started().call(func)
 
-    def stop(self) -> None:
-        """Stop the loop and its thread (a later `call` starts them again)."""
-        with self._lock:
-            portal, thread = self._portal, self._thread
-            self._portal = self._thread = None
-        if portal is not None and thread is not None:
-            portal.call(portal.stop)
-            thread.join()
+def usable() -> bool:
+    """Can `call` still run anything? Not once the interpreter is shutting down: the loop's
+    daemon thread no longer runs, and a call would wait for ever."""
+    return not sys.is_finalizing()
 
-    def _started(self) -> BlockingPortal:
-        with self._lock:
-            if self._portal is None:
-                ready: queue.Queue[BlockingPortal] = queue.Queue(maxsize=1)
-                self._thread = threading.Thread(
-                    target=anyio.run, args=(_serve, ready), name="cascade-portal", daemon=True
-                )
-                self._thread.start()
-                self._portal = ready.get()
-            return self._portal
+
+def _started() -> BlockingPortal:
+    global _portal
+    with _lock:
+        if _portal is None:
+            ready: queue.Queue[BlockingPortal] = queue.Queue(maxsize=1)
+            threading.Thread(
+                target=anyio.run, args=(_serve, ready), name="cascade-portal", daemon=True
+            ).start()
+            _portal = ready.get()
+        return _portal
 
 
 async def _serve(ready: queue.Queue[BlockingPortal]) -> None:

@@ -114,18 +114,26 @@ async def retried(
     state: RetryCallState | None = None
     retry = 0
     while True:
+        items = tries(retry)
         try:
-            async with contextlib.aclosing(tries(retry)) as items:
-                async for item in items:
-                    yield item
-            return
-        except ProviderError as exc:
-            if state is None:  # created on the first failure only: most calls never fail
-                state = RetryCallState(None, None, (), ())  # type: ignore[arg-type]
-            state.set_exception((type(exc), exc, exc.__traceback__))
-            delay = strategy.wait_after(state, also_stop)
-            if delay is None:
-                raise
+            while True:
+                # only advancing the try is guarded: an error raised while the consumer
+                # closes us (at the yield below) must end the try, not start another
+                try:
+                    item = await anext(items)
+                except StopAsyncIteration:
+                    return
+                except ProviderError as exc:
+                    if state is None:  # created on the first failure only: most calls never fail
+                        state = RetryCallState(None, None, (), ())  # type: ignore[arg-type]
+                    state.set_exception((type(exc), exc, exc.__traceback__))
+                    delay = strategy.wait_after(state, also_stop)
+                    if delay is None:
+                        raise
+                    break
+                yield item
+        finally:
+            await items.aclose()
         state.prepare_for_next_attempt()
         await asyncio.sleep(delay)
         retry += 1

@@ -19,6 +19,7 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from cascade.core.errors import PermanentProviderError, ProviderError, ProviderTimeout
@@ -28,7 +29,7 @@ from cascade.core.redaction import StreamRedactor
 from cascade.core.stream_events import InputReported, StreamDone, StreamEvent, StreamStarted
 from cascade.core.tokens import count_tokens
 from cascade.core.values import Attempt, Completion, Outcome, Request, Usage, Verdict
-from cascade.protocols import CleansOutput
+from cascade.protocols import CleansOutput, hook
 from cascade.providers.base import open_stream
 from cascade.runtime.attempt import Turn, judge
 from cascade.runtime.call import unexpected_error
@@ -102,11 +103,13 @@ async def stream_attempt(turn: Turn) -> AsyncGenerator[StreamDelta | AttemptEnd,
     sent = turn.sent()
     # A verifier that rewrites the answer (strips a rating line) sees whole lines only:
     # hold back the line being written until it is complete.
-    hold_back_line = any(isinstance(v, CleansOutput) for v in chain)
+    hold_back_line = any(hook(v, CleansOutput) is not None for v in chain)
     shown = _Pieces()  # what the consumer was shown of this attempt, redacted
     reading, retry = _Reading(), 0  # the latest try's
 
-    def record(outcome: Outcome, bill_input: bool = True, **extra: Any) -> Attempt:
+    def record(
+        outcome: Outcome, bill_input: bool = True, spent_usd: Decimal | None = None, **extra: Any
+    ) -> Attempt:
         usage = _billed_usage(reading, sent, model, bill_input)
         return ledger.record(
             Attempt(
@@ -114,7 +117,7 @@ async def stream_attempt(turn: Turn) -> AsyncGenerator[StreamDelta | AttemptEnd,
                 model=model.model,
                 outcome=outcome,
                 usage=usage,
-                cost_usd=model.price.cost(usage),
+                cost_usd=model.price.cost(usage) if spent_usd is None else spent_usd,
                 latency_s=time.perf_counter() - reading.started,
                 retry=retry,
                 reask=turn.reask,
@@ -157,6 +160,7 @@ async def stream_attempt(turn: Turn) -> AsyncGenerator[StreamDelta | AttemptEnd,
             record(
                 Outcome.ERROR,
                 isinstance(exc, ProviderTimeout),
+                exc.spent_usd,
                 error=str(exc),
                 error_code=exc.code,
                 output=reading.text or None,
@@ -165,17 +169,23 @@ async def stream_attempt(turn: Turn) -> AsyncGenerator[StreamDelta | AttemptEnd,
                 raise _StreamBroke(str(exc)) from None
             raise
 
+    tries = retried(model.retry_strategy, one_try, also_stop=turn.budget_stop())
     try:
-        tries = retried(model.retry_strategy, one_try, also_stop=turn.budget_stop())
-        async with contextlib.aclosing(tries) as items:
-            async for item in items:
-                yield item
-                if isinstance(item, AttemptEnd):
-                    return
-    except ProviderError as exc:
-        broke = isinstance(exc, _StreamBroke) and degrade_on_fault(policy, shown.length)
-        yield AttemptEnd(ledger[-1], shown.text, degraded=broke)
-        return
+        while True:
+            try:  # only advancing is guarded: no AttemptEnd may be yielded while we are closed
+                item = await anext(tries)
+            except StopAsyncIteration:
+                break
+            except ProviderError as exc:
+                broke = isinstance(exc, _StreamBroke) and degrade_on_fault(policy, shown.length)
+                yield AttemptEnd(ledger[-1], shown.text, degraded=broke)
+                return
+            yield item
+            if isinstance(item, AttemptEnd):
+                return
+    finally:
+        with contextlib.suppress(ProviderError):  # a provider failing to close: nothing to bill
+            await tries.aclose()
 
     assert reading.done is not None
     usage = _billed_usage(reading, sent, model, True)
@@ -192,7 +202,7 @@ async def stream_attempt(turn: Turn) -> AsyncGenerator[StreamDelta | AttemptEnd,
         turn,
         sent,
         completion,
-        cost_usd=model.price.cost(usage),
+        cost_usd=model.price.cost(usage) if reading.done.cost_usd is None else reading.done.cost_usd,
         latency_s=time.perf_counter() - reading.started,
         retry=retry,
         earlier=(reading.doomed,) if reading.doomed is not None else (),

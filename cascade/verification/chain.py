@@ -6,7 +6,7 @@ processor chain, the chain is a plain list run in order; by default it stops at 
 first failure, since later (costlier) checks cannot change the outcome.
 
 The optional hooks (`PreparesRequest`, `CleansOutput`, `ChecksPartial`, `CostsToCheck`,
-`CallsModels` in `cascade.protocols`) are found with `isinstance`. A hook that raises or
+`CallsModels` in `cascade.protocols`) are found with `protocols.hook`. A hook that raises or
 returns the wrong type is skipped: a broken plug-in must not crash the cascade. Every
 verifier's `clean_output` runs on every answer, before the chain, whatever the verdicts:
 a rejected answer may still be returned as the best one.
@@ -30,6 +30,7 @@ from cascade.protocols import (
     CostsToCheck,
     PreparesRequest,
     Verifier,
+    hook,
 )
 
 if TYPE_CHECKING:
@@ -49,8 +50,8 @@ def verifier_name(verifier: Verifier) -> str:
 def prepare_request(verifiers: Sequence[Verifier], request: Request) -> Request:
     """`request` as every verifier of the chain wants it sent (a hook that fails is skipped)."""
     for verifier in verifiers:
-        if isinstance(verifier, PreparesRequest):
-            request = _apply_hook(verifier, "prepare_request", verifier.prepare_request, request, Request)
+        if (preparer := hook(verifier, PreparesRequest)) is not None:
+            request = _apply_hook(verifier, "prepare_request", preparer.prepare_request, request, Request)
     return request
 
 
@@ -58,8 +59,8 @@ def clean_output(verifiers: Sequence[Verifier], text: str) -> str:
     """The answer as it will be returned, after every verifier's `clean_output` (a hook that
     fails is skipped)."""
     for verifier in verifiers:
-        if isinstance(verifier, CleansOutput):
-            text = _apply_hook(verifier, "clean_output", verifier.clean_output, text, str)
+        if (cleaner := hook(verifier, CleansOutput)) is not None:
+            text = _apply_hook(verifier, "clean_output", cleaner.clean_output, text, str)
     return text
 
 
@@ -90,10 +91,11 @@ def check_partial(verifiers: Sequence[Verifier], text: str) -> Verdict | None:
     answer (hedging, JSON that can no longer become valid, length limits), or None.
     A check that raises on a prefix is ignored: the whole answer is checked anyway."""
     for verifier in verifiers:
-        if not isinstance(verifier, ChecksPartial):
+        checker = hook(verifier, ChecksPartial)
+        if checker is None:
             continue
         try:
-            verdict = verifier.check_partial(text)
+            verdict = checker.check_partial(text)
         except Exception:
             continue
         if isinstance(verdict, Verdict) and not verdict.passed:
@@ -107,16 +109,16 @@ def worst_cost_usd(
     """The most the chain's own model calls can cost on one answer (their `worst_cost_usd`)."""
     total = ZERO
     for verifier in verifiers:
-        if isinstance(verifier, CostsToCheck):
-            total += Decimal(verifier.worst_cost_usd(input_tokens, output_tokens, price))
+        if (costly := hook(verifier, CostsToCheck)) is not None:
+            total += Decimal(costly.worst_cost_usd(input_tokens, output_tokens, price))
     return total
 
 
 def wrap_models(verifiers: Sequence[Verifier], wrap: Callable[[TierModel], TierModel]) -> None:
     """Let every verifier of the chain that calls models of its own put them behind `wrap`."""
     for verifier in verifiers:
-        if isinstance(verifier, CallsModels):
-            verifier.wrap_models(wrap)
+        if (caller := hook(verifier, CallsModels)) is not None:
+            caller.wrap_models(wrap)
 
 
 async def run_verifier(verifier: Verifier, candidate: Candidate) -> Verdict:

@@ -24,6 +24,7 @@ from cascade.core.policy import finished
 from cascade.core.values import ZERO, Outcome, Result
 from cascade.engine import Cascade
 from cascade.offline.evaluation import replaying
+from cascade.protocols import Calibratable, hook
 from cascade.providers.replay import Recorded, RecordedSet
 from cascade.runtime.ladder import Tier
 from cascade.verification.registry import COMBINATORS
@@ -109,7 +110,7 @@ def calibratable_slots(config: CascadeConfig, cascade: Cascade) -> tuple[list[Sl
         for position, (i, verifier) in enumerate(zip(entries, chain, strict=True)):
             kind = config.verifiers[i].type
             label = f"{tier.name}/{kind}" + (f"#{i}" if types.count(kind) > 1 else "")
-            if kind not in COMBINATORS and callable(getattr(verifier, "threshold_for", None)):
+            if kind not in COMBINATORS and hook(verifier, Calibratable) is not None:
                 slots.append(Slot(tier.name, k, i, position, kind, verifier, label))
             else:
                 fixed.append(label)
