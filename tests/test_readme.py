@@ -7,6 +7,7 @@ import re
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
+import cascade
 from cascade import Candidate, Completion, Request, Usage
 from cascade.cli import main
 
@@ -50,3 +51,10 @@ def test_the_plugin_command_example_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("cascade.cli.plugins.entry_points", lambda group: found)
     assert main(["hello", "you"]) == 0
     assert capsys.readouterr().out == "hello, you\n"
+
+
+def test_every_public_name_is_documented() -> None:
+    """`from cascade import ...` is the documented surface: each name it exports is in the README."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    undocumented = [n for n in cascade.__all__ if not re.search(rf"`{re.escape(n)}`", readme)]
+    assert undocumented == []
