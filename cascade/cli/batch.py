@@ -25,9 +25,10 @@ from rich.progress import (
 )
 
 from cascade.batch.budget import UNCAPPED_OUTPUT_TOKENS
+from cascade.batch.files import write_atomically
 from cascade.batch.report import report_file
 from cascade.batch.runner import BatchOptions, BatchOutcome, run_batch
-from cascade.batch.state import short_digest, state_path, write_atomically
+from cascade.batch.state import short_digest, state_path
 from cascade.cli.render import batch_table
 from cascade.config import load_config
 from cascade.core.errors import ConfigError
