@@ -35,7 +35,6 @@ import openai
 from cascade import Cascade
 from cascade.batch.report import report_file
 from cascade.batch.runner import BatchOptions, run_batch
-from cascade.batch.state import state_path
 from cascade.config import parse_config
 from cascade.testing.server import FakeProviderServer, Reply
 
@@ -143,7 +142,7 @@ def job_from_outside(server: FakeProviderServer, n: int, folder: Path) -> JobFig
     if proc.returncode != 0:
         raise SystemExit(f"the {n}-item job exited {proc.returncode}: {stderr[-2000:]}")
     items = report_file(output).items
-    state = sum(p.stat().st_size for p in folder.glob(f"{state_path(output).name}*"))
+    state = sum(p.stat().st_size for p in folder.glob(f"{output.name}.state.*"))  # records too
     for path in folder.glob(f"mem-{n}.*"):
         path.unlink()  # a million items take a gigabyte of disk
     return JobFigures(items, hwm / 1024, seconds, state / 2**20)
