@@ -31,7 +31,7 @@ class RecordFile:
         self.path = path
         self.state = state  # named in errors: the two files are the job's state together
         try:
-            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
             self.end = os.fstat(self.fd).st_size
         except OSError as exc:
             raise self._error(exc) from None

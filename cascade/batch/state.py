@@ -131,9 +131,10 @@ class JobState:
             self.records.cut(0)
         for header, pos, size in self.records.tail(int(meta.get("records_bytes", 0))):
             self._write(STORE, {**header, "pos": pos, "size": size})  # as `_store` wrote them
-        for item in self._items("record IS NOT NULL"):
-            answered = json.loads(item["record"]).get("output") is not None
-            self._store(item["record"], {**item, "answered": int(answered)})
+        while old := self._items("record IS NOT NULL LIMIT ?", COMMIT_EVERY):  # `_store` clears it
+            for item in old:
+                answered = json.loads(item["record"]).get("output") is not None
+                self._store(item["record"], {**item, "answered": int(answered)})
         self.flush()
 
     def _items(self, where: str, *args: Any) -> list[dict[str, Any]]:
