@@ -194,7 +194,6 @@ class Job:
                 self.counts.not_started += 1
                 self._advance(PROGRESS_EVERY)
             else:
-                state.flush()  # the claim is durable before the item can finish
                 await queue.put(entry)
         state.flush()
         for _ in range(workers):

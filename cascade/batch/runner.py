@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from cascade.batch.budget import JobBudget, uncapped_tiers
+from cascade.batch.files import write_atomically
 from cascade.batch.items import Item, read_items
 from cascade.batch.job import ConfigFailureWatch, Job, Progress, RunCounts
+from cascade.batch.records import records_path
 from cascade.batch.report import BatchReport, report_file, report_lines
-from cascade.batch.state import JobState, state_path, write_atomically
+from cascade.batch.state import JobState, state_path
 from cascade.config import CascadeConfig
 from cascade.core.errors import ConfigError
 from cascade.core.redaction import redact
@@ -57,6 +59,7 @@ class BatchOptions:
         if self.record is not None:
             written.append(("--record", self.record))
         written.append(("state file", state_path(self.output)))
+        written.append(("records file", records_path(state_path(self.output))))
         for flag, path in written:
             if _same_file(path, self.input):
                 raise ConfigError(f"{flag} {path} is the input file: it would be overwritten")

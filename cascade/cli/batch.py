@@ -25,8 +25,9 @@ from rich.progress import (
 )
 
 from cascade.batch.budget import UNCAPPED_OUTPUT_TOKENS
+from cascade.batch.files import write_atomically
 from cascade.batch.runner import BatchOptions, BatchOutcome, run_batch
-from cascade.batch.state import short_digest, state_path, write_atomically
+from cascade.batch.state import short_digest, state_path
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Subparsers
 from cascade.cli.render import batch_table
