@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from functools import cache
 from typing import Any, Literal
 
 import structlog
@@ -72,6 +73,11 @@ def get_logger() -> Any:
     that writes warnings and above to stderr, never to the stdout a program may be using."""
     if structlog.is_configured():
         return structlog.get_logger("cascade")
+    return _own_logger()
+
+
+@cache  # built once: its console renderer is costly to make, and every request asks for a logger
+def _own_logger() -> Any:
     return structlog.wrap_logger(
         StderrLogger(),
         processors=_processors("console"),

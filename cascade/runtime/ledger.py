@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from cascade.core.redaction import redact, redact_value
-from cascade.core.values import ZERO, Attempt
+from cascade.core.values import ZERO, Attempt, Verdict
 from cascade.logs import get_logger, info_enabled
 
 
@@ -32,21 +32,28 @@ class Ledger:
     def record(self, attempt: Attempt) -> Attempt:
         """Add `attempt`, with no key left in its answer, reasons or parsed data (a model may
         echo one), and log it; returns it as recorded."""
-        attempt = replace(
-            attempt,
-            output=None if attempt.output is None else redact(attempt.output),
-            verdicts=tuple(
-                replace(v, reason=redact(v.reason), parsed=redact_value(v.parsed)) for v in attempt.verdicts
-            ),
-            error=None if attempt.error is None else redact(attempt.error),
-            tool_calls=tuple(replace(c, arguments=redact(c.arguments)) for c in attempt.tool_calls),
-            refusal=None if attempt.refusal is None else redact(attempt.refusal),
-        )
+        output = None if attempt.output is None else redact(attempt.output)
+        verdicts = tuple(_redacted(v) for v in attempt.verdicts)
+        error = None if attempt.error is None else redact(attempt.error)
+        tool_calls = tuple(replace(c, arguments=redact(c.arguments)) for c in attempt.tool_calls)
+        refusal = None if attempt.refusal is None else redact(attempt.refusal)
+        clean = (output, verdicts, error, tool_calls, refusal)
+        if clean != (attempt.output, attempt.verdicts, attempt.error, attempt.tool_calls, attempt.refusal):
+            attempt = replace(  # copied only when a key was taken out
+                attempt, output=output, verdicts=verdicts, error=error, tool_calls=tool_calls, refusal=refusal
+            )
         self.attempts.append(attempt)
         self.spent += attempt.cost_usd + attempt.verification_usd  # as `total_usd` sums it
         if info_enabled(self._log):  # the event's fields cost more than the check
             self._log.info("attempt_finished", **_event(attempt))
         return attempt
+
+
+def _redacted(verdict: Verdict) -> Verdict:
+    reason = redact(verdict.reason)
+    if verdict.parsed is None and reason == verdict.reason:
+        return verdict
+    return replace(verdict, reason=reason, parsed=redact_value(verdict.parsed))
 
 
 def _event(attempt: Attempt) -> dict[str, Any]:
