@@ -14,12 +14,15 @@ import pytest
 import structlog
 from hypothesis import strategies as st
 
-from cascade import Price, Tier, TierModel
+from cascade import Price, Provider, Tier, TierModel
 from cascade.config import RetryConfig
 from cascade.testing import ScriptedProvider
 from cascade.testing.scripted import Reply
 
 if TYPE_CHECKING:
+    import anthropic
+    import openai
+
     from cascade.testing.server import FakeProviderServer
 
 # Retries without waiting, so fault tests stay fast.
@@ -34,6 +37,22 @@ def scripted_tier(name: str, *models: tuple[str, Sequence[Reply]], price: Price 
         name,
         tuple(TierModel(ScriptedProvider(m, replies), price, FAST_RETRY) for m, replies in models),
     )
+
+
+def scripted(provider: Provider) -> ScriptedProvider:
+    """A tier model's provider as the ScriptedProvider `scripted_tier` put there."""
+    assert isinstance(provider, ScriptedProvider), provider
+    return provider
+
+
+def sdk_client(provider: Provider) -> openai.AsyncOpenAI | anthropic.AsyncAnthropic:
+    """The SDK client of a provider built from config (an OpenAI or Anthropic adapter)."""
+    from cascade.providers.anthropic import AnthropicAdapter
+    from cascade.providers.openai import OpenAIAdapter
+
+    assert isinstance(provider, OpenAIAdapter | AnthropicAdapter), provider
+    assert provider.client is not None
+    return provider.client
 
 
 def run_cli(

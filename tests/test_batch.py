@@ -12,8 +12,10 @@ import textwrap
 import time
 import tracemalloc
 import zlib
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "configs" / "demo.yaml"
 
 
-def write_jsonl(path: Path, rows: list[object]) -> Path:
+def write_jsonl(path: Path, rows: Sequence[object]) -> Path:
     with path.open("w") as out:
         for row in rows:
             out.write(row if isinstance(row, str) else json.dumps(row))
@@ -39,7 +41,7 @@ def write_jsonl(path: Path, rows: list[object]) -> Path:
     return path
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line, parse_float=Decimal) for line in path.read_text().splitlines()]
 
 

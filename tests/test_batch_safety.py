@@ -24,6 +24,7 @@ from cascade.config import load_config
 from cascade.core.values import Request
 from cascade.engine import Cascade
 from cascade.testing.server import RecordedRequest, Reply
+from cascade_verifiers.judge import JudgeVerifier
 from tests.conftest import cli_command, run_cli
 
 KEYS = {"OPENAI_API_KEY": "sk-test-batch-safety", "ANTHROPIC_API_KEY": "sk-ant-test-batch-safety"}
@@ -283,6 +284,7 @@ def test_the_reservation_covers_a_judge_with_a_long_rubric(tmp_path, fake_server
     assert result.verified and result.cost.verification_usd > 0
     # the judge's share of the worst case covers the judge's real call, rubric and all
     (judge,) = cascade.plan.chain("small")
+    assert isinstance(judge, JudgeVerifier)
     reserved = judge.worst_cost_usd(100, 50, None)
     assert result.cost.verification_usd <= reserved and result.cost.total_usd <= worst
 

@@ -81,7 +81,9 @@ JUDGE = JudgeVerifier(model=JUDGE_MODEL)
 )
 def test_hedging_threshold_for_passes_iff_score_reaches_the_cut(texts, pick, fresh, use_observed):
     answers = [" and ".join(["The answer is 4", *phrases]) for phrases in texts]
-    scores = [HedgingVerifier()(candidate(a)).score for a in answers]
+    verdicts = [HedgingVerifier()(candidate(a)) for a in answers]
+    scores = [v.score for v in verdicts if v.score is not None]
+    assert len(scores) == len(verdicts)  # the hedging verifier scores every answer
     cut = cut_from(scores, pick, fresh, use_observed)
     check_rule(
         lambda t, a: HedgingVerifier(threshold=t)(candidate(a)), HedgingVerifier().threshold_for, answers, cut
@@ -250,7 +252,7 @@ def test_written_config_loads_and_validates(tmp_path, capsys):
 
 
 def test_relative_file_settings_still_resolve_from_the_new_folder(tmp_path):
-    raw = {
+    raw: dict[str, Any] = {
         "tiers": [{"name": "a"}, {"name": "b"}],
         "verifiers": [
             {"type": "json_schema", "schema_file": "schemas/answer.json"},

@@ -97,7 +97,7 @@ def test_the_simulator_does_what_the_cascade_does(tmp_path_factory, ladder, casc
     rows = data.draw(
         st.lists(st.fixed_dictionaries({m: responses for m in models}), min_size=1, max_size=5), "records"
     )
-    records = [
+    records: list[dict[str, Any]] = [
         {
             "id": f"q{i}",
             "prompt": f"question {i}",

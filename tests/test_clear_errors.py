@@ -96,7 +96,10 @@ def test_verifiers_built_in_code_refuse_non_finite_settings_too():
     from cascade_verifiers.basic import NonEmptyVerifier
     from cascade_verifiers.hedging import HedgingVerifier
 
-    for build in (lambda: HedgingVerifier(threshold=float("nan")), lambda: NonEmptyVerifier(float("nan"))):
+    for build in (
+        lambda: HedgingVerifier(threshold=float("nan")),
+        lambda: NonEmptyVerifier(float("nan")),  # type: ignore[arg-type]  # a float on purpose
+    ):
         with pytest.raises(ValueError, match="not nan"):
             build()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cascade import Cascade, ConfigError, load_config
+from cascade_verifiers.hedging import HedgingVerifier
 from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -221,6 +222,7 @@ def test_per_tier_overrides_and_combinators_build_per_tier_chains(tmp_path):
     small, large = cascade.plan.chain("small"), cascade.plan.chain("large")
     assert [getattr(v, "name", None) for v in small] == ["non_empty", "hedging", "any"]
     assert [getattr(v, "name", None) for v in large] == ["non_empty", "hedging"]
+    assert isinstance(small[1], HedgingVerifier) and isinstance(large[1], HedgingVerifier)
     assert small[1].threshold == 0.3 and large[1].threshold == 1.0
     assert small[0] is large[0]  # no override: one instance shared
     assert cascade.plan.reask == {"small": 1, "large": 1} and not cascade.plan.stop_at_first_failure

@@ -18,7 +18,7 @@ from cascade import (
     Verdict,
 )
 from cascade_verifiers.hedging import HedgingVerifier
-from tests.conftest import DEAR, scripted_tier
+from tests.conftest import DEAR, scripted, scripted_tier
 
 
 def rejects_bad(candidate: Candidate) -> Verdict:
@@ -288,6 +288,7 @@ def test_unexpected_provider_exception_is_an_error_attempt_and_logs_no_key(monke
     finally:
         structlog.reset_defaults()
     assert result.output == "good"
+    assert result.attempts[0].error is not None
     assert result.attempts[0].error.startswith("unexpected RuntimeError")
     assert "verysecretvalue" not in result.attempts[0].error
     captured = capsys.readouterr()
@@ -304,7 +305,7 @@ def test_reask_feeds_the_reason_back_and_bills_each_try():
         ("small", "accepted", 1),
     ]
     assert all(a.cost_usd > 0 for a in result.attempts)
-    second = small.primary.provider.requests[1]
+    second = scripted(small.primary.provider).requests[1]
     assert [m.role for m in second.messages] == ["user", "assistant", "user"]
     assert second.messages[1].content == "bad one"
     assert "contains 'bad'" in second.messages[2].content
@@ -376,7 +377,7 @@ def test_reask_prompt_may_hold_other_braces():
     )
     result = cascade.run("q")
     assert result.output == "good"
-    feedback = cascade.tiers[0].primary.provider.requests[1].messages[-1].content
+    feedback = scripted(cascade.tiers[0].primary.provider).requests[1].messages[-1].content
     assert feedback == "Fix this: no_bad: contains 'bad'. Reply like {\"answer\": ...} or {0}."
 
 

@@ -14,15 +14,20 @@ import json
 import socket
 import threading
 import time
+from typing import Any
 
 import anthropic
 import httpx2
 import openai
 import pytest
+from anthropic.types import MessageParam, RawMessageStartEvent, TextBlock, TextDelta, ToolParam, ToolUseBlock
+from openai.types.chat import ChatCompletionMessageParam
 
 from cascade.testing.server import DEFAULT_DROP_TEXT, FakeProviderServer, RecordedRequest, Reply
 
-MSGS = [{"role": "user", "content": "Say hello"}]
+# the same message, typed once per SDK (each SDK's TypedDict rejects the other's)
+MSGS: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
+AN_MSGS: list[MessageParam] = [{"role": "user", "content": "Say hello"}]
 MODEL_OA = "gpt-4o-mini"
 MODEL_AN = "claude-haiku"
 
@@ -60,6 +65,23 @@ def aan_client(server: FakeProviderServer, **kw) -> anthropic.AsyncAnthropic:
     )
 
 
+def text_of(part: object) -> str:
+    """The text of an Anthropic text block or text delta (the SDK types each as a union of kinds)."""
+    assert isinstance(part, TextBlock | TextDelta), part
+    return part.text
+
+
+def tool_use(block: object) -> ToolUseBlock:
+    assert isinstance(block, ToolUseBlock), block
+    return block
+
+
+def error_body(err: openai.APIError | anthropic.APIError) -> dict[str, Any]:
+    """An SDK error's parsed JSON body (typed `object` by both SDKs)."""
+    assert isinstance(err.body, dict), err.body
+    return err.body
+
+
 def wait_until(pred, timeout: float = 2.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -87,6 +109,7 @@ def test_openai_json_text_usage_and_record(server):
     assert c.choices[0].message.role == "assistant"
     assert c.choices[0].finish_reason == "stop"
     assert c.model == MODEL_OA
+    assert c.usage is not None
     assert c.usage.prompt_tokens == default_input_tokens(MSGS)
     assert c.usage.completion_tokens == len("hello there, friend") // 4
     assert c.usage.total_tokens == c.usage.prompt_tokens + c.usage.completion_tokens
@@ -111,6 +134,7 @@ def test_openai_explicit_tokens_and_length_finish(server):
         c = client.chat.completions.create(model=MODEL_OA, messages=MSGS)
     # the Anthropic spelling is translated to OpenAI's
     assert c.choices[0].finish_reason == "length"
+    assert c.usage is not None
     assert (c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.total_tokens) == (11, 22, 33)
 
 
@@ -182,12 +206,17 @@ def test_openai_logprobs_json_and_stream(server):
             client.chat.completions.create(model=MODEL_OA, messages=MSGS, logprobs=True, stream=True)
         )
         plain = client.chat.completions.create(model=MODEL_OA, messages=MSGS)  # did not ask: no logprobs
+    assert c.choices[0].logprobs is not None
     content = c.choices[0].logprobs.content
+    assert content is not None
     assert [t.logprob for t in content] == lps
     assert "".join(t.token for t in content) == "abcdefg"
     assert content[0].top_logprobs == [] and content[0].bytes is None
     streamed = [
-        t for ch in chunks if ch.choices and ch.choices[0].logprobs for t in ch.choices[0].logprobs.content
+        t
+        for ch in chunks
+        if ch.choices and ch.choices[0].logprobs
+        for t in ch.choices[0].logprobs.content or []
     ]
     assert [t.logprob for t in streamed] == lps
     assert "".join(t.token for t in streamed) == "abcdefg"
@@ -198,6 +227,7 @@ def test_openai_tool_use_renders_as_json_text(server):
     server.script(MODEL_OA, Reply.tool_use({"verdict": "pass", "score": 0.9}))
     with oa_client(server) as client:
         c = client.chat.completions.create(model=MODEL_OA, messages=MSGS)
+    assert c.choices[0].message.content is not None
     assert json.loads(c.choices[0].message.content) == {"verdict": "pass", "score": 0.9}
 
 
@@ -207,7 +237,7 @@ def test_openai_tool_use_renders_as_json_text(server):
 def test_anthropic_json_text_usage_and_record(server):
     server.script(MODEL_AN, Reply.text("bonjour tout le monde"))
     with an_client(server) as client:
-        m = client.messages.create(model=MODEL_AN, messages=MSGS, system="be nice", max_tokens=50)
+        m = client.messages.create(model=MODEL_AN, messages=AN_MSGS, system="be nice", max_tokens=50)
     assert m.content[0].type == "text" and m.content[0].text == "bonjour tout le monde"
     assert m.stop_reason == "end_turn"
     assert m.model == MODEL_AN
@@ -230,7 +260,7 @@ def test_anthropic_json_text_usage_and_record(server):
 def test_anthropic_length_finish_translated_to_max_tokens(server):
     server.script(MODEL_AN, Reply.text("trunc", finish_reason="length", output_tokens=50))
     with an_client(server) as client:
-        m = client.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=50)
+        m = client.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=50)
     assert m.stop_reason == "max_tokens"
     assert m.usage.output_tokens == 50
 
@@ -239,21 +269,22 @@ def test_anthropic_usage_false_gives_usage_none(server):
     # The SDK does not validate: a missing `usage` shows up as None on the Message.
     server.script(MODEL_AN, Reply.text("hi", usage=False))
     with an_client(server) as client:
-        m = client.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5)
-    assert m.content[0].text == "hi"
+        m = client.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5)
+    assert text_of(m.content[0]) == "hi"
     assert m.usage is None
 
 
 def test_anthropic_stream_without_usage_raw_events_ok_but_helper_crashes(server):
     server.script(MODEL_AN, [Reply.text("no usage", usage=False)] * 2)
     with an_client(server) as client:
-        events = list(client.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True))
+        events = list(client.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5, stream=True))
+        assert isinstance(events[0], RawMessageStartEvent)
         assert events[0].message.usage is None
         assert next(e for e in events if e.type == "message_delta").usage is None
         # the SDK's accumulator (messages.stream) assumes usage and fails with a bare AttributeError
         with (
             pytest.raises(AttributeError),
-            client.messages.stream(model=MODEL_AN, messages=MSGS, max_tokens=5) as stream,
+            client.messages.stream(model=MODEL_AN, messages=AN_MSGS, max_tokens=5) as stream,
         ):
             stream.get_final_message()
 
@@ -266,7 +297,7 @@ def test_anthropic_stream_events_and_usage():
             server.script(MODEL_AN, Reply.text(text, chunk_chars=6, output_tokens=12))
             async with aan_client(server) as client:
                 stream = await client.messages.create(
-                    model=MODEL_AN, messages=MSGS, max_tokens=50, stream=True
+                    model=MODEL_AN, messages=AN_MSGS, max_tokens=50, stream=True
                 )
                 events = [e async for e in stream]
             return server, events
@@ -280,7 +311,7 @@ def test_anthropic_stream_events_and_usage():
         + ["content_block_stop", "message_delta", "message_stop"]
     )
     assert events[0].message.usage.input_tokens == default_input_tokens(MSGS)
-    assert "".join(e.delta.text for e in events if e.type == "content_block_delta") == text
+    assert "".join(text_of(e.delta) for e in events if e.type == "content_block_delta") == text
     md = events[-2]
     assert md.delta.stop_reason == "end_turn" and md.usage.output_tokens == 12
     assert wait_until(lambda: server.requests[0].completed)
@@ -290,16 +321,16 @@ def test_anthropic_stream_helper_final_message(server):
     server.script(MODEL_AN, Reply.text("helper text", output_tokens=3))
     with (
         an_client(server) as client,
-        client.messages.stream(model=MODEL_AN, messages=MSGS, max_tokens=50) as stream,
+        client.messages.stream(model=MODEL_AN, messages=AN_MSGS, max_tokens=50) as stream,
     ):
         final = stream.get_final_message()
-    assert final.content[0].text == "helper text"
+    assert text_of(final.content[0]) == "helper text"
     assert final.stop_reason == "end_turn"
     assert final.usage.output_tokens == 3
 
 
 def test_anthropic_tool_use_with_forced_tool_choice(server):
-    tools = [
+    tools: list[ToolParam] = [
         {"name": "get_weather", "description": "w", "input_schema": {"type": "object"}},
         {"name": "grade", "description": "g", "input_schema": {"type": "object"}},
     ]
@@ -307,14 +338,14 @@ def test_anthropic_tool_use_with_forced_tool_choice(server):
     with an_client(server) as client:
         m = client.messages.create(
             model=MODEL_AN,
-            messages=MSGS,
+            messages=AN_MSGS,
             max_tokens=50,
             tools=tools,
             tool_choice={"type": "tool", "name": "grade"},
         )
         with client.messages.stream(
             model=MODEL_AN,
-            messages=MSGS,
+            messages=AN_MSGS,
             max_tokens=50,
             tools=tools,
             tool_choice={"type": "tool", "name": "grade"},
@@ -322,7 +353,7 @@ def test_anthropic_tool_use_with_forced_tool_choice(server):
             raw_types = [e.type for e in stream]
             streamed = stream.get_final_message()
     for msg in (m, streamed):
-        block = msg.content[0]
+        block = tool_use(msg.content[0])
         assert block.type == "tool_use"
         assert block.name == "grade"  # the forced tool, not the first one
         assert block.input == {"score": 7, "ok": True}
@@ -331,14 +362,14 @@ def test_anthropic_tool_use_with_forced_tool_choice(server):
 
 
 def test_anthropic_tool_use_defaults_to_first_tool(server):
-    tools = [
+    tools: list[ToolParam] = [
         {"name": "first_tool", "input_schema": {"type": "object"}},
         {"name": "second_tool", "input_schema": {"type": "object"}},
     ]
     server.script(MODEL_AN, Reply.tool_use({"a": 1}))
     with an_client(server) as client:
-        m = client.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=50, tools=tools)
-    assert m.content[0].name == "first_tool"
+        m = client.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=50, tools=tools)
+    assert tool_use(m.content[0]).name == "first_tool"
 
 
 # --------------------------------------------------------------------------- HTTP status errors
@@ -363,7 +394,7 @@ def test_openai_status_errors(server, code, exc):
         client.chat.completions.create(model=MODEL_OA, messages=MSGS)
     assert type(ei.value) is exc
     assert ei.value.status_code == code
-    assert set(ei.value.body) >= {"message", "type", "code"}  # openai unwraps {"error": {...}}
+    assert set(error_body(ei.value)) >= {"message", "type", "code"}  # openai unwraps {"error": {...}}
 
 
 @pytest.mark.parametrize(
@@ -387,17 +418,17 @@ def test_openai_status_errors(server, code, exc):
 def test_anthropic_status_errors(server, code, exc, etype):
     server.script(MODEL_AN, Reply.status(code))
     with an_client(server) as client, pytest.raises(anthropic.APIStatusError) as ei:
-        client.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5)
+        client.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5)
     assert type(ei.value) is exc
     assert ei.value.status_code == code
     assert ei.value.type == etype
-    assert ei.value.body["type"] == "error" and ei.value.body["error"]["type"] == etype
+    assert error_body(ei.value)["type"] == "error" and error_body(ei.value)["error"]["type"] == etype
 
 
 def test_anthropic_529_is_internal_server_error_subclass(server):
     server.script(MODEL_AN, Reply.status(529))
     with an_client(server) as client, pytest.raises(anthropic.InternalServerError) as ei:
-        client.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5)
+        client.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5)
     assert isinstance(ei.value, anthropic.OverloadedError)
 
 
@@ -407,9 +438,9 @@ def test_retry_after_header_visible_on_exception(server):
     with oa_client(server) as oa, pytest.raises(openai.RateLimitError) as e1:
         oa.chat.completions.create(model=MODEL_OA, messages=MSGS)
     with an_client(server) as an, pytest.raises(anthropic.RateLimitError) as e2:
-        an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5)
+        an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5)
     assert e1.value.response.headers["retry-after"] == "7"
-    assert e1.value.body["message"] == "slow down"
+    assert error_body(e1.value)["message"] == "slow down"
     assert e2.value.response.headers["retry-after"] == "3"
 
 
@@ -422,7 +453,7 @@ def test_status_error_on_stream_request_raises_at_create():
                 with pytest.raises(openai.InternalServerError):
                     await oa.chat.completions.create(model=MODEL_OA, messages=MSGS, stream=True)
                 with pytest.raises(anthropic.OverloadedError):
-                    await an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True)
+                    await an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5, stream=True)
 
     asyncio.run(main())
 
@@ -438,7 +469,7 @@ def test_malformed_json_body_raises_json_decode_error(server):
     with oa_client(server) as oa, pytest.raises(json.JSONDecodeError):
         oa.chat.completions.create(model=MODEL_OA, messages=MSGS)
     with an_client(server) as an, pytest.raises(json.JSONDecodeError):
-        an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5)
+        an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5)
 
 
 def test_malformed_stream_line_raises_json_decode_error_while_iterating(server):
@@ -451,9 +482,9 @@ def test_malformed_stream_line_raises_json_decode_error_while_iterating(server):
         with pytest.raises(json.JSONDecodeError):
             list(stream)
     with an_client(server) as an:
-        stream = an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True)
+        an_stream = an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5, stream=True)
         with pytest.raises(json.JSONDecodeError):
-            list(stream)
+            list(an_stream)
 
 
 # --------------------------------------------------------------------------- stalls / timeouts
@@ -467,7 +498,7 @@ def test_stall_triggers_sdk_timeout_and_is_logged_as_client_closed(server):
     with oa_client(server, timeout=0.2) as oa, pytest.raises(openai.APITimeoutError) as e1:
         oa.chat.completions.create(model=MODEL_OA, messages=MSGS)
     with an_client(server, timeout=0.2) as an, pytest.raises(anthropic.APITimeoutError) as e2:
-        an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5)
+        an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5)
     assert time.monotonic() - t0 < 1.5
     assert isinstance(e1.value.__cause__, httpx2.ReadTimeout)
     assert isinstance(e2.value.__cause__, httpx2.ReadTimeout)
@@ -481,9 +512,9 @@ def test_stall_answers_late_when_client_waits(server):
     server.script(MODEL_AN, Reply.stall(0.3))
     t0 = time.monotonic()
     with an_client(server, timeout=5) as an:
-        m = an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5)
+        m = an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5)
     assert time.monotonic() - t0 >= 0.3
-    assert m.content[0].text == "late"
+    assert text_of(m.content[0]) == "late"
 
 
 def test_stall_mid_stream_continues_after_pause(server):
@@ -516,10 +547,10 @@ def test_stall_mid_stream_read_timeout_while_iterating(server):
                 got.append(c)
         assert "".join(c.choices[0].delta.content or "" for c in got) == "01234567"
     with an_client(server, timeout=0.3) as an:
-        stream = an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True)
+        an_stream = an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5, stream=True)
         # anthropic does NOT wrap errors raised while iterating: bare httpx2.ReadTimeout
         with pytest.raises(httpx2.ReadTimeout):
-            list(stream)
+            list(an_stream)
     assert wait_until(lambda: all(r.client_closed for r in server.requests))
 
 
@@ -534,7 +565,7 @@ def test_drop_without_response_is_connection_error(server):
     with oa_client(server) as oa, pytest.raises(openai.APIConnectionError) as e1:
         oa.chat.completions.create(model=MODEL_OA, messages=MSGS)
     with an_client(server) as an, pytest.raises(anthropic.APIConnectionError) as e2:
-        an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5)
+        an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5)
     assert type(e1.value) is openai.APIConnectionError
     assert type(e2.value) is anthropic.APIConnectionError
     assert isinstance(e1.value.__cause__, httpx2.RemoteProtocolError)
@@ -568,7 +599,7 @@ def test_drop_mid_stream_anthropic_raises_bare_httpx2_error():
             server.script(MODEL_AN, Reply.drop(after_chars=20, text="x" * 15 + "y" * 30))
             async with aan_client(server) as client:
                 stream = await client.messages.create(
-                    model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True
+                    model=MODEL_AN, messages=AN_MSGS, max_tokens=5, stream=True
                 )
                 got = ""
                 # anthropic does NOT wrap transport errors raised during iteration: the caller sees
@@ -576,7 +607,7 @@ def test_drop_mid_stream_anthropic_raises_bare_httpx2_error():
                 with pytest.raises(httpx2.RemoteProtocolError) as ei:
                     async for e in stream:
                         if e.type == "content_block_delta":
-                            got += e.delta.text
+                            got += text_of(e.delta)
                 return server, got, ei.value
 
     server, got, err = asyncio.run(main())
@@ -592,7 +623,7 @@ def test_drop_mid_stream_sync_clients(server):
     with oa_client(server) as oa, pytest.raises(openai.APIConnectionError):
         list(oa.chat.completions.create(model=MODEL_OA, messages=MSGS, stream=True))
     with an_client(server) as an, pytest.raises(httpx2.RemoteProtocolError):
-        list(an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True))
+        list(an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5, stream=True))
 
 
 # ----------------------------------------------------- truncated streams / in-stream errors
@@ -615,15 +646,15 @@ def test_truncated_stream_openai_ends_without_finish_reason(server):
 def test_truncated_stream_anthropic_ends_without_message_stop(server):
     server.script(MODEL_AN, [Reply.truncated("hello world, truncated", 11)] * 2)
     with an_client(server) as an:
-        events = list(an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True))
+        events = list(an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5, stream=True))
         # the stream helper does not complain either: it returns a message with stop_reason None
-        with an.messages.stream(model=MODEL_AN, messages=MSGS, max_tokens=5) as stream:
+        with an.messages.stream(model=MODEL_AN, messages=AN_MSGS, max_tokens=5) as stream:
             final = stream.get_final_message()
     types = {e.type for e in events}
     assert "message_stop" not in types and "message_delta" not in types
-    assert "".join(e.delta.text for e in events if e.type == "content_block_delta") == "hello world"
+    assert "".join(text_of(e.delta) for e in events if e.type == "content_block_delta") == "hello world"
     assert final.stop_reason is None
-    assert final.content[0].text == "hello world"
+    assert text_of(final.content[0]) == "hello world"
 
 
 def test_truncated_non_stream_is_cut_json(server):
@@ -635,12 +666,12 @@ def test_truncated_non_stream_is_cut_json(server):
 def test_stream_error_anthropic_raises_api_status_error_with_status_200(server):
     server.script(MODEL_AN, Reply.stream_error("some partial text", 5))
     with an_client(server) as an:
-        stream = an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True)
+        stream = an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5, stream=True)
         got = ""
         with pytest.raises(anthropic.APIStatusError) as ei:
             for e in stream:
                 if e.type == "content_block_delta":
-                    got += e.delta.text
+                    got += text_of(e.delta)
     # The class comes from the HTTP status (200), so it is the bare APIStatusError,
     # NOT OverloadedError; the error type is only in `.type` / `.body`.
     assert type(ei.value) is anthropic.APIStatusError
@@ -681,7 +712,7 @@ def test_stream_error_openai_raises_plain_api_error():
 def test_stream_error_non_stream_maps_to_status(server):
     server.script(MODEL_AN, Reply.stream_error("x", 0))
     with an_client(server) as an, pytest.raises(anthropic.OverloadedError):
-        an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5)
+        an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5)
 
 
 # --------------------------------------------------------------------------- client closing early
@@ -710,7 +741,7 @@ def test_client_closing_anthropic_stream_early_is_logged(slow_server):
     slow_server.script(MODEL_AN, Reply.text("y" * 200))
     with (
         an_client(slow_server) as an,
-        an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True) as stream,
+        an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5, stream=True) as stream,
     ):
         for i, _ in enumerate(stream):
             if i == 3:
@@ -725,7 +756,7 @@ def test_full_read_with_chunk_delay_is_completed(slow_server):
     t0 = time.monotonic()
     with (
         an_client(slow_server) as an,
-        an.messages.stream(model=MODEL_AN, messages=MSGS, max_tokens=5) as stream,
+        an.messages.stream(model=MODEL_AN, messages=AN_MSGS, max_tokens=5) as stream,
     ):
         assert stream.get_final_text() == "abcdefghijkl"
     assert time.monotonic() - t0 >= 0.05 * 5  # several chunk pauses happened
@@ -765,7 +796,10 @@ def test_default_is_OK_and_can_be_a_callable(server):
         assert (
             oa.chat.completions.create(model="m1", messages=MSGS).choices[0].message.content == "openai:m1:1"
         )
-        assert an.messages.create(model="m2", messages=MSGS, max_tokens=5).content[0].text == "anthropic:m2:1"
+        assert (
+            text_of(an.messages.create(model="m2", messages=AN_MSGS, max_tokens=5).content[0])
+            == "anthropic:m2:1"
+        )
     assert [r.model for r in seen] == ["m1", "m2"]
     assert seen[0] is server.requests[1]
 
@@ -774,7 +808,7 @@ def test_same_script_serves_both_wires(server):
     server.script("shared", [Reply.text("one"), Reply.text("two")])
     with oa_client(server) as oa, an_client(server) as an:
         assert oa.chat.completions.create(model="shared", messages=MSGS).choices[0].message.content == "one"
-        assert an.messages.create(model="shared", messages=MSGS, max_tokens=5).content[0].text == "two"
+        assert text_of(an.messages.create(model="shared", messages=AN_MSGS, max_tokens=5).content[0]) == "two"
     assert [r.wire for r in server.requests_for("shared")] == ["openai", "anthropic"]
 
 
@@ -799,7 +833,7 @@ def test_keep_alive_reuses_one_connection(server):
         for _ in range(20):
             oa.chat.completions.create(model=MODEL_OA, messages=MSGS)
         for _ in range(5):
-            list(an.messages.create(model=MODEL_AN, messages=MSGS, max_tokens=5, stream=True))
+            list(an.messages.create(model=MODEL_AN, messages=AN_MSGS, max_tokens=5, stream=True))
     assert len(server.requests) == 25
     assert server.connections == 2  # one per client
 
@@ -832,12 +866,16 @@ def test_many_concurrent_requests():
         with FakeProviderServer() as server:
             async with aoa_client(server) as oa, aan_client(server) as an:
 
-                async def one(i: int) -> str:
+                async def one(i: int) -> str | None:
                     if i % 2:
                         c = await oa.chat.completions.create(model=f"m{i}", messages=MSGS)
                         return c.choices[0].message.content
-                    stream = await an.messages.create(model=f"m{i}", messages=MSGS, max_tokens=5, stream=True)
-                    return "".join([e.delta.text async for e in stream if e.type == "content_block_delta"])
+                    stream = await an.messages.create(
+                        model=f"m{i}", messages=AN_MSGS, max_tokens=5, stream=True
+                    )
+                    return "".join(
+                        [text_of(e.delta) async for e in stream if e.type == "content_block_delta"]
+                    )
 
                 out = await asyncio.gather(*[one(i) for i in range(200)])
             return server, out

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from injection_cases import CAUGHT, PROMPT, RESIDUE
 
 from cascade import Cascade
 from cascade.config import parse_config
 from cascade.testing.server import RecordedRequest, Reply
 from cascade_verifiers._injection import INJECTION_PATTERNS, LATIN_ANCHORS, find_injection
+from tests.injection_cases import CAUGHT, PROMPT, RESIDUE
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 FAST = {"max_attempts": 1, "initial_wait_s": 0, "max_wait_s": 1}
@@ -52,7 +52,9 @@ def judged(server, answer: str):
 def fenced_answer(request: RecordedRequest) -> tuple[str, str]:
     """(the answer inside the judge's fence, the user message with the fence cut out)."""
     user = next(m["content"] for m in request.body["messages"] if m["role"] == "user")
-    tag = re.search(r"<<<ANSWER ([0-9a-f]{16})>>>", user).group(1)
+    opening = re.search(r"<<<ANSWER ([0-9a-f]{16})>>>", user)
+    assert opening is not None
+    tag = opening.group(1)
     fence = re.compile(rf"<<<ANSWER {tag}>>>\n(.*)\n<<<END ANSWER {tag}>>>", re.DOTALL)
     (inside,) = fence.findall(user)
     return inside, fence.sub("", user)

@@ -22,14 +22,15 @@ from cascade import (
 )
 from cascade.core.policy import Position, next_position
 from cascade.core.tokens import estimate_tokens
-from tests.conftest import scripted_tier
+from cascade.testing.scripted import Reply
+from tests.conftest import scripted, scripted_tier
 
 # What one call to a model does.
 BEHAVIOURS = ["good", "bad", "transient", "timeout", "permanent"]
 CHECK_COST = Decimal("0.000001")  # what the verifier pays per check, as a judge would
 
 
-def reply(behaviour: str) -> object:
+def reply(behaviour: str) -> str | BaseException:
     if behaviour == "transient":
         return TransientProviderError("HTTP 503")
     if behaviour == "timeout":
@@ -60,7 +61,7 @@ def run_ladder(ladder: list[list[list[str]]]) -> tuple[Result, list[Tier]]:
     ]
     for tier in tiers:
         for model in tier.models:
-            model.provider.default = PermanentProviderError("script exhausted")  # type: ignore[attr-defined]
+            scripted(model.provider).default = PermanentProviderError("script exhausted")
     try:
         return Cascade(tiers, [accepts_good]).run("q"), tiers
     except ExhaustedError as exc:
@@ -88,8 +89,10 @@ def test_every_call_is_billed_once_and_the_total_adds_up(ladder):
     calls, expected = 0, Decimal(0)
     for tier in tiers:
         for model in tier.models:
-            provider = model.provider
-            replies = [reply(b) for b in ladder[int(tier.name[1:])][int(provider.model.split("m")[-1])]]
+            provider = scripted(model.provider)
+            replies: list[Reply | None] = [
+                reply(b) for b in ladder[int(tier.name[1:])][int(provider.model.split("m")[-1])]
+            ]
             replies += [provider.default] * len(provider.requests)
             for request, answer in zip(provider.requests, replies, strict=False):  # script, then default
                 calls += 1
@@ -98,6 +101,7 @@ def test_every_call_is_billed_once_and_the_total_adds_up(ladder):
                 elif isinstance(answer, BaseException):
                     usage = Usage()
                 else:
+                    assert isinstance(answer, str)  # the scripts hold texts and exceptions only
                     usage = Usage(estimate_tokens(request.text()), estimate_tokens(answer))
                     expected += CHECK_COST  # every answer was checked once
                 expected += model.price.cost(usage)

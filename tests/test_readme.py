@@ -6,6 +6,7 @@ import asyncio
 import re
 from importlib.metadata import EntryPoint
 from pathlib import Path
+from typing import Any
 
 import cascade
 from cascade import Candidate, Completion, Request, Usage
@@ -24,7 +25,7 @@ def test_the_scripted_cascade_example_runs():
 
 
 def test_the_custom_verifier_example_works():
-    namespace: dict[str, object] = {}
+    namespace: dict[str, Any] = {}
     exec(block_containing("class MaxWords"), namespace)
     verifier = namespace["MaxWords"](limit=3)
     long = Candidate(Request.from_prompt("q"), Completion("one two three four", "m", Usage()), "small")
@@ -33,7 +34,7 @@ def test_the_custom_verifier_example_works():
 
 
 def test_the_model_calling_verifier_example_bills_its_call():
-    namespace: dict[str, object] = {}
+    namespace: dict[str, Any] = {}
     exec(block_containing("class SecondOpinion"), namespace)
     price = {"input_per_mtok": 1, "output_per_mtok": 2}
     verifier = namespace["SecondOpinion"]({"provider": "simulated", "model": "gpt-4o-mini", "price": price})

@@ -7,6 +7,7 @@ import json
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ def write(path: Path, rows: list[object]) -> Path:
     return path
 
 
-def config(data: Path, verifiers: list[dict] | None = None):
+def config(data: Path, verifiers: list[dict[str, Any]] | None = None):
     tiers = [
         {"name": n, "provider": "replay", "model": m, "price": PRICES[m]}
         for n, m in (("small", CHEAP), ("large", STRONG))

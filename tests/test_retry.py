@@ -34,7 +34,8 @@ def test_parse_retry_after(headers, expected):
 
 def test_parse_retry_after_http_date():
     in_ten = email.utils.formatdate(time.time() + 10, usegmt=True)
-    assert 8 <= parse_retry_after({"retry-after": in_ten}) <= 10
+    wait = parse_retry_after({"retry-after": in_ten})
+    assert wait is not None and 8 <= wait <= 10
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])

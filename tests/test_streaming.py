@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,7 @@ def cascade_for(server, wire: str = "openai", **overrides) -> Cascade:
     return Cascade.from_config(parse_config(config))
 
 
-def collect(cascade: Cascade, prompt: str = "What is 6 * 7?", policy=None) -> list:
+def collect(cascade: Cascade, prompt: str = "What is 6 * 7?", policy=None) -> list[Any]:
     async def go():
         async with cascade:
             return [event async for event in cascade.astream(prompt, policy=policy)]
@@ -188,7 +189,7 @@ def test_past_the_threshold_the_answer_finishes_degraded(fake_server):
 def test_a_failure_at_exactly_the_threshold_finishes_degraded_and_one_token_short_restarts(fake_server):
     answer = "Sure. I'm not sure, maybe 41."
 
-    def run(threshold: int) -> list:
+    def run(threshold: int) -> list[Any]:
         fake_server.script(SMALL["openai"], [Reply.text(answer)])
         fake_server.script(LARGE, [Reply.text("It is 42.")])
         return collect(

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
-from cascade import Cascade, ConfigError, Outcome
+from cascade import Cascade, ConfigError, Outcome, Result
 from cascade.config import parse_config
 from cascade.core.events import StreamResult
 from cascade.testing.server import Reply
@@ -27,7 +28,7 @@ def keys(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-Hv5Kx9Lm")
 
 
-def config_for(server, wire: str, *, verifiers=None, small=None) -> dict:
+def config_for(server, wire: str, *, verifiers=None, small=None) -> dict[str, Any]:
     base = loopback_url(server, wire)
     return {
         "tiers": [
@@ -41,10 +42,10 @@ def config_for(server, wire: str, *, verifiers=None, small=None) -> dict:
     }
 
 
-def answer(server, wire: str, mode: str, **config) -> object:
+def answer(server, wire: str, mode: str, **config) -> Result:
     cascade = Cascade.from_config(parse_config(config_for(server, wire, **config)))
 
-    async def go():
+    async def go() -> Result:
         async with cascade:
             if mode == "plain":
                 return await cascade.arun("What is the capital of France?")
@@ -170,7 +171,8 @@ def test_the_forced_structured_output_tool_is_the_answer_not_a_stray_call(fake_s
         small={"structured_output": True},
         verifiers=[{"type": "json_schema", "schema": SCHEMA}],
     )
-    assert result.verified and result.tier == "small" and json.loads(result.output) == {"city": "Paris"}
+    assert result.verified and result.tier == "small" and result.output is not None
+    assert json.loads(result.output) == {"city": "Paris"}
 
 
 @pytest.mark.parametrize("wire", ["openai", "anthropic"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import jsonschema
 import pytest
@@ -57,7 +59,7 @@ def candidate(text: str) -> Candidate:
     )
 
 
-def check(text: str, **settings_: object):
+def check(text: str, **settings_: Any):
     verifier = JsonSchemaVerifier(**({"schema": ORDER} | settings_))
     return verifier(candidate(text))
 
@@ -315,7 +317,7 @@ def test_a_pydantic_model_still_takes_an_iso_date_string():
 
 
 def test_a_model_sends_its_json_schema():
-    from models_for_tests import Invoice
+    from tests.models_for_tests import Invoice
 
     sent = JsonSchemaVerifier(model="models_for_tests:Invoice").prepare_request(Request.from_prompt("q"))
     assert sent.response_schema == Invoice.model_json_schema()
@@ -421,7 +423,7 @@ def tier(server, name: str, provider: str, model: str, **extra: object) -> dict[
     return {"name": name, "provider": provider, "model": model, "base_url": base_url, "retry": retry} | extra
 
 
-def cascade_for(server, verifier: dict[str, object], *, reask: int = 0, **tier_extra: object) -> Cascade:
+def cascade_for(server, verifier: Mapping[str, object], *, reask: int = 0, **tier_extra: object) -> Cascade:
     config = {
         "tiers": [
             tier(server, "small", "openai", "gpt-4o-mini", **tier_extra),
