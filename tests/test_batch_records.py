@@ -74,11 +74,11 @@ def test_a_kill_9_between_group_commits_loses_nothing_and_holds_nothing_twice(tm
         assert [state.claim(json.dumps(f"i{k}"), k + 1)[0] for k in range(30)] == ["done"] * 25 + ["new"] * 5
         for k in range(25, 30):
             finish(state, k)
-        records = [json.loads(line) for line in state.output_records()]
+        written = [json.loads(line) for line in state.output_records()]
     finally:
         state.close()
-    assert [r["id"] for r in records] == [f"i{k}" for k in range(30)]  # each once, in input order
-    assert [r["output"] for r in records] == [f"answer {k}" for k in range(30)]
+    assert [r["id"] for r in written] == [f"i{k}" for k in range(30)]  # each once, in input order
+    assert [r["output"] for r in written] == [f"answer {k}" for k in range(30)]
     assert committed_done(out) == 30
 
 
