@@ -30,7 +30,7 @@ from cascade.testing.server import RecordedRequest, Reply
 from tests.conftest import cli_command, loopback_tier, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "configs" / "demo.yaml"
+DEMO = REPO / "cascade" / "demo" / "demo.yaml"
 
 
 def write_jsonl(path: Path, rows: Sequence[object]) -> Path:

@@ -18,7 +18,7 @@ from cascade.batch.items import Item, LineError, read_items
 from tests.conftest import cli_command
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "configs" / "demo.yaml"
+DEMO = REPO / "cascade" / "demo" / "demo.yaml"
 ANSWER = "17 \u00d7 23 = 391."  # the demo's answer to "What is 17 * 23?"
 
 

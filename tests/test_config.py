@@ -46,7 +46,11 @@ def test_the_documented_shape_loads_and_builds(tmp_path):
     assert [t.primary.model for t in cascade.tiers] == ["gpt-4o-mini", "claude-opus-4-8"]
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    sorted([*(REPO / "configs").glob("*.yaml"), REPO / "cascade" / "demo" / "demo.yaml"]),
+    ids=lambda p: p.name,
+)
 def test_every_shipped_config_loads_and_builds(path, tmp_path):
     from cascade.offline.records import with_records
 
@@ -138,7 +142,7 @@ def test_cli_validate_accepts_a_good_config(tmp_path):
 
 
 def test_cli_run_without_prompt_is_a_usage_error(tmp_path):
-    proc = cli("run", str(REPO / "configs" / "demo.yaml"), stdin="")
+    proc = cli("run", str(REPO / "cascade" / "demo" / "demo.yaml"), stdin="")
     assert proc.returncode == 2 and "prompt is empty" in proc.stderr
 
 

@@ -253,7 +253,7 @@ def test_a_batch_can_record_its_outcomes_for_eval(tmp_path):
         ],
     )
     recorded_path = tmp_path / "recorded.jsonl"
-    demo = REPO / "configs" / "demo.yaml"
+    demo = REPO / "cascade" / "demo" / "demo.yaml"
     asyncio.run(
         run_batch(
             load_config(demo),
