@@ -509,3 +509,35 @@ def test_confidence_gives_a_lower_bound_and_a_stricter_setting(gsm8k, capsys):
     assert code == 0
     assert "one-sided 90% lower bound" in " ".join(stdout.split())
     assert math.isfinite(validation["lower_bound"])
+
+
+def test_a_replay_config_with_recorded_costs_and_no_prices_calibrates(tmp_path, capsys):
+    """Recorded costs stand for prices: a replay ladder of models no price list knows needs
+    no `price:` when every answer carries its `cost_usd`."""
+    data = write_jsonl(tmp_path / "train.jsonl", hand_made())
+    config = hand_made_config(tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    for tier in raw["tiers"]:
+        del tier["price"]
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    out = tmp_path / "calibrated.yaml"
+    code, stdout, _ = calibrate_cli(
+        capsys, config, "--data", data, "--out", out, "--target-accuracy", "1.0", "--json"
+    )
+    assert code == 0
+    report = json.loads(stdout)
+    assert report["chosen"]["thresholds"] == {"small/self_confidence": 0.5}
+    assert report["chosen"]["train"]["cost_usd"] == pytest.approx(0.05)
+    assert report["confirmed"]["agrees"] is True
+
+    records = hand_made()
+    del records[3]["responses"]["small"]["cost_usd"]  # one answer without its cost
+    missing = write_jsonl(tmp_path / "missing.jsonl", records)
+    code, _, stderr = calibrate_cli(
+        capsys, config, "--data", missing, "--out", tmp_path / "x.yaml", "--target-accuracy", "1.0"
+    )
+    assert code == 2
+    assert (
+        "no known price for model 'small'" in stderr
+        and "record `cost_usd` with every answer of small" in stderr
+    )

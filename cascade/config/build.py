@@ -17,6 +17,7 @@ from cascade.core.redaction import read_key
 from cascade.protocols import Provider
 from cascade.providers.plugins import plugin_provider
 from cascade.providers.pricing import CatalogPrice
+from cascade.providers.replay import RecordedCosts, ReplayProvider, recorded_file
 from cascade.runtime.ladder import Tier, TierModel
 from cascade.runtime.plan import CascadePlan
 from cascade.verification.registry import build_chains
@@ -73,8 +74,6 @@ def build_provider(
         except ConfigError as exc:
             raise ConfigError(f"{where}.examples: {exc}") from None
     if config.provider == "replay":
-        from cascade.providers.replay import ReplayProvider, recorded_file
-
         if not config.records:
             raise ConfigError(f"{where}.records: a replay tier needs a recorded-outcomes file")
         return ReplayProvider(config.model, recorded_file(config.records))
@@ -127,11 +126,19 @@ def _sdk_adapter(
     )
 
 
-def price_of(config: ModelConfig) -> Pricing:
-    """The tier's own `price:` if set, else the model's list price from genai-prices."""
+def price_of(config: ModelConfig, provider: Provider | None = None) -> Pricing:
+    """The tier's own `price:` if set; else, for a replay model whose every recorded answer
+    carries its cost, those costs; else the model's list price from genai-prices."""
     if config.price is not None:
         return Price(config.price.input_per_mtok, config.price.output_per_mtok)
-    return CatalogPrice(config.model, config.provider)
+    if isinstance(provider, ReplayProvider) and provider.costs_recorded():
+        return RecordedCosts()
+    try:
+        return CatalogPrice(config.model, config.provider)
+    except ConfigError as exc:
+        if isinstance(provider, ReplayProvider):  # the other way out: record every answer's cost
+            raise ConfigError(f"{exc}, or record `cost_usd` with every answer of {config.model}") from None
+        raise
 
 
 def build_model(
@@ -144,7 +151,7 @@ def build_model(
         config = _model_config(config, where)
     provider = build_provider(config, where=where, clients=clients)  # an unknown provider first
     try:
-        price = price_of(config)
+        price = price_of(config, provider)
     except ConfigError as exc:
         raise ConfigError(f"{where}.price: {exc}") from None
     return TierModel(provider, price, config.retry, config.idle_timeout_s, config.rate_limit)

@@ -158,8 +158,24 @@ class ReplayProvider:
             recorded=response,
         )
 
+    def costs_recorded(self) -> bool:
+        """Does every recorded answer of this model carry its cost (then no price is needed)?"""
+        answers = [r.responses[self.model] for r in self.recorded if self.model in r.responses]
+        return bool(answers) and all(_money(a.get("cost_usd")) is not None for a in answers)
+
     async def aclose(self) -> None:
         return None
+
+
+class RecordedCosts:
+    """The price of a replay model whose every recorded answer carries its cost: that cost
+    stands (as the completion's `cost_usd`); a call with no recorded answer costs nothing."""
+
+    def cost(self, usage: Usage) -> Decimal:
+        return Decimal(0)
+
+    def describe(self) -> str:
+        return "recorded costs"
 
 
 def _text(value: Any) -> str | None:
