@@ -269,3 +269,31 @@ def test_a_batch_can_record_its_outcomes_for_eval(tmp_path):
     assert a.responses["claude-sonnet-4-5"]["finish_reason"] == "stop"
     assert a.extra == {"metadata": {"k": 1}}
     assert a.request.messages[-1].content == "Who won the 1987 Tour de France?"
+
+
+def test_eval_and_calibrate_refuse_data_that_cannot_score_the_config(tmp_path):
+    """A tier model absent from the data, or data with no `correct` label, is a usage error
+    naming what is wrong, not a table of 0 % accuracies."""
+    config_file = tmp_path / "c.yaml"
+    tiers = [
+        {"name": n, "provider": "replay", "model": m, "price": PRICES[m]}
+        for n, m in (("small", CHEAP), ("large", STRONG))
+    ]
+    config_file.write_text(json.dumps({"tiers": tiers, "verifiers": [{"type": "hedging"}]}))
+    only_cheap = write(
+        tmp_path / "cheap.jsonl",
+        [{"id": "1", "prompt": "q", "responses": {CHEAP: {"text": "a", "correct": True}}}],
+    )
+    unlabelled = write(
+        tmp_path / "unlabelled.jsonl",
+        [{"id": "1", "prompt": "q", "responses": {CHEAP: {"text": "a"}, STRONG: {"text": "b"}}}],
+    )
+    calibrate = ["calibrate", str(config_file), "--out", str(tmp_path / "o.yaml"), "--match-top", "--data"]
+    for command in (["eval", str(config_file), "--data"], calibrate):
+        absent = run_cli(*command, str(only_cheap), timeout=60)
+        assert absent.returncode == 2, absent.stderr
+        assert f"no recorded answers of tiers.1 ({STRONG}) (models in the data: {CHEAP})" in absent.stderr
+        blind = run_cli(*command, str(unlabelled), timeout=60)
+        assert blind.returncode == 2 and "no answer carries a `correct` label" in blind.stderr
+        assert "Traceback" not in absent.stderr + blind.stderr
+    assert not (tmp_path / "o.yaml").exists()

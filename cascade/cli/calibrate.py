@@ -24,7 +24,7 @@ from cascade.offline.calibration import Calibration, Target, calibrate, observe
 from cascade.offline.calibration.report import Checked, chosen_summary, summary
 from cascade.offline.calibration.thresholds import read_raw_config, write_calibrated
 from cascade.offline.evaluation import run_evaluation
-from cascade.offline.records import with_records
+from cascade.offline.records import check_fits, with_records
 from cascade.providers.replay import RecordedSet, load_recorded
 
 
@@ -90,6 +90,10 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     raw = read_raw_config(args.config)
     train = _recorded(args.data, stderr)
     config = with_records(load_config(args.config), args.data)
+    check_fits(config, train, args.data)
+    test_data = _recorded(args.test, stderr) if args.test else None
+    if test_data is not None:  # refused before the search, not after a config is written
+        check_fits(with_records(load_config(args.config), args.test), test_data, args.test)
     observations = asyncio.run(observe(config, train, base_dir=args.config.parent, source=str(args.config)))
     found = calibrate(observations, target, confidence=args.confidence, seed=args.seed)
     out = Console(width=max(Console().width, 130))
@@ -106,8 +110,7 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     n = len(found.train)
     agrees = confirmed.cascade.accuracy == expected[0] / n and confirmed.cascade.cost_usd == expected[1]
     tested = None
-    if args.test:
-        test_data = _recorded(args.test, stderr)
+    if test_data is not None:
         tested = run_evaluation(
             with_records(load_config(args.out), args.test), test_data, base_dir=args.out.parent
         )

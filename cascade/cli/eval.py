@@ -14,7 +14,7 @@ from cascade.cli.options import COMMON, Subparsers
 from cascade.cli.render import eval_table
 from cascade.config import load_config
 from cascade.offline.evaluation import run_evaluation
-from cascade.offline.records import with_records
+from cascade.offline.records import check_fits, with_records
 from cascade.providers.replay import load_recorded
 
 
@@ -30,6 +30,7 @@ def register(subparsers: Subparsers) -> None:
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     recorded = load_recorded(args.data)
     config = with_records(load_config(args.config), args.data)
+    check_fits(config, recorded, args.data)
     for problem in recorded.problems:
         stderr.print(f"[yellow]skipped:[/] {escape(problem)}", highlight=False)
     report = run_evaluation(config, recorded, base_dir=args.config.parent)

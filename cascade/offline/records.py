@@ -1,4 +1,5 @@
-"""Pointing a config's replay tiers at a file of recorded outcomes."""
+"""Pointing a config's replay tiers at a file of recorded outcomes, and checking the file
+can answer for them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from cascade.config import CascadeConfig
+from cascade.core.errors import ConfigError
+from cascade.providers.replay import RecordedSet
 
 
 def with_records(config: CascadeConfig, path: Path) -> CascadeConfig:
@@ -21,3 +24,23 @@ def with_records(config: CascadeConfig, path: Path) -> CascadeConfig:
             update["records"] = str(path)
         tiers.append(tier.model_copy(update=update))
     return config.model_copy(update={"tiers": tiers})
+
+
+def check_fits(config: CascadeConfig, recorded: RecordedSet, path: Path) -> None:
+    """Refuse data that cannot score `config`: a replay model with no recorded answer in it,
+    or no `correct` label at all (every accuracy would read 0 %)."""
+    models = recorded.models()
+    missing = [
+        f"tiers.{i} ({model.model})"
+        for i, tier in enumerate(config.tiers)
+        for model in (tier, *tier.alternates)
+        if model.provider == "replay" and model.model not in models
+    ]
+    if missing:
+        known = ", ".join(sorted(models)) or "none"
+        raise ConfigError(
+            f"{path}: no recorded answers of {', '.join(missing)} (models in the data: {known})"
+        )
+    labelled = any(record.correct(model) is not None for record in recorded for model in record.responses)
+    if recorded and not labelled:
+        raise ConfigError(f"{path}: no answer carries a `correct` label, so no accuracy can be measured")
