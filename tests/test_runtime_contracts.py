@@ -26,6 +26,7 @@ from cascade import (
     Price,
     Provider,
     ProviderTimeout,
+    StreamDelta,
     StreamingProvider,
     StreamRestart,
     StreamResult,
@@ -157,13 +158,15 @@ def test_cascades_sharing_providers_share_their_connections_through_the_sync_api
     original.close()
 
 
-def test_a_cascade_never_closed_does_not_keep_the_interpreter_alive() -> None:
+def test_a_cascade_never_closed_or_a_stream_left_open_does_not_keep_the_interpreter_alive() -> None:
     program = textwrap.dedent(
         """
         from cascade import Cascade, Price, Tier, TierModel
         from cascade.testing import ScriptedProvider
-        cascade = Cascade([Tier("t", (TierModel(ScriptedProvider("m", ["hi"]), Price(0, 0)),))])
+        cascade = Cascade([Tier("t", (TierModel(ScriptedProvider("m", default="hi"), Price(0, 0)),))])
         print(cascade.run("q").output)
+        unfinished = cascade.stream("q", policy="restart")  # left suspended at exit
+        next(unfinished)
         """
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
@@ -275,3 +278,49 @@ def test_an_application_logger_without_levels_still_gets_every_attempt(
     structlog.configure(wrapper_class=structlog.BoundLogger, logger_factory=structlog.PrintLoggerFactory())
     result = Cascade([scripted_tier("t", ("m", ["fine"]))]).run("q")
     assert result.output == "fine" and "attempt_finished" in capsys.readouterr().out
+
+
+class _Tracked:
+    """Streams forever, a piece at a time; counts the streams opened and those still open.
+    With `fail_on_close`, closing a stream raises a provider error (a plug-in's cleanup)."""
+
+    def __init__(self, fail_on_close: bool = False) -> None:
+        self.model = "tracked"
+        self.opened = 0
+        self.open = 0
+        self.fail_on_close = fail_on_close
+
+    async def complete(self, request: Request) -> Completion:  # pragma: no cover - streams only
+        raise AssertionError
+
+    async def stream_events(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        self.opened += 1
+        self.open += 1
+        try:
+            yield StreamStarted()
+            while True:
+                yield TextDelta("more text ")
+        finally:
+            self.open -= 1
+            if self.fail_on_close:
+                raise TransientProviderError("connection reset while closing")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("fail_on_close", [False, True])
+def test_a_consumer_that_stops_early_closes_the_stream_at_once_and_starts_no_other(
+    fail_on_close: bool,
+) -> None:
+    provider = _Tracked(fail_on_close)
+    cascade = Cascade([Tier("t", (TierModel(provider, CHEAP, FAST_RETRY),))])
+
+    async def first_delta_then_close() -> None:
+        events = cascade.astream("q", policy="restart")
+        assert isinstance(await anext(events), StreamDelta)
+        await events.aclose()
+        assert provider.open == 0  # closed by the time aclose returns, not by a later GC
+
+    asyncio.run(first_delta_then_close())
+    assert provider.opened == 1  # a failing close is not a failed try to retry
