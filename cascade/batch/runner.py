@@ -219,11 +219,7 @@ def _limited(cascade: Cascade, options: BatchOptions) -> Cascade:
     limited = cascade.with_tiers(
         [replace(tier, models=tuple(limit(m, tier.name) for m in tier.models)) for tier in cascade.tiers]
     )
-    seen: set[int] = set()
-    for tier in limited.tiers:
-        chain = [v for v in limited.plan.chain(tier.name) if id(v) not in seen]
-        seen.update(id(v) for v in chain)
-        wrap_models(chain, limit)
+    wrap_models(limited.plan.all_verifiers(), limit)  # each verifier once, whatever chains share it
     return limited
 
 

@@ -49,8 +49,10 @@ class Turn:
     def chain(self) -> tuple[Verifier, ...]:
         return self.plan.chain(self.tier.name)
 
-    def budget_stop(self) -> stop_if_budget_spent:
-        """Stops a model's retries once the request's budget is spent."""
+    def budget_stop(self) -> stop_if_budget_spent | None:
+        """Stops a model's retries once the request's budget is spent (none without a budget)."""
+        if self.plan.max_cost_usd is None:
+            return None
         return stop_if_budget_spent(lambda: self.ledger.spent, self.plan.max_cost_usd)
 
     def sent(self) -> Request:
