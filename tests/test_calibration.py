@@ -6,7 +6,6 @@ import asyncio
 import copy
 import dataclasses
 import json
-import math
 import random
 import re
 import sys
@@ -26,6 +25,7 @@ from cascade.core.values import Candidate, Completion, Request, Usage
 from cascade.offline import calibration
 from cascade.offline.calibration import Target, binomial_lower_bound, calibrate, observe
 from cascade.offline.calibration import search as cutoff_search
+from cascade.offline.calibration.report import skipped
 from cascade.offline.calibration.thresholds import calibrated_yaml
 from cascade.offline.evaluation import evaluate
 from cascade.offline.records import with_records
@@ -228,7 +228,12 @@ def test_calibrate_finds_the_known_cheapest_thresholds(tmp_path, capsys, target,
     assert code == 0
     report = json.loads(stdout)
     assert report["chosen"]["thresholds"] == {"small/self_confidence": threshold}
-    assert report["chosen"]["train"] == {"accuracy": float(target), "cost_usd": pytest.approx(cost)}
+    assert report["chosen"]["train"] == {
+        "accuracy": float(target),
+        "loss_against_top": pytest.approx(1 - float(target)),
+        "cost_usd": pytest.approx(cost),
+    }
+    assert report["chosen"]["ladder"] == ["small", "large"] and report["chosen"]["skipped"] == []
     assert report["confirmed"]["agrees"] is True
     assert report["confirmed"]["cascade"]["cost_usd"] == pytest.approx(cost)
     written = yaml.safe_load(out.read_text())
@@ -451,15 +456,18 @@ def test_simulation_and_engine_agree_exactly_on_gsm8k(gsm8k, gsm8k_budgeted, bud
             tmp_path,
             {(s.entry, s.tier): t for s, t in zip(slots, thresholds, strict=True)},
             "",
+            skipped(found, point),
         )
         written = tmp_path / "setting.yaml"
         written.write_text(text)
         report = asyncio.run(evaluate(with_records(load_config(written), gsm8k["train"]), recorded))
-        correct, cost = found.on_train(point.setting)
+        correct, cost = found.on_train(point)
         assert report.cascade.accuracy == correct / len(recorded)
         assert report.cascade.cost_usd == cost
+    assert {p.ladder for p in found.frontier} == {(0, 1), (1,)}  # the top tier alone is on it too
+    chosen = found.chosen
     unlimited = calibration.Simulator(dataclasses.replace(observations, budget=None))
-    assert unlimited.run_exact(found.chosen.setting, found.train) != found.on_train(found.chosen.setting)
+    assert unlimited.run_exact(chosen.setting, found.train, chosen.ladder) != found.on_train(chosen)
 
 
 def test_coordinate_descent_reaches_the_exhaustive_optimum(gsm8k_budgeted, budgeted_found, monkeypatch):
@@ -467,34 +475,45 @@ def test_coordinate_descent_reaches_the_exhaustive_optimum(gsm8k_budgeted, budge
     exhaustive = budgeted_found
     monkeypatch.setattr(cutoff_search, "MAX_GRID", 1)
     descent = calibrate(observations, Target("of_top", 0.95))
-    assert (exhaustive.method, descent.method) == ("exhaustive", "coordinate descent")
+    # the top tier alone has one setting: that ladder is still searched exhaustively
+    assert (exhaustive.method, descent.method) == ("exhaustive", "coordinate descent and exhaustive")
     assert len(descent.explored) < len(exhaustive.explored) / 4
     assert descent.chosen is not None and exhaustive.chosen is not None
-    assert descent.chosen.correct >= descent.required_fit * len(descent.fit)
+    top_correct, _ = descent.simulator.alone(descent.top, descent.fit)
+    assert descent.chosen.correct >= 0.95 * top_correct
     assert descent.chosen.cost <= 1.05 * exhaustive.chosen.cost
 
 
-def test_confidence_gives_a_lower_bound_and_a_stricter_setting(gsm8k, capsys):
+def test_confidence_certifies_the_paired_loss_on_the_certify_share(gsm8k, capsys):
     config = gsm8k_config(gsm8k["folder"], "confidence.yaml", hedging=False)
     runs = {}
     for name, extra in (("plain", []), ("bounded", ["--confidence", "0.9"])):
         out = gsm8k["folder"] / f"{name}.yaml"
         code, stdout, _ = calibrate_cli(
-            capsys, config, "--data", gsm8k["train"], "--out", out, "--of-top", "0.95", "--json", *extra
+            capsys, config, "--data", gsm8k["train"], "--out", out, "--max-loss", "0.01", "--json", *extra
         )
         assert code == 0
         runs[name] = json.loads(stdout)
     bounded, plain = runs["bounded"], runs["plain"]
-    validation = bounded["chosen"]["validation"]
-    assert validation["lower_bound"] >= bounded["target"]["required_accuracy_validation"]
-    assert validation["lower_bound"] < validation["accuracy"]
-    assert bounded["confidence"]["validation_requests"] == round(0.3 * bounded["requests"])
-    cut = "cheap/self_confidence"
-    assert bounded["chosen"]["cutoffs"][cut] >= plain["chosen"]["cutoffs"][cut]
-    assert "lower bound" not in json.dumps(plain["chosen"])
+    assert plain["confidence"] is None
+    confidence = bounded["confidence"]
+    n = bounded["requests"]
+    assert confidence["learn_requests"] == round(0.3 * n)
+    assert confidence["learn_requests"] + confidence["certify_requests"] == n
+    steps = confidence["tested"]
+    assert steps, "the learn frontier holds settings cheaper than the top tier"
+    certified = [s for s in steps if s["certify"]["certified"]]
+    assert all(s["certify"]["p_value"] <= 0.1 for s in certified)
+    assert steps[: len(certified)] == certified  # fixed sequence: it stops at the first failure
+    if certified:
+        assert bounded["chosen"]["ladder"] == certified[-1]["ladder"] or bounded["chosen"] in certified
+    else:
+        assert bounded["chosen"]["ladder"] == ["strong"] and confidence["fell_back_to_top"]
+    # the point estimate is at least as cheap on the data: the guarantee is paid for in cost
+    assert plain["chosen"]["train"]["cost_usd"] <= bounded["chosen"]["train"]["cost_usd"] + 1e-12
     header = (gsm8k["folder"] / "bounded.yaml").read_text().splitlines()[1]
-    assert "one-sided 90% Clopper-Pearson lower bound" in header
-    code, stdout, _ = calibrate_cli(
+    assert "with 90% confidence on unseen requests" in header
+    code, _, stderr = calibrate_cli(
         capsys,
         config,
         "--data",
@@ -506,9 +525,7 @@ def test_confidence_gives_a_lower_bound_and_a_stricter_setting(gsm8k, capsys):
         "--confidence",
         "0.9",
     )
-    assert code == 0
-    assert "one-sided 90% lower bound" in " ".join(stdout.split())
-    assert math.isfinite(validation["lower_bound"])
+    assert code == 2 and "--max-loss" in stderr
 
 
 def test_a_replay_config_with_recorded_costs_and_no_prices_calibrates(tmp_path, capsys):
@@ -541,3 +558,96 @@ def test_a_replay_config_with_recorded_costs_and_no_prices_calibrates(tmp_path, 
         "no known price for model 'small'" in stderr
         and "record `cost_usd` with every answer of small" in stderr
     )
+
+
+def three_tiers(tmp_path: Path) -> tuple[Path, Path]:
+    """Forty requests: `small` rates its answers well (right iff it says 0.5 or more), `mid`
+    costs five times more and is right only where `small` is, `large` is always right."""
+    records = []
+    for i in range(40):
+        small_right = i % 2 == 0
+        records.append(
+            {
+                "id": f"q{i}",
+                "prompt": f"question {i}",
+                "responses": {
+                    "small": {
+                        "text": f"a{i}",
+                        "correct": small_right,
+                        "confidence": 0.8 if small_right else 0.2,
+                        "cost_usd": 0.001,
+                    },
+                    "mid": {"text": f"b{i}", "correct": small_right, "confidence": 0.9, "cost_usd": 0.005},
+                    "large": {"text": f"c{i}", "correct": True, "cost_usd": 0.01},
+                },
+            }
+        )
+    data = write_jsonl(tmp_path / "three.jsonl", records)
+    config = {
+        "tiers": [{"name": n, "provider": "replay", "model": n} for n in ("small", "mid", "large")],
+        "verifiers": [
+            {"type": "non_empty", "overrides": {"mid": {}}},
+            {"type": "self_confidence", "tiers": ["small", "mid"], "threshold": 0.7},
+            {"type": "hedging", "tiers": ["mid"]},
+        ],
+    }
+    path = tmp_path / "three.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path, data
+
+
+def test_a_skipped_tier_is_dropped_from_the_written_config(tmp_path, capsys):
+    config, data = three_tiers(tmp_path)
+    out = tmp_path / "tuned.yaml"
+    code, stdout, _ = calibrate_cli(capsys, config, "--data", data, "--out", out, "--match-top", "--json")
+    assert code == 0
+    report = json.loads(stdout)
+    assert report["chosen"]["ladder"] == ["small", "large"] and report["chosen"]["skipped"] == ["mid"]
+    assert report["chosen"]["train"]["accuracy"] == 1.0
+    assert report["chosen"]["train"]["cost_usd"] == pytest.approx(40 * 0.001 + 20 * 0.01)
+    assert report["confirmed"]["agrees"] is True  # the engine, on the written config
+    written = yaml.safe_load(out.read_text())
+    assert [t["name"] for t in written["tiers"]] == ["small", "large"]
+    assert [v["type"] for v in written["verifiers"]] == ["non_empty", "self_confidence"]
+    assert written["verifiers"][0]["overrides"] == {}
+    assert written["verifiers"][1]["tiers"] == ["small"]
+    assert "tiers dropped from three.yaml: mid" in out.read_text()
+    load_config(out)  # a valid config
+
+
+def test_match_top_writes_the_top_tier_alone_when_nothing_cheaper_matches_it(tmp_path, capsys):
+    config, data = three_tiers(tmp_path)
+    records = [json.loads(line) for line in data.read_text().splitlines()]
+    for r in records:  # the signal now says nothing
+        r["responses"]["small"]["confidence"] = 0.8
+    write_jsonl(data, records)
+    out = tmp_path / "tuned.yaml"
+    code, stdout, _ = calibrate_cli(capsys, config, "--data", data, "--out", out, "--match-top", "--json")
+    assert code == 0
+    report = json.loads(stdout)
+    assert report["chosen"]["ladder"] == ["large"] and report["chosen"]["thresholds"] == {}
+    assert [t["name"] for t in yaml.safe_load(out.read_text())["tiers"]] == ["large"]
+    assert report["confirmed"]["agrees"] is True
+
+
+def test_unseen_figures_come_with_intervals_and_say_when_the_loss_is_exceeded(tmp_path, capsys):
+    config, data = three_tiers(tmp_path)
+    records = [json.loads(line) for line in data.read_text().splitlines()]
+    for r in records[:10]:  # on the held-out file, small is confidently wrong on a quarter
+        r["responses"]["small"].update(correct=False, confidence=0.8)
+    test = write_jsonl(tmp_path / "test.jsonl", records)
+    out = tmp_path / "tuned.yaml"
+    code, stdout, _ = calibrate_cli(
+        capsys, config, "--data", data, "--out", out, "--max-loss", "0.01", "--test", test
+    )
+    assert code == 0
+    text = " ".join(stdout.split())
+    assert "unseen" in text and "(95% intervals)" in text
+    assert "the loss on unseen data, 25.0%, exceeds the 1.0% allowed" in text
+    code, stdout, _ = calibrate_cli(
+        capsys, config, "--data", data, "--out", out, "--max-loss", "0.01", "--test", test, "--json"
+    )
+    unseen = json.loads(stdout)["test"]["unseen"]
+    assert unseen["loss_against_top"] == pytest.approx(0.25) and unseen["within_max_loss"] is False
+    low, high = unseen["loss_interval"]
+    assert low < 0.25 < high

@@ -1,6 +1,8 @@
-"""`cascade calibrate`: fit verifier thresholds to a quality target (see `cascade.offline.calibration`).
+"""`cascade calibrate`: fit verifier thresholds and the tiers to keep to a quality target
+(see `cascade.offline.calibration`).
 
-Exit codes: OK a config was written; ATTENTION the target could not be met (nothing written).
+Exit codes: OK a config was written (the top tier alone when nothing cheaper could be
+certified); ATTENTION the target could not be met (nothing written).
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from rich.markup import escape
 
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Subparsers
-from cascade.cli.render import confidence_note, print_calibration, settings_text, usd
+from cascade.cli.render import usd
+from cascade.cli.render_calibration import ladder_text, print_calibration, thresholds_text
 from cascade.config import load_config
 from cascade.core.errors import ConfigError
 from cascade.offline.calibration import Calibration, Target, calibrate, observe
-from cascade.offline.calibration.report import Checked, chosen_summary, summary
+from cascade.offline.calibration.certify import LEARN_SHARE
+from cascade.offline.calibration.curves import error_curves
+from cascade.offline.calibration.report import Checked, chosen_summary, skipped, summary, unseen_summary
 from cascade.offline.calibration.thresholds import read_raw_config, write_calibrated
 from cascade.offline.evaluation import run_evaluation
 from cascade.offline.records import check_fits, with_records
@@ -32,18 +37,28 @@ def register(subparsers: Subparsers) -> None:
     cal = subparsers.add_parser(
         "calibrate",
         parents=[COMMON],
-        help="fit verifier thresholds to a quality target on recorded outcomes",
-        description="Search the thresholds of the config's verifiers, per tier, for the cheapest cascade "
-        "that meets a quality target on recorded outcomes, and write the tuned config.",
+        help="fit verifier thresholds (and the tiers to keep) to a quality target on recorded outcomes",
+        description="Search the tiers to keep and the thresholds of the config's verifiers for the cheapest "
+        "cascade that meets a quality target on recorded outcomes, and write the tuned config. With "
+        "--confidence, the target holds on unseen requests of the same kind with that confidence.",
     )
     cal.add_argument("config", type=Path)
     cal.add_argument("--data", type=Path, required=True, metavar="TRAIN", help="recorded outcomes to fit on")
     cal.add_argument("--out", type=Path, required=True, metavar="CALIBRATED.yaml", help="the config to write")
     target = cal.add_mutually_exclusive_group(required=True)
-    target.add_argument("--target-accuracy", type=float, metavar="ACC", help="reach this accuracy (0-1)")
-    target.add_argument("--match-top", action="store_true", help="reach the top tier alone's accuracy")
     target.add_argument(
-        "--of-top", type=float, metavar="SHARE", help="reach this share of the top tier's accuracy"
+        "--max-loss",
+        type=float,
+        metavar="EPS",
+        help="lose at most this much accuracy against the top tier alone on the same requests (0-1)",
+    )
+    target.add_argument("--match-top", action="store_true", help="lose nothing against the top tier alone")
+    target.add_argument("--target-accuracy", type=float, metavar="ACC", help="reach this accuracy (0-1)")
+    target.add_argument(
+        "--of-top",
+        type=float,
+        metavar="SHARE",
+        help="reach this share of the top tier's accuracy (no --confidence)",
     )
     cal.add_argument(
         "--test", type=Path, metavar="FILE", help="held-out recorded outcomes to score the result on"
@@ -52,17 +67,38 @@ def register(subparsers: Subparsers) -> None:
         "--confidence",
         type=float,
         metavar="LEVEL",
-        help="require the target as a one-sided binomial lower bound at this level on a validation split",
+        help="hold the target on unseen requests with this confidence, e.g. 0.9 (Learn-then-Test; "
+        "docs/calibration.md)",
     )
-    cal.add_argument("--seed", type=int, default=0, help="seed of the validation split")
+    cal.add_argument(
+        "--learn-share",
+        type=float,
+        default=LEARN_SHARE,
+        metavar="SHARE",
+        help="with --confidence: the share of the data that learns the testing order "
+        f"(default {LEARN_SHARE})",
+    )
+    cal.add_argument("--seed", type=int, default=0, help="seed of the learn/certify split")
+    cal.add_argument(
+        "--keep-all-tiers",
+        action="store_true",
+        help="search thresholds on the full ladder only (skip no tier)",
+    )
     cal.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    cal.add_argument("--plot", type=Path, metavar="PNG", help="draw cost against accuracy with the frontier")
+    cal.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="draw the error-cost curve (train, and --test) with the target",
+    )
     cal.set_defaults(handler=handle, quiet_by_default=True)
 
 
 def _target(args: argparse.Namespace) -> Target:
     if args.match_top:
         return Target("match_top")
+    if args.max_loss is not None:
+        return Target("max_loss", args.max_loss)
     if args.of_top is not None:
         return Target("of_top", args.of_top)
     return Target("accuracy", args.target_accuracy)
@@ -87,6 +123,8 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
             return ExitCode.USAGE
     if args.confidence is not None and not 0 < args.confidence < 1:
         raise ConfigError(f"--confidence is a level between 0 and 1, not {args.confidence:g}")
+    if args.confidence is not None and target.kind == "of_top":
+        raise ConfigError("--of-top has no --confidence: use --max-loss (a paired loss against the top tier)")
     raw = read_raw_config(args.config)
     train = _recorded(args.data, stderr)
     config = with_records(load_config(args.config), args.data)
@@ -95,13 +133,18 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     if test_data is not None:  # refused before the search, not after a config is written
         check_fits(with_records(load_config(args.config), args.test), test_data, args.test)
     observations = asyncio.run(observe(config, train, base_dir=args.config.parent, source=str(args.config)))
-    found = calibrate(observations, target, confidence=args.confidence, seed=args.seed)
-    out = Console(width=max(Console().width, 130))
+    found = calibrate(
+        observations,
+        target,
+        confidence=args.confidence,
+        seed=args.seed,
+        learn_share=args.learn_share,
+        skip_tiers=not args.keep_all_tiers,
+    )
     if found.chosen is None:
         return _unmet(found, args, stderr)
-    chosen = found.chosen
-    thresholds = found.thresholds(chosen.setting)
-    expected = found.on_train(chosen.setting)
+    thresholds = found.thresholds(found.chosen.setting)
+    expected = found.on_train(found.chosen)
     _write(raw, args.config, args.out, found, thresholds, expected, args)
     # the written config, run by the real engine on the training data
     confirmed = run_evaluation(
@@ -110,25 +153,17 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     n = len(found.train)
     agrees = confirmed.cascade.accuracy == expected[0] / n and confirmed.cascade.cost_usd == expected[1]
     tested = None
-    if test_data is not None:
+    if test_data is not None:  # unseen: scored by the engine on the written config
         tested = run_evaluation(
             with_records(load_config(args.out), args.test), test_data, base_dir=args.out.parent
         )
     if args.plot:
-        from cascade.cli.plotting import plot_cost_accuracy
-
-        frontier = [_train_point(found, p.setting) for p in found.frontier]
-        plot_cost_accuracy(
-            confirmed,
-            args.plot,
-            frontier,
-            title=f"{args.out.name} on {args.data.name}: cost against accuracy",
-        )
+        _plot(found, args, test_data)
     checked = Checked(found, thresholds, expected, confirmed, agrees, tested)
     if args.json:
         print(json.dumps(_to_dict(checked, args), indent=2))
     else:
-        print_calibration(out, checked, args)
+        print_calibration(Console(width=max(Console().width, 130)), checked, args)
     if args.plot:
         stderr.print(f"plot written to {args.plot}")
     if not agrees:
@@ -151,38 +186,48 @@ def _write(
     expected: tuple[int, Decimal],
     args: argparse.Namespace,
 ) -> None:
-    assert found.chosen is not None
+    chosen = found.chosen
+    assert chosen is not None
     slots = found.observations.slots
     n = len(found.train)
     top_correct, top_cost = found.simulator.alone(found.top, found.train)
+    dropped = skipped(found, chosen)
     lines = [
         f"Calibrated by `cascade calibrate` from {config_path}",
-        f"target: {found.target.describe()}" + confidence_note(found),
+        f"target: {found.target.describe()}"
+        + (f", with {found.confidence:.0%} confidence on unseen requests" if found.confidence else ""),
         f"fitted on: {args.data} ({n} requests)",
-        f"expected on that data: accuracy {expected[0] / n:.1%}, cost {usd(expected[1])} "
+        f"on that data: accuracy {expected[0] / n:.1%}, cost {usd(expected[1])} "
         f"(top tier alone: {top_correct / n:.1%}, {usd(top_cost)})",
-        "thresholds: "
-        + ", ".join(
-            f"{s.label} {t:g}" + (" (off)" if found.is_off(i, cut) else "")
-            for i, (s, t, cut) in enumerate(zip(slots, thresholds, found.chosen.setting, strict=True))
-        ),
-        "",
+        f"ladder: {ladder_text(found, chosen)}",
+        f"thresholds: {thresholds_text(found, chosen)}",
     ]
-    write_calibrated(raw, config_path, out, slots, thresholds, "\n".join(lines))
+    if dropped:
+        lines.append(f"tiers dropped from {config_path.name}: {', '.join(dropped)} (the ladder skips them)")
+    if found.fell_back:
+        lines.append("nothing cheaper than the top tier alone could be certified on this data")
+    kept = [(slots[i], thresholds[i]) for i in found.kept(chosen)]
+    write_calibrated(raw, config_path, out, kept, "\n".join([*lines, ""]), dropped)
 
 
 # -- output ----------------------------------------------------------------------------------
 
 
-def _train_point(found: Calibration, setting: tuple[float, ...]) -> tuple[Decimal, float]:
-    correct, cost = found.on_train(setting)
-    return cost, correct / len(found.train)
+def _plot(found: Calibration, args: argparse.Namespace, test_data: RecordedSet | None) -> None:
+    from cascade.cli.plotting import plot_error_cost
 
-
-def _labelled(found: Calibration, setting: tuple[float, ...]) -> str:
-    texts = settings_text(found, setting)
-    return "thresholds: " + ", ".join(
-        f"{s.label} {t}" for s, t in zip(found.observations.slots, texts, strict=True)
+    tested = None
+    if test_data is not None:
+        config = with_records(load_config(args.config), args.test)
+        tested = asyncio.run(observe(config, test_data, base_dir=args.config.parent, source=str(args.config)))
+    curves, chosen, label, line = error_curves(found, tested)
+    plot_error_cost(
+        args.plot,
+        curves,
+        chosen,
+        error_label=label,
+        target=line,
+        title=f"{args.out.name}: error against cost",
     )
 
 
@@ -193,32 +238,36 @@ def _to_dict(checked: Checked, args: argparse.Namespace) -> dict[str, Any]:
         "chosen": chosen_summary(found, checked.thresholds, checked.expected),
         "written": str(args.out),
         "confirmed": {"agrees": checked.agrees, **confirmed.to_dict()},
-        "test": tested.to_dict() if tested is not None else None,
+        "test": (
+            {**tested.to_dict(), "unseen": unseen_summary(tested, found.target.max_loss)}
+            if tested is not None
+            else None
+        ),
     }
 
 
 def _unmet(found: Calibration, args: argparse.Namespace, stderr: Console) -> ExitCode:
     best = found.best
-    if found.confidence is None:
+    assert best is not None
+    certification = found.certification
+    if certification is None:
+        top_correct, _ = found.simulator.alone(found.top, found.train)
+        required = found.target.required(top_correct / len(found.train))
         why = (
-            f"target not met: {found.target.describe()} ({found.required_fit:.1%} on {args.data}) could "
-            f"not be reached; the best accuracy found is {found.accuracy(best):.1%} "
-            f"({_labelled(found, best.setting)}); no config written"
+            f"target not met: {found.target.describe()} ({required:.1%} on {args.data}) could not be "
+            f"reached; the best accuracy found is {found.accuracy(best):.1%} ({ladder_text(found, best)}; "
+            f"thresholds: {thresholds_text(found, best)}); no config written"
         )
     else:
-        assert found.required_validation is not None
-        bounds = [(found.validation_bound(p.setting)[1], p) for p in found.explored.values()]
-        bound, point = max(bounds, key=lambda b: (b[0], -b[1].cost))
-        validation_accuracy = found.validation_bound(point.setting)[0] / len(found.validation)
+        n = len(certification.certify)
+        first = certification.steps[0]
         why = (
-            f"target not met with {found.confidence:.0%} confidence: {found.target.describe()} "
-            f"({found.required_validation:.1%} on the {len(found.validation)}-request validation split) "
-            f"was not reached by the lower bound of any setting explored; the best lower bound found is "
-            f"{bound:.1%} (validation accuracy {validation_accuracy:.1%}, "
-            f"best fit accuracy {found.accuracy(best):.1%}); no config written"
+            f"target not met with {found.confidence:.0%} confidence: {found.target.describe()} could not be "
+            f"certified on the {n} certify requests, not even for the top tier alone "
+            f"({first.correct / n:.1%} correct there, p-value {first.p_value:.3f}); no config written"
         )
     if args.json:
         data = summary(found, config=args.config, data=args.data, seed=args.seed)
         print(json.dumps({**data, "met": False, "error": why}, indent=2))
-    stderr.print(f"[red]{why}[/]", highlight=False)
+    stderr.print(f"[red]{escape(why)}[/]", highlight=False)
     return ExitCode.ATTENTION

@@ -1,9 +1,9 @@
-"""Cost against accuracy, drawn with matplotlib (the `plot` extra): each tier alone, the top
-tier, the oracle, the cascade, and a calibration's frontier when there is one."""
+"""Plots drawn with matplotlib (the `plot` extra): cost against accuracy (each tier alone, the
+top tier, the oracle, the cascade), and a calibration's error-cost curves."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,52 @@ def plot_cost_accuracy(
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
         ax.set_title(title or "Cost against accuracy on recorded outcomes")
+        try:
+            fig.savefig(path, dpi=120)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+
+
+Curve = Sequence[tuple[float, float]]  # (cost as a share of the top tier alone's, error)
+
+
+def plot_error_cost(
+    path: str | Path,
+    curves: Mapping[str, Curve],
+    chosen: Mapping[str, tuple[float, float]],
+    *,
+    error_label: str,
+    target: float | None,
+    title: str,
+) -> None:
+    """Error against cost, one step line per data set (`curves`: train, unseen), the chosen
+    setting marked on each, and the target as a horizontal line."""
+    plt = pyplot()
+    from matplotlib.ticker import PercentFormatter
+
+    fig, ax = plt.subplots(figsize=(9, 6), layout="constrained")
+    try:
+        for (name, curve), color in zip(curves.items(), ("tab:blue", "tab:orange"), strict=False):
+            points = sorted(curve)
+            ax.step([c for c, _ in points], [e for _, e in points], where="post", color=color, label=name)
+            ax.scatter([c for c, _ in points], [e for _, e in points], s=10, color=color)
+            if name in chosen:
+                cost, error = chosen[name]
+                ax.scatter([cost], [error], s=120, marker="D", color=color, edgecolor="black", zorder=4)
+                ax.annotate(
+                    f"chosen ({name})", (cost, error), textcoords="offset points", xytext=(8, 6), fontsize=8
+                )
+        if target is not None:
+            ax.axhline(target, color="tab:red", linestyle="--", label=f"target ({target:.1%})")
+        ax.set_xlabel("cost, as a share of the top tier alone's")
+        ax.set_ylabel(error_label)
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+        ax.set_title(title)
         try:
             fig.savefig(path, dpi=120)
         except OSError as exc:

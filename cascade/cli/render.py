@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from collections.abc import Sequence
@@ -17,12 +16,9 @@ from cascade.config.schema import CascadeConfig
 from cascade.core.events import StreamRestart
 from cascade.core.redaction import redact
 from cascade.core.values import Attempt, Outcome, Result
-from cascade.offline.calibration import Calibration, Explored
-from cascade.offline.calibration.report import Checked
 from cascade.offline.evaluation import EvalReport
 from cascade.runtime.ladder import Tier
 
-MAX_ROWS = 40  # frontier rows printed
 _MARK = {
     Outcome.ACCEPTED: "[green]✓[/]",
     Outcome.REJECTED: "[yellow]✗[/]",
@@ -168,157 +164,3 @@ def print_demo(out: Console, prompts: Sequence[str], results: Sequence[Result], 
             if reason:
                 out.print(f"  {prompt[:45]:45}  {attempt.tier}: {reason}", highlight=False)
     out.print(batch_table(report, title="Cost report"))
-
-
-def print_calibration(out: Console, checked: Checked, args: argparse.Namespace) -> None:
-    """The account of `cascade calibrate`: target, frontier, choice, and its confirmation."""
-    found, thresholds, expected, confirmed = (
-        checked.found,
-        checked.thresholds,
-        checked.expected,
-        checked.confirmed,
-    )
-    assert found.chosen is not None
-    n = len(found.train)
-    out.print(
-        f"Calibrating {args.config} on {args.data} ({n} requests): target {found.target.describe()}"
-        f" ({found.required_fit:.1%} on the {'fit split' if found.confidence is not None else 'data'})"
-        + confidence_note(found),
-        highlight=False,
-    )
-    out.print(_frontier_table(found))
-    chosen = ", ".join(
-        f"{s.label} threshold {t:g}" for s, t in zip(found.observations.slots, thresholds, strict=True)
-    )
-    out.print(f"[bold]chosen:[/] {chosen}", highlight=False)
-    if found.confidence is not None:
-        correct, bound = found.validation_bound(found.chosen.setting)
-        assert found.required_validation is not None
-        out.print(
-            f"validation: {correct}/{len(found.validation)} correct ({correct / len(found.validation):.1%}); "
-            f"one-sided {found.confidence:.0%} lower bound {bound:.1%} >= the "
-            f"{found.required_validation:.1%} required there (the target is met with that confidence, "
-            "not only on average)",
-            highlight=False,
-        )
-    top = confirmed.top
-    out.print(
-        f"expected on {args.data}: accuracy {expected[0] / n:.1%}, cost {usd(expected[1])} "
-        f"({float(expected[1] / top.cost_usd) if top.cost_usd else 0:.0%} of the top tier alone: "
-        f"{top.accuracy:.1%}, {usd(top.cost_usd)})",
-        highlight=False,
-    )
-    out.print(f"written to {args.out}", highlight=False)
-    verdict = (
-        "[green]agrees with the simulation[/]"
-        if checked.agrees
-        else "[yellow]DISAGREES with the simulation[/]"
-    )
-    out.print(
-        f"confirmed by the engine on {args.data}: accuracy {confirmed.cascade.accuracy:.1%}, "
-        f"cost {usd(confirmed.cascade.cost_usd)}: {verdict}",
-        highlight=False,
-    )
-    out.print(_side_by_side(confirmed, checked.tested, args))
-
-
-def confidence_note(found: Calibration) -> str:
-    if found.confidence is None:
-        return ""
-    return (
-        f", held as a one-sided {found.confidence:.0%} Clopper-Pearson lower bound on a "
-        f"{len(found.validation)}-request validation split (fitted on the other {len(found.fit)})"
-    )
-
-
-def _frontier_table(found: Calibration) -> Table:
-    split = "fit split" if found.confidence is not None else "training data"
-    table = Table(
-        title=f"Thresholds explored on the {split} ({len(found.fit)} requests): the cost/accuracy frontier, "
-        "cheapest first"
-    )
-    for slot in found.observations.slots:
-        table.add_column(slot.label, justify="right", no_wrap=True)
-    for column in ("accuracy", "cost", "vs top"):
-        table.add_column(column, justify="right", no_wrap=True)
-    if found.confidence is not None:
-        table.add_column("validation", justify="right", no_wrap=True)
-        table.add_column(f"{found.confidence:.0%} bound", justify="right", no_wrap=True)
-    table.add_column("", no_wrap=True)
-    top_correct, top_cost = found.simulator.alone(found.top, found.fit)
-    for point in _shown(found):
-        cells = [*settings_text(found, point.setting), f"{found.accuracy(point):.1%}", f"${point.cost:.6f}"]
-        cells.append(f"{point.cost / float(top_cost):.0%}" if top_cost else "")
-        if found.confidence is not None:
-            correct, bound = found.validation_bound(point.setting)
-            cells += [f"{correct / len(found.validation):.1%}", f"{bound:.1%}"]
-        cells.append("[bold green]◀ chosen[/]" if point is found.chosen else "")
-        table.add_row(*cells, style="bold" if point is found.chosen else None)
-    table.add_section()
-    top_row = [
-        "top tier alone",
-        *([""] * (len(found.observations.slots) - 1)),
-        f"{top_correct / len(found.fit):.1%}",
-        usd(top_cost),
-        "100%",
-    ]
-    if found.confidence is not None:
-        val_correct, _ = found.simulator.alone(found.top, found.validation)
-        top_row += [f"{val_correct / len(found.validation):.1%}", ""]
-    table.add_row(*top_row, "")
-    table.caption = (
-        f"{found.method} search over {found.grid_size} settings: {len(found.explored)} explored, "
-        f"{len(found.frontier)} on the frontier. off = every score observed passes. "
-        + (
-            f"validation: accuracy on the {len(found.validation)}-request validation split; "
-            f"bound: its one-sided {found.confidence:.0%} Clopper-Pearson lower bound. "
-            if found.confidence is not None
-            else ""
-        )
-        + f"Fixed gates: {', '.join(found.observations.fixed) or 'none'}"
-    )
-    return table
-
-
-def _shown(found: Calibration) -> list[Explored]:
-    rows = list(found.frontier)
-    if found.chosen is not None and found.chosen not in rows:
-        rows.append(found.chosen)
-        rows.sort(key=lambda p: (p.cost, -p.correct))
-    if len(rows) > MAX_ROWS:
-        step = len(rows) / MAX_ROWS
-        keep = {rows[int(i * step)] for i in range(MAX_ROWS)} | {rows[-1]}
-        if found.chosen is not None:
-            keep.add(found.chosen)
-        rows = [p for p in rows if p in keep]
-    return rows
-
-
-def settings_text(found: Calibration, setting: tuple[float, ...]) -> list[str]:
-    return [
-        "off" if found.is_off(i, cut) else f"{t:g}"
-        for i, (cut, t) in enumerate(zip(setting, found.thresholds(setting), strict=True))
-    ]
-
-
-def _side_by_side(train: EvalReport, test: EvalReport | None, args: argparse.Namespace) -> Table:
-    reports = [("train", args.data, train)] + ([("test", args.test, test)] if test is not None else [])
-    table = Table(title=f"{args.out} replayed by the engine")
-    table.add_column("")
-    for name, path, report in reports:
-        table.add_column(f"{name}: {path} ({report.cascade.requests})", justify="right")
-    rows: list[tuple[str, Any]] = [
-        ("cascade accuracy", lambda r: f"{r.cascade.accuracy:.1%}"),
-        ("top tier alone accuracy", lambda r: f"{r.top.accuracy:.1%}"),
-        ("cascade cost", lambda r: usd(r.cascade.cost_usd)),
-        ("top tier alone cost", lambda r: usd(r.top.cost_usd)),
-        (
-            "cascade cost / top alone",
-            lambda r: f"{float(r.cascade.cost_usd / r.top.cost_usd):.0%}" if r.top.cost_usd else "",
-        ),
-        ("top tier called", lambda r: f"{r.reached_top / max(r.cascade.requests, 1):.0%} of requests"),
-        ("oracle accuracy", lambda r: f"{r.oracle.accuracy:.1%}"),
-    ]
-    for label, cell in rows:
-        table.add_row(label, *(cell(report) for _, _, report in reports))
-    return table

@@ -50,7 +50,14 @@ class EvalReport:
     reached_top: int  # requests that called the top tier at least once
     tiers_alone: list[Point]
     oracle: Point
+    worse: int = 0  # requests the top tier alone got right and the cascade wrong
+    better: int = 0  # and the other way round
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def loss(self) -> float:
+        """The accuracy lost against the top tier alone on the same requests."""
+        return (self.worse - self.better) / (self.cascade.requests or 1)
 
     @property
     def top(self) -> Point:
@@ -68,6 +75,9 @@ class EvalReport:
                 "unverified": self.unverified,
                 "escalation_rate": round(self.escalated / n, 6),
                 "top_tier_calls": self.reached_top,
+                "loss_against_top": round(self.loss, 6),
+                "worse_than_top": self.worse,
+                "better_than_top": self.better,
             },
             "tiers_alone": [p.to_dict() for p in self.tiers_alone],
             "top_alone": self.top.to_dict(),
@@ -148,6 +158,7 @@ def _report(
             if ok:
                 oracle_right += 1
                 break
+    top_right = [ok for ok, _ in singles[-1]]
     return EvalReport(
         cascade=cascade_point,
         wasted_usd=sum((c.wasted_usd for c in costs), ZERO),
@@ -158,6 +169,8 @@ def _report(
         reached_top=sum(any(a.tier == top_name for a in r.attempts) for r in results),
         tiers_alone=tiers_alone,
         oracle=Point("oracle (a perfect verifier)", _share(oracle_right, n), oracle_cost, n),
+        worse=sum(t and not c for t, c in zip(top_right, correct, strict=True)),
+        better=sum(c and not t for t, c in zip(top_right, correct, strict=True)),
         problems=problems,
     )
 

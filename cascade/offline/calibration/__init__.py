@@ -11,11 +11,12 @@
    decisions on the data, into a copy of the config.
 """
 
+from cascade.offline.calibration.bounds import binomial_lower_bound
 from cascade.offline.calibration.choose import Calibration, calibrate
 from cascade.offline.calibration.observations import Observations, observe
 from cascade.offline.calibration.search import Explored
 from cascade.offline.calibration.simulate import Simulated, Simulator
-from cascade.offline.calibration.target import Target, binomial_lower_bound
+from cascade.offline.calibration.target import Target
 
 __all__ = [
     "Calibration",

@@ -1,26 +1,38 @@
-"""The whole calibration: the splits, the grid of cut-offs, the search, and the setting
-chosen for the target.
+"""The whole calibration: which records, which ladders, the search, and the setting chosen.
 
-The cheapest explored setting that meets the target on the data wins. With a confidence
-level, the search runs on a fit split and the chosen setting is the cheapest explored one
-whose one-sided Clopper-Pearson lower bound on a validation split meets the target.
+Every sub-ladder that keeps the top tier is a candidate (`search.sub_ladders`), the top tier
+alone included, so a target relative to the top tier can always be met.
+
+Without a confidence level, the cheapest explored setting that meets the target on the
+data wins: a point estimate, which over-fits small data. With one, the setting comes from
+`certify` and its target holds on unseen data from the same traffic with that confidence.
 """
 
 from __future__ import annotations
 
-import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from cascade.core.errors import ConfigError
+from cascade.offline.calibration.certify import LEARN_SHARE, Certification, certify, scored
 from cascade.offline.calibration.observations import Observations
-from cascade.offline.calibration.search import Explored, candidates, explore, pareto, start_setting
-from cascade.offline.calibration.simulate import Setting, Simulator
-from cascade.offline.calibration.target import Target, binomial_lower_bound
+from cascade.offline.calibration.reliability import Isotonic, Reliability, fit_isotonic, reliability
+from cascade.offline.calibration.search import (
+    Explored,
+    candidates,
+    explore,
+    pareto,
+    restricted,
+    start_setting,
+    sub_ladders,
+)
+from cascade.offline.calibration.simulate import Ladder, Setting, Simulator
+from cascade.offline.calibration.target import Target
 from cascade.offline.calibration.thresholds import written_threshold
 
-VALIDATION_SHARE = 0.3
 TOLERANCE = 1e-9
+MIN_RECORDS = 20  # for a confidence level: fewer cannot certify anything
 
 
 @dataclass
@@ -30,25 +42,32 @@ class Calibration:
     observations: Observations
     simulator: Simulator
     target: Target
-    train: list[int]
-    fit: list[int]
-    validation: list[int]
+    train: list[int]  # every record used
+    fit: list[int]  # the records the explored points are scored on
     confidence: float | None
     grid: list[list[float]]
-    method: str
-    grid_size: int
-    explored: dict[Setting, Explored]
-    frontier: list[Explored]
-    required_fit: float  # accuracy required on the fit split
-    required_validation: float | None
-    chosen: Explored | None
-    best: Explored  # the most accurate explored setting (for an impossible target)
-    lower_bounds: dict[Setting, tuple[int, float]] = field(default_factory=dict)  # validation
+    ladders: list[Ladder]
+    method: str = ""
+    grid_size: int = 0
+    explored: list[Explored] = field(default_factory=list)
+    frontier: list[Explored] = field(default_factory=list)
+    chosen: Explored | None = None
+    best: Explored | None = None  # the most accurate explored setting (for an impossible target)
+    certification: Certification | None = None
+    reliability: list[Reliability] = field(default_factory=list)
     _observed: dict[int, list[float]] = field(default_factory=dict, repr=False)
+    _calibrators: dict[int, Isotonic] = field(default_factory=dict, repr=False)
 
     @property
     def top(self) -> int:
         return len(self.observations.tiers) - 1
+
+    @property
+    def fell_back(self) -> bool:
+        """Nothing below the top tier could be certified: the top tier alone was chosen."""
+        return (
+            self.certification is not None and self.chosen is not None and self.chosen.ladder == (self.top,)
+        )
 
     def accuracy(self, point: Explored) -> float:
         return point.correct / len(self.fit)
@@ -59,6 +78,10 @@ class Calibration:
             self._observed[slot] = sorted(set(self.observations.scores(slot, self.train)))
         return self._observed[slot]
 
+    def kept(self, point: Explored) -> list[int]:
+        """The slots on the tiers `point`'s ladder keeps."""
+        return [i for i, s in enumerate(self.observations.slots) if s.tier_index in point.ladder]
+
     def thresholds(self, setting: Setting) -> list[float]:
         """The thresholds written for `setting`, per slot."""
         return [
@@ -66,22 +89,28 @@ class Calibration:
             for i, (slot, cut) in enumerate(zip(self.observations.slots, setting, strict=True))
         ]
 
+    def probability(self, slot: int, cut: float) -> float:
+        """P(correct) of an answer the slot scores `cut`: by the map the setting was chosen
+        with (the learn share's), else by one fitted on the training data."""
+        if self.certification is not None:
+            return self.certification.calibrators[slot](cut)
+        if slot not in self._calibrators:
+            self._calibrators[slot] = fit_isotonic(*scored(self.observations, slot, self.train))
+        return self._calibrators[slot](cut)
+
     def is_off(self, slot: int, cut: float) -> bool:
         return cut <= self.grid[slot][0]
 
-    def on_train(self, setting: Setting) -> tuple[int, Decimal]:
-        return self.simulator.run_exact(setting, self.train)
+    def on(self, point: Explored, records: Sequence[int]) -> tuple[int, Decimal]:
+        return self.simulator.run_exact(point.setting, records, point.ladder)
 
-    def validation_bound(self, setting: Setting) -> tuple[int, float]:
-        """(correct on the validation split, its lower bound at the confidence level)."""
-        if setting not in self.lower_bounds:
-            assert self.confidence is not None
-            correct, _ = self.simulator.run(setting, self.validation)
-            self.lower_bounds[setting] = (
-                correct,
-                binomial_lower_bound(correct, len(self.validation), self.confidence),
-            )
-        return self.lower_bounds[setting]
+    def on_train(self, point: Explored) -> tuple[int, Decimal]:
+        return self.on(point, self.train)
+
+    def top_alone(self) -> Explored:
+        offs = tuple(g[0] for g in self.grid)
+        correct, cost = self.simulator.run(offs, self.fit, (self.top,))
+        return Explored(offs, correct, cost, (self.top,))
 
 
 def calibrate(
@@ -90,60 +119,87 @@ def calibrate(
     *,
     confidence: float | None = None,
     seed: int = 0,
-    validation_share: float = VALIDATION_SHARE,
+    records: Sequence[int] | None = None,
+    learn_share: float = LEARN_SHARE,
+    skip_tiers: bool = True,
 ) -> Calibration:
-    """Search the cut-offs for the cheapest cascade that meets `target` (see the module doc)."""
+    """Search for the cheapest cascade that meets `target` on `records` (all by default; see
+    the module doc). `skip_tiers=False` searches the full ladder only."""
     simulator = Simulator(observations)
-    train = list(range(len(observations.ids)))
-    fit, validation = train, []
-    if confidence is not None:
-        if not 0 < confidence < 1:
-            raise ConfigError(f"--confidence is a level between 0 and 1, not {confidence:g}")
-        shuffled = train[:]
-        random.Random(seed).shuffle(shuffled)
-        cut = round(len(train) * validation_share)
-        if cut < 1 or cut >= len(train):
-            raise ConfigError(f"too few records ({len(train)}) for a validation split")
-        validation, fit = sorted(shuffled[:cut]), sorted(shuffled[cut:])
-    top = len(observations.tiers) - 1
+    train = sorted(records) if records is not None else list(range(len(observations.ids)))
+    ladders = sub_ladders(len(observations.tiers)) if skip_tiers else [simulator.full()]
     offs = [min(observations.scores(i, train), default=0.0) for i in range(len(observations.slots))]
-    grid = [candidates(observations, i, fit, offs[i]) for i in range(len(observations.slots))]
-    top_fit, _ = simulator.alone(top, fit)
-    required_fit = target.required(top_fit / len(fit))
-
-    def meets(correct: int) -> bool:
-        return correct >= required_fit * len(fit) - TOLERANCE
-
-    start = start_setting(observations, grid, fit)
-    explored, method, size = explore(simulator, grid, start, fit, meets)
-    points = list(explored.values())
-    best = max(points, key=lambda p: (p.correct, -p.cost))
-    result = Calibration(
-        observations,
+    grid = [candidates(observations, i, train, offs[i]) for i in range(len(observations.slots))]
+    found = Calibration(observations, simulator, target, train, train, confidence, grid, ladders)
+    found.reliability = _reliability(observations, train)
+    if confidence is None:
+        return _point_estimate(found)
+    if not 0 < confidence < 1:
+        raise ConfigError(f"--confidence is a level between 0 and 1, not {confidence:g}")
+    if target.kind == "of_top":
+        raise ConfigError(
+            "--confidence holds a paired target: use --max-loss (or --match-top, --target-accuracy)"
+        )
+    if len(train) < MIN_RECORDS:
+        raise ConfigError(f"too few records ({len(train)}) for a confidence level: at least {MIN_RECORDS}")
+    if not 0 < learn_share < 1:
+        raise ConfigError(f"the learn share is a fraction between 0 and 1, not {learn_share:g}")
+    certification = certify(
         simulator,
         target,
         train,
-        fit,
-        validation,
-        confidence,
-        grid,
-        method,
-        size,
-        explored,
-        pareto(points),
-        required_fit,
-        None,
-        None,
-        best,
+        ladders,
+        tuple(offs),
+        confidence=confidence,
+        seed=seed,
+        learn_share=learn_share,
     )
-    by_cost = sorted(points, key=lambda p: (p.cost, -p.correct))
-    if confidence is None:
-        result.chosen = next((p for p in by_cost if meets(p.correct)), None)
-        return result
-    top_validation, _ = simulator.alone(top, validation)
-    result.required_validation = target.required(top_validation / len(validation))
-    for point in by_cost:
-        if result.validation_bound(point.setting)[1] >= result.required_validation - TOLERANCE:
-            result.chosen = point
-            break
-    return result
+    found.certification = certification
+    found.fit = certification.learn
+    found.method = "probability levels"
+    found.explored = certification.candidates
+    found.grid_size = len(certification.candidates)
+    found.frontier = pareto(certification.candidates)
+    top_point = found.top_alone()
+    found.best = max([*found.explored, top_point], key=lambda p: (p.correct, -p.cost))
+    certified = certification.certified
+    if certified:
+        found.chosen = min(certified, key=lambda p: (found.on_train(p)[1], -p.correct))
+    elif target.max_loss is not None:
+        found.chosen = top_point  # loses nothing against itself
+    return found
+
+
+def _point_estimate(found: Calibration) -> Calibration:
+    simulator, observations, train, target = found.simulator, found.observations, found.train, found.target
+    top_correct, _ = simulator.alone(found.top, train)
+    required = target.required(top_correct / len(train))
+
+    def meets(correct: int) -> bool:
+        return correct >= required * len(train) - TOLERANCE
+
+    points: list[Explored] = []
+    methods = set()
+    for ladder in found.ladders:
+        grid = restricted(found.grid, observations, ladder)
+        start = start_setting(observations, grid, train)
+        explored, method, size = explore(simulator, grid, start, train, meets, ladder)
+        points += explored.values()
+        methods.add(method)
+        found.grid_size += size
+    found.method = " and ".join(sorted(methods))
+    found.explored = points
+    found.frontier = pareto(points)
+    found.best = max(points, key=lambda p: (p.correct, -p.cost))
+    by_cost = sorted(points, key=lambda p: (p.cost, -p.correct, -len(p.ladder)))
+    found.chosen = next((p for p in by_cost if meets(p.correct)), None)
+    return found
+
+
+def _reliability(observations: Observations, records: Sequence[int]) -> list[Reliability]:
+    found = []
+    for i, slot in enumerate(observations.slots):
+        scores, correct = scored(observations, i, records)
+        if scores:
+            found.append(reliability(slot.label, scores, correct))
+    return found

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cascade.offline.calibration.observations import Observations
-from cascade.offline.calibration.simulate import Setting, Simulator
+from cascade.offline.calibration.simulate import Ladder, Setting, Simulator
 
 MAX_CANDIDATES = 25  # cut-offs tried per verifier (quantiles of the observed scores)
 MAX_GRID = 20_000  # settings tried exhaustively; beyond that, coordinate descent
@@ -47,9 +47,28 @@ def start_setting(observations: Observations, grid: list[list[float]], fit: Sequ
 
 @dataclass(frozen=True)
 class Explored:
+    """A setting on a ladder, scored on the records it was explored on."""
+
     setting: Setting
     correct: int
     cost: float
+    ladder: Ladder
+
+
+def sub_ladders(tiers: int) -> list[Ladder]:
+    """Every ladder that keeps the top tier: each subset of the tiers below it, the full
+    ladder first and the top tier alone last."""
+    below = range(tiers - 1)
+    return [
+        (*kept, tiers - 1)
+        for size in range(tiers - 1, -1, -1)
+        for kept in itertools.combinations(below, size)
+    ]
+
+
+def restricted(grid: list[list[float]], observations: Observations, ladder: Ladder) -> list[list[float]]:
+    """The grid with the slots of dropped tiers held "off": their cut-offs do not matter."""
+    return [g if observations.slots[i].tier_index in ladder else g[:1] for i, g in enumerate(grid)]
 
 
 def explore(
@@ -58,15 +77,17 @@ def explore(
     start: Setting,
     fit: Sequence[int],
     meets: Callable[[int], bool],
+    ladder: Ladder,
 ) -> tuple[dict[Setting, Explored], str, int]:
-    """Every setting explored on `fit` (exhaustive or coordinate descent), the method, the grid size."""
+    """Every setting explored on `ladder` on `fit` (exhaustive or coordinate descent), the
+    method, the grid size."""
     size = math.prod(len(g) for g in grid)
     explored: dict[Setting, Explored] = {}
 
     def evaluate(setting: Setting) -> Explored:
         if setting not in explored:
-            correct, cost = simulator.run(setting, fit)
-            explored[setting] = Explored(setting, correct, cost)
+            correct, cost = simulator.run(setting, fit, ladder)
+            explored[setting] = Explored(setting, correct, cost, ladder)
         return explored[setting]
 
     if size <= MAX_GRID:

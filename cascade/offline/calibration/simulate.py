@@ -7,6 +7,9 @@ rules, each decided by `cascade.core.policy` as the engine decides it: which che
 chain runs, whether the answer is accepted, reasks, the next tier, the budget, and which
 rejected answer is returned. A replay gives the same answer each time it is asked, and a
 tier's failed calls are replayed as observed (they already followed the alternates).
+
+A `ladder` (the tiers kept, by index, always ending with the top tier) simulates the config
+with the other tiers dropped: a request passes them by without a call.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from cascade.core.values import ZERO, Outcome
 from cascade.offline.calibration.observations import Observations, TierOutcome
 
 Setting = tuple[float, ...]  # a cut-off per slot
+Ladder = tuple[int, ...]  # the tiers kept, by index, ending with the top tier
 NO_ANSWER = -1  # the pattern of a tier whose every call failed
+SKIPPED = -2  # the pattern of a tier the ladder drops
 
 
 @dataclass(frozen=True)
@@ -76,24 +81,50 @@ class Simulator:
             self._patterns[key] = [_pattern(row[k], setting) for row in self.obs.rows]
         return self._patterns[key]
 
-    def outcome(self, setting: Setting, r: int) -> Simulated:
-        """What the cascade does with record `r` under `setting`."""
-        return self._walk(r, tuple(self.patterns(k, setting)[r] for k in range(len(self.obs.tiers))))
+    def full(self) -> Ladder:
+        return tuple(range(len(self.obs.tiers)))
 
-    def run(self, setting: Setting, records: Sequence[int]) -> tuple[int, float]:
+    def _all_patterns(self, setting: Setting, ladder: Ladder | None) -> list[list[int] | None]:
+        kept = set(self.full() if ladder is None else ladder)
+        return [self.patterns(k, setting) if k in kept else None for k in range(len(self.obs.tiers))]
+
+    def outcome(self, setting: Setting, r: int, ladder: Ladder | None = None) -> Simulated:
+        """What the cascade does with record `r` under `setting` (on `ladder`, all by default)."""
+        tiers = self._all_patterns(setting, ladder)
+        return self._walk(r, tuple(SKIPPED if p is None else p[r] for p in tiers))
+
+    def outcomes(
+        self, setting: Setting, records: Sequence[int], ladder: Ladder | None = None
+    ) -> list[Simulated]:
+        tiers = self._all_patterns(setting, ladder)
+        return [self._walk(r, tuple(SKIPPED if p is None else p[r] for p in tiers)) for r in records]
+
+    def run(
+        self, setting: Setting, records: Sequence[int], ladder: Ladder | None = None
+    ) -> tuple[int, float]:
         """(requests answered correctly, cost in USD as a float) on `records`: for the search."""
-        tiers = [self.patterns(k, setting) for k in range(len(self.obs.tiers))]
-        correct, total = 0, 0.0
-        for r in records:
-            done = self._walk(r, tuple(p[r] for p in tiers))
-            correct += done.correct
-            total += done.cost_f
-        return correct, total
+        done = self.outcomes(setting, records, ladder)
+        return sum(d.correct for d in done), sum(d.cost_f for d in done)
 
-    def run_exact(self, setting: Setting, records: Sequence[int]) -> tuple[int, Decimal]:
+    def run_exact(
+        self, setting: Setting, records: Sequence[int], ladder: Ladder | None = None
+    ) -> tuple[int, Decimal]:
         """(requests answered correctly, cost in USD, exact) on `records`."""
-        done = [self.outcome(setting, r) for r in records]
+        done = self.outcomes(setting, records, ladder)
         return sum(d.correct for d in done), sum((d.cost for d in done), ZERO)
+
+    def paired(
+        self, setting: Setting, records: Sequence[int], ladder: Ladder | None = None
+    ) -> tuple[int, int]:
+        """(worse, better): the requests where the top tier alone is right and the cascade
+        wrong, and the other way round."""
+        top = len(self.obs.tiers) - 1
+        worse = better = 0
+        for r, done in zip(records, self.outcomes(setting, records, ladder), strict=True):
+            top_right = self.obs.rows[r][top].alone_correct
+            worse += top_right and not done.correct
+            better += done.correct and not top_right
+        return worse, better
 
     def alone(self, k: int, records: Sequence[int]) -> tuple[int, Decimal]:
         """(correct, cost) of tier `k`'s primary model alone on `records`."""
@@ -118,6 +149,9 @@ class Simulator:
         here: Position | None = START
         while here is not None:
             k = here.tier
+            if patterns[k] == SKIPPED:  # dropped from the ladder: no call (never the top)
+                here = Position(k + 1, 0)
+                continue
             outcome = row[k]
             for cost in outcome.failed:
                 if budget_exhausted(spent, obs.budget):

@@ -1,6 +1,8 @@
 """Thresholds written into a config: for each cut-off, a short decimal threshold that takes
 exactly the same decisions on the data, so that the engine, run on the written config,
-agrees exactly with the simulation; and the config itself, with them as per-tier overrides.
+agrees exactly with the simulation; and the config itself, with them as per-tier overrides
+and the tiers the chosen ladder skips taken out of `tiers` (and out of every verifier's
+`tiers`, `skip_tiers` and `overrides`).
 """
 
 from __future__ import annotations
@@ -69,9 +71,11 @@ def calibrated_yaml(
     out_dir: Path,
     thresholds: dict[tuple[int, str], float],
     header: str,
+    dropped: Sequence[str] = (),
 ) -> str:
-    """`raw` with `thresholds` ((entry, tier) -> value) as per-tier overrides and relative
-    `*_file` paths rewritten to resolve from `out_dir`, below a comment `header`."""
+    """`raw` with `thresholds` ((entry, tier) -> value) as per-tier overrides, the `dropped`
+    tiers taken out, and relative `*_file` paths rewritten to resolve from `out_dir`, below a
+    comment `header`."""
     data = copy.deepcopy(raw)
     entries = data.get("verifiers") or []
     for (entry, tier), value in thresholds.items():
@@ -80,22 +84,50 @@ def calibrated_yaml(
         entries[entry]["overrides"] = overrides
     for entry in entries:
         _rebase_files(entry, config_dir, out_dir)
+    if dropped:
+        data["tiers"] = [t for t in data["tiers"] if t.get("name") not in dropped]
+        if "verifiers" in data:
+            data["verifiers"] = _without_tiers(entries, set(dropped))
     body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
     comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
     return comments + body
+
+
+def _without_tiers(entries: list[Any], dropped: set[str]) -> list[Any]:
+    """The verifier entries with every mention of the `dropped` tiers taken out; an entry
+    that ran on dropped tiers alone goes with them."""
+    kept = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            kept.append(entry)
+            continue
+        if entry.get("tiers"):
+            entry["tiers"] = [t for t in entry["tiers"] if t not in dropped]
+            if not entry["tiers"]:
+                continue
+        for key in ("skip_tiers",):
+            if entry.get(key):
+                entry[key] = [t for t in entry[key] if t not in dropped]
+        if entry.get("overrides"):
+            entry["overrides"] = {t: v for t, v in entry["overrides"].items() if t not in dropped}
+        if entry.get("verifiers"):
+            entry["verifiers"] = _without_tiers(entry["verifiers"], dropped)
+        kept.append(entry)
+    return kept
 
 
 def write_calibrated(
     raw: dict[str, Any],
     config_path: Path,
     out: Path,
-    slots: Sequence[Slot],
-    thresholds: Sequence[float],
+    thresholds: Sequence[tuple[Slot, float]],
     header: str,
+    dropped: Sequence[str] = (),
 ) -> None:
-    """Write `raw` to `out` with each slot's threshold (see `calibrated_yaml`)."""
-    by_entry = {(s.entry, s.tier): t for s, t in zip(slots, thresholds, strict=True)}
-    text = calibrated_yaml(raw, config_path.parent, out.parent, by_entry, header)
+    """Write `raw` to `out` with each slot's threshold, without the `dropped` tiers (see
+    `calibrated_yaml`)."""
+    by_entry = {(s.entry, s.tier): t for s, t in thresholds}
+    text = calibrated_yaml(raw, config_path.parent, out.parent, by_entry, header, dropped)
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
