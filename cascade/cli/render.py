@@ -115,7 +115,8 @@ def eval_table(report: EvalReport, title: str = "Evaluation") -> Table:
         table.add_row(point.name, f"{point.accuracy:.1%}", usd(point.cost_usd), share)
     n = report.cascade.requests or 1
     table.caption = (
-        f"{report.cascade.requests} requests; accepted per tier: "
+        f"{report.cascade.requests} requests; the cascade's loss against the top tier alone on them "
+        f"{report.loss:+.1%} (worse on {report.worse}, better on {report.better}); accepted per tier: "
         + ", ".join(f"{t} {c}" for t, c in report.accepted_by_tier.items())
         + f"; escalation {report.escalated / n:.1%}; unverified {report.unverified}; "
         f"top tier called for {report.reached_top} ({report.reached_top / n:.1%}); "

@@ -4,12 +4,14 @@ confidence, by Learn-then-Test with fixed-sequence testing (Angelopoulos et al.,
 1. The labelled requests are split once, at random: a learn share and a certify share.
 2. On the learn share, each calibratable verifier gets a monotone map from its score to
    P(correct) (`reliability`), so one probability level gives comparable cut-offs on every
-   tier. Every sub-ladder at every level is scored there; the (cost, accuracy) frontier of
-   them, from the most accurate to the cheapest, is the testing order.
+   tier. Every sub-ladder at every level is scored there; the settings of their (cost,
+   accuracy) frontier that are cheaper than the top tier alone, from the most accurate to
+   the cheapest, are the testing order.
 3. On the certify share, the settings are tested in that order, each at the full level,
    with an exact p-value (`bounds.loss_p_value` for a paired loss, `accuracy_p_value` for an
    accuracy), and testing stops at the first that fails. Every setting certified is within
-   the target at once, with probability at least the confidence, so the cheapest is chosen.
+   the target at once, with probability at least the confidence, so the cheapest on all
+   the data is chosen (the top tier alone, when it is cheaper).
 
 Nothing certified means the data cannot support the target at that confidence: the top tier
 alone is the answer (its loss is zero), with an estimate of the data that would do.
@@ -133,11 +135,13 @@ def certify(
     learn, rest = split(records, learn_share, seed)
     calibrators = fit_calibrators(simulator.obs, learn)
     candidates = probability_family(simulator, calibrators, ladders, offs, learn)
-    path = sorted(pareto(candidates), key=lambda p: (-p.correct, p.cost))
     top = len(simulator.obs.tiers) - 1
+    correct, top_cost = simulator.run(offs, learn, (top,))
+    # a setting no cheaper than the top tier alone is never worth choosing, nor testing
+    cheaper = [p for p in pareto(candidates) if p.cost < top_cost]
+    path = sorted(cheaper, key=lambda p: (-p.correct, p.cost))
     if target.max_loss is None:  # an accuracy: the top tier alone must be shown to reach it too
-        correct, cost = simulator.run(offs, learn, (top,))
-        path.insert(0, Explored(offs, correct, cost, (top,)))
+        path.insert(0, Explored(offs, correct, top_cost, (top,)))
     found = Certification(learn, rest, 1 - confidence, calibrators, candidates, path, [], None)
     for point in path:
         step = test(simulator, target, point, rest, found)

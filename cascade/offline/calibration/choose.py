@@ -163,10 +163,10 @@ def calibrate(
     top_point = found.top_alone()
     found.best = max([*found.explored, top_point], key=lambda p: (p.correct, -p.cost))
     certified = certification.certified
-    if certified:
-        found.chosen = min(certified, key=lambda p: (found.on_train(p)[1], -p.correct))
-    elif target.max_loss is not None:
-        found.chosen = top_point  # loses nothing against itself
+    if target.max_loss is not None:  # the top tier alone loses nothing against itself
+        certified = [*certified, top_point]
+    if certified:  # the cheapest on all the data (the top tier alone when none is cheaper)
+        found.chosen = min(certified, key=lambda p: (found.on_train(p)[1], len(p.ladder) > 1))
     return found
 
 

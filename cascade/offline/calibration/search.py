@@ -1,7 +1,8 @@
 """The search over cut-offs: per calibratable verifier, the scores observed (thinned to
-quantiles) and "off" (the lowest score observed); every combination when there are few,
-else coordinate descent from the config's own thresholds. Each setting explored is
-scored by the simulator; the (cost, accuracy) Pareto frontier of them is kept.
+quantiles) and "off" (the lowest score observed); every combination when there are few
+(for the number of records), else coordinate descent from the config's own thresholds.
+Each setting explored is scored by the simulator; the (cost, accuracy) Pareto frontier of
+them is kept.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cascade.offline.calibration.simulate import Ladder, Setting, Simulator
 
 MAX_CANDIDATES = 25  # cut-offs tried per verifier (quantiles of the observed scores)
 MAX_GRID = 20_000  # settings tried exhaustively; beyond that, coordinate descent
+MAX_WALKS = 3_000_000  # nor more than this many (setting, record) simulations
 MAX_ROUNDS = 20  # coordinate descent rounds
 
 
@@ -90,7 +92,7 @@ def explore(
             explored[setting] = Explored(setting, correct, cost, ladder)
         return explored[setting]
 
-    if size <= MAX_GRID:
+    if size <= MAX_GRID and size * len(fit) <= MAX_WALKS:
         for setting in itertools.product(*grid):
             evaluate(setting)
         return explored, "exhaustive", size

@@ -14,6 +14,7 @@ with the other tiers dropped: a request passes them by without a call.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -70,7 +71,7 @@ class Simulator:
         ]
         self._patterns: dict[tuple[int, Setting], list[int]] = {}
         # a request's fate depends on the setting only through each tier's pattern
-        self._walks: dict[tuple[int, ...], Simulated] = {}
+        self._walks: dict[tuple[int, tuple[int, ...]], Simulated] = {}
 
     def patterns(self, k: int, setting: Setting) -> list[int]:
         """Per record, the checks of tier `k`'s answer that pass under `setting` (a bit
@@ -96,8 +97,18 @@ class Simulator:
     def outcomes(
         self, setting: Setting, records: Sequence[int], ladder: Ladder | None = None
     ) -> list[Simulated]:
-        tiers = self._all_patterns(setting, ladder)
-        return [self._walk(r, tuple(SKIPPED if p is None else p[r] for p in tiers)) for r in records]
+        """What the cascade does with each of `records` (the search's inner loop: kept lean)."""
+        columns = [
+            itertools.repeat(SKIPPED) if p is None else [p[r] for r in records]
+            for p in self._all_patterns(setting, ladder)
+        ]
+        walks, out = self._walks, []
+        for r, patterns in zip(records, zip(*columns)):  # noqa: B905 (repeat() is endless)
+            done = walks.get((r, patterns))
+            if done is None:
+                done = walks[r, patterns] = self._drive(r, patterns)
+            out.append(done)
+        return out
 
     def run(
         self, setting: Setting, records: Sequence[int], ladder: Ladder | None = None
@@ -135,7 +146,7 @@ class Simulator:
         )
 
     def _walk(self, r: int, patterns: tuple[int, ...]) -> Simulated:
-        key = (r, *patterns)
+        key = (r, patterns)
         if key not in self._walks:
             self._walks[key] = self._drive(r, patterns)
         return self._walks[key]
