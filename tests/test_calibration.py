@@ -25,6 +25,7 @@ from cascade.core.values import Candidate, Completion, Request, Usage
 from cascade.offline import calibration
 from cascade.offline.calibration import Target, binomial_lower_bound, calibrate, observe
 from cascade.offline.calibration import search as cutoff_search
+from cascade.offline.calibration.curves import error_curves
 from cascade.offline.calibration.report import skipped
 from cascade.offline.calibration.thresholds import calibrated_yaml
 from cascade.offline.evaluation import evaluate
@@ -651,3 +652,27 @@ def test_unseen_figures_come_with_intervals_and_say_when_the_loss_is_exceeded(tm
     assert unseen["loss_against_top"] == pytest.approx(0.25) and unseen["within_max_loss"] is False
     low, high = unseen["loss_interval"]
     assert low < 0.25 < high
+
+
+def test_the_error_cost_plot_has_a_train_and_an_unseen_curve_from_their_own_data(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    config, data = three_tiers(tmp_path)
+    records = [json.loads(line) for line in data.read_text().splitlines()]
+    for r in records[:10]:
+        r["responses"]["small"].update(correct=False, confidence=0.8)
+    test = write_jsonl(tmp_path / "test.jsonl", records)
+    plot = tmp_path / "curve.png"
+    out = tmp_path / "tuned.yaml"
+    args = ("--data", data, "--out", out, "--max-loss", "0.01", "--test", test, "--plot", plot)
+    code, _, _ = calibrate_cli(capsys, config, *args)
+    assert code == 0 and plot.read_bytes().startswith(PNG)
+
+    def observed(path: Path) -> Any:
+        return asyncio.run(observe(with_records(load_config(config), path), load_recorded(path)))
+
+    found = calibrate(observed(data), Target("max_loss", 0.01))
+    curves, chosen, label, line = error_curves(found, observed(test))
+    assert set(curves) == set(chosen) == {"train", "unseen"} and line == 0.01
+    assert label == "accuracy lost against the top tier alone"
+    assert chosen["train"] == (pytest.approx(0.24 / 0.4), 0.0)  # small for all, large for half
+    assert chosen["unseen"] == (pytest.approx(0.19 / 0.4), 0.25)  # the same setting, on the other file
