@@ -631,12 +631,28 @@ def test_match_top_writes_the_top_tier_alone_when_nothing_cheaper_matches_it(tmp
     assert report["confirmed"]["agrees"] is True
 
 
+def held_out(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Other requests like `records`, on which small is confidently wrong on a quarter."""
+    fresh = copy.deepcopy(records)
+    for i, r in enumerate(fresh):
+        r["id"], r["prompt"] = f"h{i}", f"held-out {r['prompt']}"
+        if i < 10:
+            r["responses"]["small"].update(correct=False, confidence=0.8)
+    return fresh
+
+
+def test_a_held_out_file_that_shares_requests_with_the_training_data_is_refused(tmp_path, capsys):
+    config, data = three_tiers(tmp_path)
+    args = ("--data", data, "--out", tmp_path / "o.yaml", "--match-top", "--test", data)
+    code, _, stderr = calibrate_cli(capsys, config, *args)
+    assert code == 2 and "40 of its 40 requests are also in" in " ".join(stderr.split())
+    assert not (tmp_path / "o.yaml").exists()
+
+
 def test_unseen_figures_come_with_intervals_and_say_when_the_loss_is_exceeded(tmp_path, capsys):
     config, data = three_tiers(tmp_path)
     records = [json.loads(line) for line in data.read_text().splitlines()]
-    for r in records[:10]:  # on the held-out file, small is confidently wrong on a quarter
-        r["responses"]["small"].update(correct=False, confidence=0.8)
-    test = write_jsonl(tmp_path / "test.jsonl", records)
+    test = write_jsonl(tmp_path / "test.jsonl", held_out(records))
     out = tmp_path / "tuned.yaml"
     code, stdout, _ = calibrate_cli(
         capsys, config, "--data", data, "--out", out, "--max-loss", "0.01", "--test", test
@@ -658,9 +674,7 @@ def test_the_error_cost_plot_has_a_train_and_an_unseen_curve_from_their_own_data
     pytest.importorskip("matplotlib")
     config, data = three_tiers(tmp_path)
     records = [json.loads(line) for line in data.read_text().splitlines()]
-    for r in records[:10]:
-        r["responses"]["small"].update(correct=False, confidence=0.8)
-    test = write_jsonl(tmp_path / "test.jsonl", records)
+    test = write_jsonl(tmp_path / "test.jsonl", held_out(records))
     plot = tmp_path / "curve.png"
     out = tmp_path / "tuned.yaml"
     args = ("--data", data, "--out", out, "--max-loss", "0.01", "--test", test, "--plot", plot)
@@ -674,5 +688,100 @@ def test_the_error_cost_plot_has_a_train_and_an_unseen_curve_from_their_own_data
     curves, chosen, label, line = error_curves(found, observed(test))
     assert set(curves) == set(chosen) == {"train", "unseen"} and line == 0.01
     assert label == "accuracy lost against the top tier alone"
-    assert chosen["train"] == (pytest.approx(0.24 / 0.4), 0.0)  # small for all, large for half
-    assert chosen["unseen"] == (pytest.approx(0.19 / 0.4), 0.25)  # the same setting, on the other file
+    assert chosen["train"] == pytest.approx((0.24 / 0.4, 0.0))  # small for all, large for half
+    assert chosen["unseen"] == pytest.approx((0.19 / 0.4, 0.25))  # the same setting, on the other file
+
+
+def complementary(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`small` rates itself well and is right on half; `large` is wrong on a fifth of those."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        small_right = i % 2 == 0
+        confidence = round(rng.uniform(0.6, 0.95) if small_right else rng.uniform(0.05, 0.4), 4)
+        records.append(
+            {
+                "id": f"q{i}",
+                "prompt": f"question {i}",
+                "responses": {
+                    "small": {
+                        "text": f"a{i}",
+                        "correct": small_right,
+                        "confidence": confidence,
+                        "cost_usd": 0.001,
+                    },
+                    "large": {
+                        "text": f"b{i}",
+                        "correct": not (small_right and i % 10 == 0),
+                        "cost_usd": 0.01,
+                    },
+                },
+            }
+        )
+    return records
+
+
+def test_a_certified_setting_is_written_with_its_exact_cut_offs(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "train.jsonl", complementary(80))
+    out = tmp_path / "o.yaml"
+    args = ("--data", data, "--out", out, "--max-loss", "0.01", "--confidence", "0.9", "--json")
+    code, stdout, _ = calibrate_cli(capsys, hand_made_config(tmp_path), *args)
+    assert code == 0
+    report = json.loads(stdout)
+    assert report["confidence"]["certified"] >= 1 and not report["confidence"]["fell_back_to_top"]
+    assert report["chosen"]["ladder"] == ["small", "large"]
+    cut = report["chosen"]["cutoffs"]["small/self_confidence"]
+    assert report["chosen"]["thresholds"]["small/self_confidence"] == cut  # not a decimal in the gap below
+    assert yaml.safe_load(out.read_text())["verifiers"][1]["overrides"] == {"small": {"threshold": cut}}
+    assert report["confirmed"]["agrees"] is True
+
+
+def test_an_accuracy_target_is_certified_below_the_top_tier_when_the_top_tier_alone_is_not(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "train.jsonl", complementary(80))  # large alone: 90 % right
+    args = ("--data", data, "--out", tmp_path / "o.yaml", "--target-accuracy", "0.9", "--confidence", "0.9")
+    code, stdout, _ = calibrate_cli(capsys, hand_made_config(tmp_path), *args, "--json")
+    assert code == 0
+    report = json.loads(stdout)
+    assert report["chosen"]["ladder"] == ["small", "large"]
+    tested = {tuple(s["ladder"]): s["certify"] for s in report["confidence"]["tested"]}
+    assert tested[("small", "large")]["certified"] and tested[("small", "large")]["p_value"] <= 0.1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--learn-share", "0.99"), "leave 25 to learn the order and 0 to certify it"),
+        (("--learn-share", "0.1"), "leave 2 to learn the order and 23 to certify it"),
+        (("--confidence", "0.3"), "--confidence is a level from 0.5"),
+    ],
+)
+def test_a_split_or_level_that_cannot_certify_is_refused_before_the_replay(tmp_path, capsys, extra, message):
+    data = write_jsonl(tmp_path / "train.jsonl", complementary(25))
+    args = ("--data", data, "--out", tmp_path / "o.yaml", "--max-loss", "0.01", "--confidence", "0.9", *extra)
+    code, _, stderr = calibrate_cli(capsys, hand_made_config(tmp_path), *args)
+    assert code == 2 and message in " ".join(stderr.split())
+    assert not (tmp_path / "o.yaml").exists()
+
+
+def test_keep_all_tiers_with_nothing_certified_writes_nothing(tmp_path, capsys):
+    config, data = three_tiers(tmp_path)
+    args = ("--data", data, "--out", tmp_path / "o.yaml", "--max-loss", "0.01", "--confidence", "0.9")
+    code, _, stderr = calibrate_cli(capsys, config, *args, "--keep-all-tiers")
+    assert code == 3 and not (tmp_path / "o.yaml").exists()
+    assert "could not be certified" in " ".join(stderr.split())
+
+
+def test_a_plot_of_held_out_data_that_the_verifier_never_scores_still_draws(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    config, data = three_tiers(tmp_path)
+    records = held_out([json.loads(line) for line in data.read_text().splitlines()])
+    for r in records:
+        del r["responses"]["small"]["confidence"]  # no recorded confidence: self_confidence would ask
+        r["responses"]["small"]["text"] = "a"
+    test = write_jsonl(tmp_path / "test.jsonl", records)
+    missing = tmp_path / "nowhere" / "p.png"
+    base = ("--data", data, "--out", tmp_path / "o.yaml", "--match-top", "--test", test)
+    code, _, stderr = calibrate_cli(capsys, config, *base, "--plot", missing)
+    assert code == 2 and "there is no folder" in stderr and not (tmp_path / "o.yaml").exists()
+    code, _, _ = calibrate_cli(capsys, config, *base, "--plot", tmp_path / "p.png")
+    assert code == 0 and (tmp_path / "p.png").read_bytes().startswith(PNG)

@@ -76,6 +76,7 @@ def test_exact_tails_and_intervals_match_hand_values():
     even, better = (requests_needed(w, b, MAX_LOSS, RISK, 0.01) for w, b in ((0.05, 0.05), (0.03, 0.06)))
     assert even is not None and better is not None and even > better
     assert requests_needed(0.06, 0.05, MAX_LOSS, RISK, 0.01) is None  # observed loss above the target
+    assert requests_needed(0.3, 0.2905, MAX_LOSS, RISK, 0.01) == math.inf  # beyond a million
 
 
 def test_isotonic_fit_is_monotone_and_calibrates_a_distorted_score():

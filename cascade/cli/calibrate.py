@@ -23,13 +23,14 @@ from cascade.cli.render import usd
 from cascade.cli.render_calibration import ladder_text, print_calibration, thresholds_text
 from cascade.config import load_config
 from cascade.core.errors import ConfigError
-from cascade.offline.calibration import Calibration, Target, calibrate, observe
-from cascade.offline.calibration.certify import LEARN_SHARE
+from cascade.offline.calibration import Calibration, Observations, Target, calibrate, observe
+from cascade.offline.calibration.certify import LEARN_SHARE, check_split
+from cascade.offline.calibration.choose import check_confidence
 from cascade.offline.calibration.curves import error_curves
 from cascade.offline.calibration.report import Checked, chosen_summary, skipped, summary, unseen_summary
 from cascade.offline.calibration.thresholds import read_raw_config, write_calibrated
 from cascade.offline.evaluation import run_evaluation
-from cascade.offline.records import check_fits, with_records
+from cascade.offline.records import check_fits, check_held_out, with_records
 from cascade.providers.replay import RecordedSet, load_recorded
 
 
@@ -121,18 +122,25 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
         except ConfigError as exc:  # printed here: the extra's name in brackets is no markup
             stderr.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             return ExitCode.USAGE
-    if args.confidence is not None and not 0 < args.confidence < 1:
-        raise ConfigError(f"--confidence is a level between 0 and 1, not {args.confidence:g}")
-    if args.confidence is not None and target.kind == "of_top":
-        raise ConfigError("--of-top has no --confidence: use --max-loss (a paired loss against the top tier)")
+    for flag, path in (("--out", args.out), ("--plot", args.plot)):
+        if path is not None and not path.parent.is_dir():
+            raise ConfigError(f"{flag} {path}: there is no folder {path.parent}")
     raw = read_raw_config(args.config)
     train = _recorded(args.data, stderr)
+    if args.confidence is not None:  # refused before the replay, not after it
+        check_confidence(args.confidence, target)
+        check_split(len(train), args.learn_share)
     config = with_records(load_config(args.config), args.data)
     check_fits(config, train, args.data)
     test_data = _recorded(args.test, stderr) if args.test else None
     if test_data is not None:  # refused before the search, not after a config is written
         check_fits(with_records(load_config(args.config), args.test), test_data, args.test)
+        check_held_out(train, test_data, args.data, args.test)
     observations = asyncio.run(observe(config, train, base_dir=args.config.parent, source=str(args.config)))
+    held_out = None
+    if args.plot and test_data is not None:  # observed before anything is written
+        test_config = with_records(load_config(args.config), args.test)
+        held_out = asyncio.run(observe(test_config, test_data, base_dir=args.config.parent, held_out=True))
     found = calibrate(
         observations,
         target,
@@ -158,7 +166,7 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
             with_records(load_config(args.out), args.test), test_data, base_dir=args.out.parent
         )
     if args.plot:
-        _plot(found, args, test_data)
+        _plot(found, args, held_out)
     checked = Checked(found, thresholds, expected, confirmed, agrees, tested)
     if args.json:
         print(json.dumps(_to_dict(checked, args), indent=2))
@@ -213,14 +221,10 @@ def _write(
 # -- output ----------------------------------------------------------------------------------
 
 
-def _plot(found: Calibration, args: argparse.Namespace, test_data: RecordedSet | None) -> None:
+def _plot(found: Calibration, args: argparse.Namespace, held_out: Observations | None) -> None:
     from cascade.cli.plotting import plot_error_cost
 
-    tested = None
-    if test_data is not None:
-        config = with_records(load_config(args.config), args.test)
-        tested = asyncio.run(observe(config, test_data, base_dir=args.config.parent, source=str(args.config)))
-    curves, chosen, label, line = error_curves(found, tested)
+    curves, chosen, label, line = error_curves(found, held_out)
     plot_error_cost(
         args.plot,
         curves,

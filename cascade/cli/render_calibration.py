@@ -4,6 +4,7 @@ settings searched or tested, the choice, and, apart, what it did on unseen data.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from rich.console import Console
@@ -105,8 +106,13 @@ def fallback_text(found: Calibration) -> str:
     seen = f"{ladder_text(found, first.point)} lost {(first.worse - first.better) / n:+.1%} there"
     if certification.needed is None:
         return why + f" The most promising setting, {seen}: more data would not certify it."
+    if math.isinf(certification.needed):
+        return (
+            why
+            + f" The most promising setting, {seen}: more than a million labelled requests would be needed."
+        )
     return why + (
-        f" The most promising setting, {seen}; about {certification.needed} labelled requests "
+        f" The most promising setting, {seen}; about {math.ceil(certification.needed)} labelled requests "
         "would certify it if it keeps those rates."
     )
 

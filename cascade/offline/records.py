@@ -44,3 +44,15 @@ def check_fits(config: CascadeConfig, recorded: RecordedSet, path: Path) -> None
     labelled = any(record.correct(model) is not None for record in recorded for model in record.responses)
     if recorded and not labelled:
         raise ConfigError(f"{path}: no answer carries a `correct` label, so no accuracy can be measured")
+
+
+def check_held_out(train: RecordedSet, test: RecordedSet, train_path: Path, test_path: Path) -> None:
+    """Refuse a held-out file that shares requests with the training data: figures on it
+    would be called unseen and would not be."""
+    seen = {record.request for record in train}
+    shared = sum(record.request in seen for record in test)
+    if shared:
+        raise ConfigError(
+            f"{test_path}: {shared} of its {len(test)} requests are also in {train_path}: "
+            "held-out data must hold none of the training requests"
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 
 
 @functools.lru_cache(maxsize=65536)
@@ -118,25 +119,35 @@ def accuracy_interval(correct: int, n: int, confidence: float) -> tuple[float, f
     return binomial_lower_bound(correct, n, level), binomial_upper_bound(correct, n, level)
 
 
+REQUESTS_CAP = 1_000_000  # beyond this, "more than a million" is answer enough
+
+
 def requests_needed(
     worse_rate: float, better_rate: float, max_loss: float, risk: float, nuisance: float
-) -> int | None:
+) -> float | None:
     """About how many requests certify a loss <= max_loss at level `risk` if the discordant
-    rates are what was observed (the counts at those rates); None when the observed loss is
-    already above max_loss (no amount of data would do)."""
-    if worse_rate - better_rate >= max_loss:
+    rates are what was observed (the counts at those rates): None when the observed loss is
+    already at or above max_loss (no amount of data would do), inf beyond REQUESTS_CAP."""
+    margin = max_loss - (worse_rate - better_rate)
+    if margin <= 1e-12:
         return None
 
     def certifies(n: int) -> bool:
         p = loss_p_value(round(n * worse_rate), round(n * better_rate), n, max_loss, nuisance)
         return p <= risk
 
-    high = 16
+    # the normal approximation says where to look; the exact test decides
+    z = statistics.NormalDist().inv_cdf(1 - (risk - nuisance))
+    guess = max(8, math.ceil(z * z * max(worse_rate + better_rate, max_loss) / margin**2))
+    if guess > 4 * REQUESTS_CAP:
+        return math.inf
+    low, high = guess // 2, guess
     while not certifies(high):
-        high *= 2
-        if high > 10_000_000:
-            return None
-    low = high // 2
+        low, high = high, high * 2
+        if high > REQUESTS_CAP:
+            return math.inf
+    while low > 8 and certifies(low):
+        low, high = low // 2, low
     while high - low > max(1, low // 100):  # to about 1 %
         middle = (low + high) // 2
         low, high = (low, middle) if certifies(middle) else (middle, high)

@@ -24,6 +24,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cascade.core.errors import ConfigError
 from cascade.offline.calibration.bounds import accuracy_p_value, loss_p_value, requests_needed
 from cascade.offline.calibration.observations import Observations
 from cascade.offline.calibration.reliability import Isotonic, fit_isotonic
@@ -33,6 +34,7 @@ from cascade.offline.calibration.target import Target
 
 LEARN_SHARE = 0.3  # the path needs less data than the bound: most of it goes to the bound
 NUISANCE_SHARE = 0.1  # of the risk, spent on bounding the discordance rate
+MIN_LEARN, MIN_CERTIFY = 5, 10  # requests: below these, neither share means anything
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class Certification:
     candidates: list[Explored]  # every sub-ladder at every level, scored on the learn share
     path: list[Explored]  # the testing order
     steps: list[Step]  # as far as testing went
-    needed: int | None  # labelled requests that would certify the first setting of the path
+    needed: float | None  # labelled requests that would certify the path's first setting (inf: too many)
 
     @property
     def certified(self) -> list[Explored]:
@@ -65,6 +67,18 @@ class Certification:
     @property
     def nuisance(self) -> float:
         return self.risk * NUISANCE_SHARE
+
+
+def check_split(requests: int, share: float) -> None:
+    """Refuse a learn share that leaves either share too small to use."""
+    if not 0 < share < 1:
+        raise ConfigError(f"--learn-share is a fraction between 0 and 1, not {share:g}")
+    learn = round(requests * share)
+    if learn < MIN_LEARN or requests - learn < MIN_CERTIFY:
+        raise ConfigError(
+            f"{requests} labelled requests split at --learn-share {share:g} leave {learn} to learn the "
+            f"order and {requests - learn} to certify it: at least {MIN_LEARN} and {MIN_CERTIFY} are needed"
+        )
 
 
 def split(records: Sequence[int], share: float, seed: int) -> tuple[list[int], list[int]]:
@@ -138,10 +152,10 @@ def certify(
     top = len(simulator.obs.tiers) - 1
     correct, top_cost = simulator.run(offs, learn, (top,))
     # a setting no cheaper than the top tier alone is never worth choosing, nor testing
-    cheaper = [p for p in pareto(candidates) if p.cost < top_cost]
-    path = sorted(cheaper, key=lambda p: (-p.correct, p.cost))
-    if target.max_loss is None:  # an accuracy: the top tier alone must be shown to reach it too
-        path.insert(0, Explored(offs, correct, top_cost, (top,)))
+    path = [p for p in pareto(candidates) if p.cost < top_cost]
+    if target.max_loss is None and (top,) in ladders:  # an accuracy: the top tier alone is tested too
+        path.append(Explored(offs, correct, top_cost, (top,)))
+    path.sort(key=lambda p: (-p.correct, p.cost))
     found = Certification(learn, rest, 1 - confidence, calibrators, candidates, path, [], None)
     for point in path:
         step = test(simulator, target, point, rest, found)
@@ -154,7 +168,7 @@ def certify(
         in_certify = requests_needed(
             first.worse / n, first.better / n, target.max_loss, found.risk, found.nuisance
         )
-        found.needed = None if in_certify is None else math.ceil(in_certify / (1 - learn_share))
+        found.needed = None if in_certify is None else in_certify / (1 - learn_share)
     return found
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from cascade.core.errors import ConfigError
-from cascade.offline.calibration.certify import LEARN_SHARE, Certification, certify, scored
+from cascade.offline.calibration.certify import LEARN_SHARE, Certification, certify, check_split, scored
 from cascade.offline.calibration.observations import Observations
 from cascade.offline.calibration.reliability import Isotonic, Reliability, fit_isotonic, reliability
 from cascade.offline.calibration.search import (
@@ -32,7 +32,6 @@ from cascade.offline.calibration.target import Target
 from cascade.offline.calibration.thresholds import written_threshold
 
 TOLERANCE = 1e-9
-MIN_RECORDS = 20  # for a confidence level: fewer cannot certify anything
 
 
 @dataclass
@@ -64,10 +63,8 @@ class Calibration:
 
     @property
     def fell_back(self) -> bool:
-        """Nothing below the top tier could be certified: the top tier alone was chosen."""
-        return (
-            self.certification is not None and self.chosen is not None and self.chosen.ladder == (self.top,)
-        )
+        """Nothing could be certified (the top tier alone is chosen, when it is a candidate)."""
+        return self.certification is not None and not self.certification.certified
 
     def accuracy(self, point: Explored) -> float:
         return point.correct / len(self.fit)
@@ -83,10 +80,14 @@ class Calibration:
         return [i for i, s in enumerate(self.observations.slots) if s.tier_index in point.ladder]
 
     def thresholds(self, setting: Setting) -> list[float]:
-        """The thresholds written for `setting`, per slot."""
+        """The thresholds written for `setting`, per slot: with a confidence level, exactly
+        the certified cut-offs; without, short decimals that decide alike on the data."""
+        slots = self.observations.slots
+        if self.certification is not None:
+            return [slot.threshold_for(cut) for slot, cut in zip(slots, setting, strict=True)]
         return [
             written_threshold(slot, cut, self.observed(i))
-            for i, (slot, cut) in enumerate(zip(self.observations.slots, setting, strict=True))
+            for i, (slot, cut) in enumerate(zip(slots, setting, strict=True))
         ]
 
     def probability(self, slot: int, cut: float) -> float:
@@ -134,16 +135,8 @@ def calibrate(
     found.reliability = _reliability(observations, train)
     if confidence is None:
         return _point_estimate(found)
-    if not 0 < confidence < 1:
-        raise ConfigError(f"--confidence is a level between 0 and 1, not {confidence:g}")
-    if target.kind == "of_top":
-        raise ConfigError(
-            "--confidence holds a paired target: use --max-loss (or --match-top, --target-accuracy)"
-        )
-    if len(train) < MIN_RECORDS:
-        raise ConfigError(f"too few records ({len(train)}) for a confidence level: at least {MIN_RECORDS}")
-    if not 0 < learn_share < 1:
-        raise ConfigError(f"the learn share is a fraction between 0 and 1, not {learn_share:g}")
+    check_confidence(confidence, target)
+    check_split(len(train), learn_share)
     certification = certify(
         simulator,
         target,
@@ -163,11 +156,19 @@ def calibrate(
     top_point = found.top_alone()
     found.best = max([*found.explored, top_point], key=lambda p: (p.correct, -p.cost))
     certified = certification.certified
-    if target.max_loss is not None:  # the top tier alone loses nothing against itself
+    if target.max_loss is not None and (found.top,) in ladders:  # it loses nothing against itself
         certified = [*certified, top_point]
     if certified:  # the cheapest on all the data (the top tier alone when none is cheaper)
         found.chosen = min(certified, key=lambda p: (found.on_train(p)[1], len(p.ladder) > 1))
     return found
+
+
+def check_confidence(confidence: float, target: Target) -> None:
+    """Refuse a confidence level, or a target, that the guarantee cannot hold."""
+    if not 0.5 <= confidence < 1:
+        raise ConfigError(f"--confidence is a level from 0.5 up to (not including) 1, not {confidence:g}")
+    if target.kind == "of_top":
+        raise ConfigError("--of-top has no --confidence: use --max-loss (a paired loss against the top tier)")
 
 
 def _point_estimate(found: Calibration) -> Calibration:

@@ -118,9 +118,15 @@ def calibratable_slots(config: CascadeConfig, cascade: Cascade) -> tuple[list[Sl
 
 
 async def observe(
-    config: CascadeConfig, recorded: RecordedSet, *, base_dir: Path | None = None, source: str = "config"
+    config: CascadeConfig,
+    recorded: RecordedSet,
+    *,
+    base_dir: Path | None = None,
+    source: str = "config",
+    held_out: bool = False,
 ) -> Observations:
-    """Replay every record once on every tier alone, every verifier run (see the module doc)."""
+    """Replay every record once on every tier alone, every verifier run (see the module doc).
+    `held_out` data is only scored: a verifier that gives it no score stays a slot."""
     if len(config.tiers) < 2:
         raise ConfigError(f"{source}: one tier only: there is nothing to escalate, nothing to calibrate")
     records = list(recorded)
@@ -146,7 +152,7 @@ async def observe(
             for r, record in enumerate(records):
                 result = await _run(alone, record)
                 rows[r].append(_tier_outcome(result, record, tier, k, at))
-    slots, rows, unscored = _without_unscored(slots, rows)
+    slots, rows, unscored = (slots, rows, []) if held_out else _without_unscored(slots, rows)
     fixed += [f"{label} (no score observed)" for label in unscored]
     if not slots:
         raise ConfigError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -59,7 +60,12 @@ def summary(found: Calibration, *, config: Path, data: Path, seed: int) -> dict[
                 "tested": [step_summary(found, s, len(certification.certify)) for s in certification.steps],
                 "certified": len(certification.certified),
                 "fell_back_to_top": found.fell_back,
-                "requests_needed": certification.needed,
+                "requests_needed": (
+                    None
+                    if certification.needed is None or math.isinf(certification.needed)
+                    else math.ceil(certification.needed)
+                ),
+                "requests_needed_beyond_a_million": certification.needed == math.inf,
             }
             if certification is not None
             else None

@@ -23,7 +23,7 @@ class Target:
         if not math.isfinite(self.value):
             raise ConfigError(f"the target must be a number, not {self.value!r}")
         if self.kind == "max_loss":
-            if not 0 <= self.value < 1:
+            if not 0 <= self.value <= 1:
                 raise ConfigError(f"--max-loss is a fraction from 0 to 1, not {self.value:g}")
         elif self.value <= 0:
             raise ConfigError(f"the target must be a positive number, not {self.value!r}")
