@@ -47,6 +47,7 @@ from cascade.offline.calibration.search import Explored
 from cascade.offline.records import with_records
 from cascade.providers.replay import load_recorded
 
+MIN_UNSEEN = 300  # a ladder whose pool leaves fewer unseen requests is left out
 METHODS = ("top alone", "oracle", "test-fitted", "naive grid", "point estimate", "guaranteed")
 
 
@@ -141,6 +142,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         for ladder in built:
             recorded = load_recorded(ladder.records)
             config = with_records(load_config(ladder.config), ladder.records)
+            if len(recorded) < args.calibrate + MIN_UNSEEN:
+                print(
+                    f"{ladder.name}: left out, its pool of {len(recorded)} leaves fewer than "
+                    f"{MIN_UNSEEN} unseen requests",
+                    file=sys.stderr,
+                )
+                continue
             observations = asyncio.run(observe(config, recorded, base_dir=ladder.config.parent))
             per_method: dict[str, list[Scored]] = defaultdict(list)
             for seed in range(args.splits):

@@ -561,6 +561,10 @@ def test_a_replay_config_with_recorded_costs_and_no_prices_calibrates(tmp_path, 
     )
 
 
+def small_answer(i: int, right: bool, confidence: float) -> dict[str, Any]:
+    return {"text": f"a{i}", "correct": right, "confidence": confidence, "cost_usd": 0.001}
+
+
 def three_tiers(tmp_path: Path) -> tuple[Path, Path]:
     """Forty requests: `small` rates its answers well (right iff it says 0.5 or more), `mid`
     costs five times more and is right only where `small` is, `large` is always right."""
@@ -572,12 +576,7 @@ def three_tiers(tmp_path: Path) -> tuple[Path, Path]:
                 "id": f"q{i}",
                 "prompt": f"question {i}",
                 "responses": {
-                    "small": {
-                        "text": f"a{i}",
-                        "correct": small_right,
-                        "confidence": 0.8 if small_right else 0.2,
-                        "cost_usd": 0.001,
-                    },
+                    "small": small_answer(i, small_right, 0.8 if small_right else 0.2),
                     "mid": {"text": f"b{i}", "correct": small_right, "confidence": 0.9, "cost_usd": 0.005},
                     "large": {"text": f"c{i}", "correct": True, "cost_usd": 0.01},
                 },
@@ -704,12 +703,7 @@ def complementary(n: int, seed: int = 0) -> list[dict[str, Any]]:
                 "id": f"q{i}",
                 "prompt": f"question {i}",
                 "responses": {
-                    "small": {
-                        "text": f"a{i}",
-                        "correct": small_right,
-                        "confidence": confidence,
-                        "cost_usd": 0.001,
-                    },
+                    "small": small_answer(i, small_right, confidence),
                     "large": {
                         "text": f"b{i}",
                         "correct": not (small_right and i % 10 == 0),

@@ -109,10 +109,7 @@ def plot_cost_accuracy(
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
         ax.set_title(title or "Cost against accuracy on recorded outcomes")
-        try:
-            fig.savefig(path, dpi=120)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
+        _save(fig, path)
     finally:
         plt.close(fig)
 
@@ -155,9 +152,13 @@ def plot_error_cost(
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)
         ax.set_title(title)
-        try:
-            fig.savefig(path, dpi=120)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
+        _save(fig, path)
     finally:
         plt.close(fig)
+
+
+def _save(fig: Any, path: str | Path) -> None:
+    try:
+        fig.savefig(path, dpi=120)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
