@@ -168,7 +168,8 @@ def report(results: dict[str, dict[str, list[Scored]]], args: argparse.Namespace
         f"Calibration fitted on {args.calibrate} labelled requests, scored on the rest of each pool; "
         f"{args.splits} random splits per ladder; --max-loss {eps} --confidence {args.confidence}.\n"
         "Means over the splits; 'within' = share of splits whose unseen loss against the top tier "
-        f"was at most {eps:.0%}.\n"
+        f"was at most {eps:.0%}; 'cheaper than top' = share of splits whose unseen cost was below the "
+        "top tier alone's.\n"
     )
     rows = []
     for name, per_method in results.items():
@@ -182,9 +183,11 @@ def report(results: dict[str, dict[str, list[Scored]]], args: argparse.Namespace
                     f"{statistics.mean(s.loss for s in scored):+.1%}",
                     f"{statistics.mean(s.cost_share for s in scored):.0%}",
                     f"{sum(s.within(eps) for s in scored) / len(scored):.0%}",
+                    f"{sum(s.cost_share < 1 for s in scored) / len(scored):.0%}",
                 ]
             )
-    print(table(rows, ["ladder", "method", "accuracy", "loss vs top", "cost vs top", "within"]))
+    header = ["ladder", "method", "accuracy", "loss vs top", "cost vs top", "within", "cheaper than top"]
+    print(table(rows, header))
     limit = statistics.mean(s.cost_share for m in results.values() for s in m["test-fitted"])
     print()
     for method in ("guaranteed", "point estimate", "naive grid"):

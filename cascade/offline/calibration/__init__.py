@@ -1,14 +1,18 @@
-"""`cascade calibrate`: verifier thresholds fitted to a quality target on recorded outcomes.
+"""`cascade calibrate`: the tiers to keep and the verifier thresholds, fitted to a quality
+target on recorded outcomes (docs/calibration.md).
 
 1. `observations`: every record is replayed once on every tier, alone, through the real
    engine with every verifier run.
-2. `simulate`: for any cut-offs, the cascade is replayed in pure Python from those
-   observations, every rule decided by `cascade.core.policy`, as the engine decides it.
-3. `search`: cut-offs explored per calibratable verifier, exhaustively or by coordinate
-   descent; `choose`: the cheapest setting that meets the `target` (with a confidence
-   level, by its lower bound on a validation split).
-4. `thresholds`: each cut-off written as a short decimal threshold that takes the same
-   decisions on the data, into a copy of the config.
+2. `simulate`: for any sub-ladder and cut-offs, the cascade is replayed in pure Python
+   from those observations, every rule decided by `cascade.core.policy`, as the engine
+   decides it.
+3. `search`: the sub-ladders, and the cut-offs explored per calibratable verifier,
+   exhaustively or by coordinate descent; `choose`: the cheapest setting that meets the
+   `target` on the data, or, with a confidence level, the cheapest that `certify`
+   certifies on unseen data (`bounds` for the tests, `reliability` for the scores read as
+   probabilities).
+4. `thresholds`: the chosen setting written into a copy of the config; `report` and
+   `curves`: what is printed and drawn of it.
 """
 
 from cascade.offline.calibration.bounds import binomial_lower_bound

@@ -99,9 +99,6 @@ class Calibration:
             self._calibrators[slot] = fit_isotonic(*scored(self.observations, slot, self.train))
         return self._calibrators[slot](cut)
 
-    def is_off(self, slot: int, cut: float) -> bool:
-        return cut <= self.grid[slot][0]
-
     def on(self, point: Explored, records: Sequence[int]) -> tuple[int, Decimal]:
         return self.simulator.run_exact(point.setting, records, point.ladder)
 
