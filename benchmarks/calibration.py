@@ -188,10 +188,26 @@ def report(results: dict[str, dict[str, list[Scored]]], args: argparse.Namespace
             )
     header = ["ladder", "method", "accuracy", "loss vs top", "cost vs top", "within", "cheaper than top"]
     print(table(rows, header))
+    print("\nIn short (unseen cost as a share of the top tier alone's, and how often the loss held):\n")
+    print(summary_table(results, eps))
     limit = statistics.mean(s.cost_share for m in results.values() for s in m["test-fitted"])
     print()
     for method in ("guaranteed", "point estimate", "naive grid"):
         print(overall(method, [s for m in results.values() for s in m[method]], limit, eps))
+
+
+def summary_table(results: dict[str, dict[str, list[Scored]]], eps: float) -> str:
+    """One row per ladder: the top tier's accuracy, then each fitted method's cost (within)."""
+    methods = ("test-fitted", "naive grid", "point estimate", "guaranteed")
+    rows = []
+    for name, per_method in results.items():
+        row = [name, f"{statistics.mean(s.accuracy for s in per_method['top alone']):.1%}"]
+        for method in methods:
+            scored = per_method[method]
+            cost = statistics.mean(s.cost_share for s in scored)
+            row.append(f"{cost:.0%} ({sum(s.within(eps) for s in scored) / len(scored):.0%})")
+        rows.append(row)
+    return table(rows, ["ladder", "top tier alone", *methods])
 
 
 def overall(method: str, scored: list[Scored], limit: float, eps: float) -> str:

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import engine_overhead  # noqa: E402  (found through the path just added)
+import ladders  # noqa: E402
 
 
 def test_engine_overhead_prints_a_ratio_for_every_scenario_and_a_profile() -> None:
@@ -24,3 +27,22 @@ def test_engine_overhead_prints_a_ratio_for_every_scenario_and_a_profile() -> No
         row = rf"^{re.escape(s.name)} +{s.concurrency} +\d+ +\d+ +\d+\.\d\d "
         assert re.search(row, proc.stdout, re.M), f"no ratio for {s.name} at {s.concurrency}:\n{proc.stdout}"
     assert re.search(r"^\s*[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+\s+cascade/\S+\.py:\d+\(", proc.stdout, re.M)
+
+
+def test_the_calibration_benchmark_prints_every_method_and_the_goal_on_gsm8k() -> None:
+    if not ladders.available():
+        pytest.skip(f"no recorded data at {ladders.DATA}")
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "calibration.py"), "--only", "routellm-gsm8k", "--splits", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for method in ("top alone", "oracle", "test-fitted", "naive grid", "point estimate", "guaranteed"):
+        assert re.search(rf"\| {method} +\| \d+\.\d% +\| [+-]\d+\.\d% +\| \d+% +\| \d+% ", proc.stdout), (
+            method
+        )
+    assert re.search(
+        r"^guaranteed: unseen loss within 1% on \d+% of 2 \(ladder, split\) pairs", proc.stdout, re.M
+    )
