@@ -133,7 +133,8 @@ def plot_error_cost(
 
     fig, ax = plt.subplots(figsize=(9, 6), layout="constrained")
     try:
-        for (name, curve), color in zip(curves.items(), ("tab:blue", "tab:orange"), strict=False):
+        styles = zip(curves.items(), ("tab:blue", "tab:orange"), (6, -12), strict=False)
+        for (name, curve), color, label_offset in styles:  # labels apart when the points coincide
             points = sorted(curve)
             ax.step([c for c, _ in points], [e for _, e in points], where="post", color=color, label=name)
             ax.scatter([c for c, _ in points], [e for _, e in points], s=10, color=color)
@@ -141,7 +142,11 @@ def plot_error_cost(
                 cost, error = chosen[name]
                 ax.scatter([cost], [error], s=120, marker="D", color=color, edgecolor="black", zorder=4)
                 ax.annotate(
-                    f"chosen ({name})", (cost, error), textcoords="offset points", xytext=(8, 6), fontsize=8
+                    f"chosen ({name})",
+                    (cost, error),
+                    textcoords="offset points",
+                    xytext=(8, label_offset),
+                    fontsize=8,
                 )
         if target is not None:
             ax.axhline(target, color="tab:red", linestyle="--", label=f"target ({target:.1%})")
