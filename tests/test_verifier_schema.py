@@ -20,6 +20,7 @@ from cascade.core.values import Candidate, Completion, Request, Usage
 from cascade.testing.server import Reply
 from cascade_verifiers.schema import JsonSchemaVerifier
 from tests.conftest import json_values, loopback_url
+from tests.models_for_tests import Invoice
 
 ORDER = {
     "title": "Order",
@@ -267,6 +268,20 @@ def test_a_pydantic_model_validates_and_dumps_the_parsed_object():
         "items": [{"name": "tea", "price": 3.5, "quantity": 2}],
         "total": 7.0,
     }
+
+
+def test_the_model_can_be_given_as_the_class_itself():
+    by_class, by_name = (
+        JsonSchemaVerifier(model=Invoice),
+        JsonSchemaVerifier(model="models_for_tests:Invoice"),
+    )
+    answer = candidate(json.dumps(INVOICE))
+    assert by_class(answer).parsed == by_name(answer).parsed
+    assert by_class(candidate(json.dumps(INVOICE | {"total": 99}))).passed is False
+    with pytest.raises(ValueError, match="is not a pydantic model class"):
+        JsonSchemaVerifier(model=dict)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="a pydantic model class or 'module:Class'"):
+        JsonSchemaVerifier(model=42)  # type: ignore[arg-type]
 
 
 def test_a_pydantic_model_fills_defaults_in_the_parsed_object():

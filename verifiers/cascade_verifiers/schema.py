@@ -45,7 +45,7 @@ class JsonSchemaVerifier:
         self,
         schema: Mapping[str, Any] | None = None,
         schema_file: str | None = None,
-        model: str | None = None,
+        model: str | type[BaseModel] | None = None,
         name: str | None = None,
     ) -> None:
         given = [
@@ -147,7 +147,14 @@ class JsonSchemaVerifier:
         return Verdict(self.name, False, reason, score=0.0)
 
 
-def _import_model(reference: str) -> type[BaseModel]:
+def _import_model(reference: str | type[BaseModel]) -> type[BaseModel]:
+    """The pydantic model class itself, or the one that `reference` names as 'module:Class'."""
+    if isinstance(reference, type):
+        if not issubclass(reference, BaseModel):
+            raise ValueError(f"model {reference.__qualname__} is not a pydantic model class")
+        return reference
+    if not isinstance(reference, str):
+        raise ValueError(f"`model` is a pydantic model class or 'module:Class', not {reference!r}")
     module_name, sep, attr = reference.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"`model` must name a pydantic model as 'module:Class', not {reference!r}")
