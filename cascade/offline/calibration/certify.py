@@ -91,20 +91,7 @@ def split(records: Sequence[int], share: float, seed: int) -> tuple[list[int], l
 
 def fit_calibrators(observations: Observations, records: Sequence[int]) -> dict[int, Isotonic]:
     """Per slot, its score's P(correct) on `records` (the answers it scored)."""
-    return {i: fit_isotonic(*scored(observations, i, records)) for i in range(len(observations.slots))}
-
-
-def scored(observations: Observations, slot: int, records: Sequence[int]) -> tuple[list[float], list[bool]]:
-    """The positive scores `slot` gave on `records`, and whether each answer was correct."""
-    k = observations.slots[slot].tier_index
-    scores, correct = [], []
-    for r in records:
-        outcome = observations.rows[r][k]
-        for check in outcome.checks:
-            if check.slot == slot and check.score > 0 and outcome.answered:
-                scores.append(check.score)
-                correct.append(outcome.correct)
-    return scores, correct
+    return {i: fit_isotonic(*observations.scored(i, records)) for i in range(len(observations.slots))}
 
 
 def probability_family(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from cascade.core.errors import ConfigError
-from cascade.offline.calibration.certify import LEARN_SHARE, Certification, certify, check_split, scored
+from cascade.offline.calibration.certify import LEARN_SHARE, Certification, certify, check_split
 from cascade.offline.calibration.observations import Observations
 from cascade.offline.calibration.reliability import Isotonic, Reliability, fit_isotonic, reliability
 from cascade.offline.calibration.search import (
@@ -96,7 +96,7 @@ class Calibration:
         if self.certification is not None:
             return self.certification.calibrators[slot](cut)
         if slot not in self._calibrators:
-            self._calibrators[slot] = fit_isotonic(*scored(self.observations, slot, self.train))
+            self._calibrators[slot] = fit_isotonic(*self.observations.scored(slot, self.train))
         return self._calibrators[slot](cut)
 
     def on(self, point: Explored, records: Sequence[int]) -> tuple[int, Decimal]:
@@ -197,7 +197,7 @@ def _point_estimate(found: Calibration) -> Calibration:
 def _reliability(observations: Observations, records: Sequence[int]) -> list[Reliability]:
     found = []
     for i, slot in enumerate(observations.slots):
-        scores, correct = scored(observations, i, records)
+        scores, correct = observations.scored(i, records)
         if scores:
             found.append(reliability(slot.label, scores, correct))
     return found

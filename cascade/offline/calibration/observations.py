@@ -87,15 +87,23 @@ class Observations:
     budget: Decimal | None
     fixed: list[str] = field(default_factory=list)  # labels of the fixed gates
 
+    def scored(self, slot: int, records: Sequence[int]) -> tuple[list[float], list[bool]]:
+        """The positive scores `slot` gave on `records`, and whether each answer was correct."""
+        k = self.slots[slot].tier_index
+        scores, correct = [], []
+        for r in records:
+            outcome = self.rows[r][k]
+            if not outcome.answered:
+                continue
+            for check in outcome.checks:
+                if check.slot == slot and check.score > 0:
+                    scores.append(check.score)
+                    correct.append(outcome.correct)
+        return scores, correct
+
     def scores(self, slot: int, records: Sequence[int]) -> list[float]:
         """The positive scores `slot` gave on `records`."""
-        k = self.slots[slot].tier_index
-        return [
-            c.score
-            for r in records
-            for c in self.rows[r][k].checks
-            if c.slot == slot and c.score > 0 and self.rows[r][k].answered
-        ]
+        return self.scored(slot, records)[0]
 
 
 def calibratable_slots(config: CascadeConfig, cascade: Cascade) -> tuple[list[Slot], list[str]]:
