@@ -64,8 +64,8 @@ class Scored:
 def score(simulator: Simulator, point: Explored, records: Sequence[int]) -> Scored:
     n = len(records)
     top = len(simulator.obs.tiers) - 1
-    correct, cost = simulator.run(point.setting, records, point.ladder)
-    worse, better = simulator.paired(point.setting, records, point.ladder)
+    _, cost = simulator.run(point.setting, records, point.ladder)
+    correct, worse, better = simulator.against_top(point.setting, records, point.ladder)
     _, top_cost = simulator.alone(top, records)
     return Scored(correct / n, (worse - better) / n, cost / float(top_cost))
 

@@ -54,6 +54,7 @@ class Certification:
     learn: list[int]
     certify: list[int]
     risk: float  # 1 - confidence
+    top: Explored  # the top tier alone, scored on the learn share
     calibrators: dict[int, Isotonic]  # slot -> P(correct), fitted on the learn share
     candidates: list[Explored]  # every sub-ladder at every level, scored on the learn share
     path: list[Explored]  # the testing order
@@ -138,12 +139,13 @@ def certify(
     candidates = probability_family(simulator, calibrators, ladders, offs, learn)
     top = len(simulator.obs.tiers) - 1
     correct, top_cost = simulator.run(offs, learn, (top,))
+    top_alone = Explored(offs, correct, top_cost, (top,))
     # a setting no cheaper than the top tier alone is never worth choosing, nor testing
     path = [p for p in pareto(candidates) if p.cost < top_cost]
     if target.max_loss is None and (top,) in ladders:  # an accuracy: the top tier alone is tested too
-        path.append(Explored(offs, correct, top_cost, (top,)))
+        path.append(top_alone)
     path.sort(key=lambda p: (-p.correct, p.cost))
-    found = Certification(learn, rest, 1 - confidence, calibrators, candidates, path, [], None)
+    found = Certification(learn, rest, 1 - confidence, top_alone, calibrators, candidates, path, [], None)
     for point in path:
         step = test(simulator, target, point, rest, found)
         found.steps.append(step)
@@ -164,8 +166,7 @@ def test(
 ) -> Step:
     """The p-value of "`point` misses the target", on `records`."""
     n = len(records)
-    correct, _ = simulator.run(point.setting, records, point.ladder)
-    worse, better = simulator.paired(point.setting, records, point.ladder)
+    correct, worse, better = simulator.against_top(point.setting, records, point.ladder)
     if target.max_loss is not None:
         p = loss_p_value(worse, better, n, target.max_loss, found.nuisance)
     else:

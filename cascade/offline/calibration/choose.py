@@ -99,16 +99,8 @@ class Calibration:
             self._calibrators[slot] = fit_isotonic(*self.observations.scored(slot, self.train))
         return self._calibrators[slot](cut)
 
-    def on(self, point: Explored, records: Sequence[int]) -> tuple[int, Decimal]:
-        return self.simulator.run_exact(point.setting, records, point.ladder)
-
     def on_train(self, point: Explored) -> tuple[int, Decimal]:
-        return self.on(point, self.train)
-
-    def top_alone(self) -> Explored:
-        offs = tuple(g[0] for g in self.grid)
-        correct, cost = self.simulator.run(offs, self.fit, (self.top,))
-        return Explored(offs, correct, cost, (self.top,))
+        return self.simulator.run_exact(point.setting, self.train, point.ladder)
 
 
 def calibrate(
@@ -150,7 +142,7 @@ def calibrate(
     found.explored = certification.candidates
     found.grid_size = len(certification.candidates)
     found.frontier = pareto(certification.candidates)
-    top_point = found.top_alone()
+    top_point = certification.top
     found.best = max([*found.explored, top_point], key=lambda p: (p.correct, -p.cost))
     certified = certification.certified
     if target.max_loss is not None and (found.top,) in ladders:  # it loses nothing against itself

@@ -91,8 +91,7 @@ class Simulator:
 
     def outcome(self, setting: Setting, r: int, ladder: Ladder | None = None) -> Simulated:
         """What the cascade does with record `r` under `setting` (on `ladder`, all by default)."""
-        tiers = self._all_patterns(setting, ladder)
-        return self._walk(r, tuple(SKIPPED if p is None else p[r] for p in tiers))
+        return self.outcomes(setting, [r], ladder)[0]
 
     def outcomes(
         self, setting: Setting, records: Sequence[int], ladder: Ladder | None = None
@@ -124,18 +123,19 @@ class Simulator:
         done = self.outcomes(setting, records, ladder)
         return sum(d.correct for d in done), sum((d.cost for d in done), ZERO)
 
-    def paired(
+    def against_top(
         self, setting: Setting, records: Sequence[int], ladder: Ladder | None = None
-    ) -> tuple[int, int]:
-        """(worse, better): the requests where the top tier alone is right and the cascade
-        wrong, and the other way round."""
+    ) -> tuple[int, int, int]:
+        """(correct, worse, better) on `records`: the requests the cascade answers correctly,
+        those where the top tier alone is right and the cascade wrong, and the other way round."""
         top = len(self.obs.tiers) - 1
-        worse = better = 0
+        correct = worse = better = 0
         for r, done in zip(records, self.outcomes(setting, records, ladder), strict=True):
             top_right = self.obs.rows[r][top].alone_correct
+            correct += done.correct
             worse += top_right and not done.correct
             better += done.correct and not top_right
-        return worse, better
+        return correct, worse, better
 
     def alone(self, k: int, records: Sequence[int]) -> tuple[int, Decimal]:
         """(correct, cost) of tier `k`'s primary model alone on `records`."""
@@ -144,12 +144,6 @@ class Simulator:
             sum(rows[r][k].alone_correct for r in records),
             sum((rows[r][k].alone_cost for r in records), ZERO),
         )
-
-    def _walk(self, r: int, patterns: tuple[int, ...]) -> Simulated:
-        key = (r, patterns)
-        if key not in self._walks:
-            self._walks[key] = self._drive(r, patterns)
-        return self._walks[key]
 
     def _drive(self, r: int, patterns: tuple[int, ...]) -> Simulated:
         """Record `r` up the ladder, attempt by attempt, as the engine drives a request."""
