@@ -88,9 +88,8 @@ def oracle(observations: Observations, records: Sequence[int]) -> Scored:
     return Scored(correct / n, (worse - better) / n, cost / top_cost)
 
 
-def top_alone(observations: Observations, records: Sequence[int]) -> Scored:
-    top = len(observations.tiers) - 1
-    correct = sum(observations.rows[r][top].alone_correct for r in records)
+def top_alone(simulator: Simulator, records: Sequence[int]) -> Scored:
+    correct, _ = simulator.alone(len(simulator.obs.tiers) - 1, records)
     return Scored(correct / len(records), 0.0, 1.0)
 
 
@@ -108,10 +107,10 @@ def one_split(
         "point estimate": calibrate(observations, loss, records=fit),
         "guaranteed": calibrate(observations, loss, records=fit, confidence=confidence, seed=seed),
     }
-    out = {"top alone": top_alone(observations, unseen), "oracle": oracle(observations, unseen)}
+    out = {"top alone": top_alone(simulator, unseen), "oracle": oracle(observations, unseen)}
     for name, found in fitted.items():
         if found.chosen is None:  # the naive grid's --match-top can be out of reach on the full ladder:
-            out[name] = top_alone(observations, unseen)  # it wrote nothing, and the top tier stays
+            out[name] = top_alone(simulator, unseen)  # it wrote nothing, and the top tier stays
             continue
         out[name] = score(simulator, found.chosen, unseen)
     return out

@@ -4,6 +4,7 @@ given, on held-out data (replayed from that data's own observations)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 from cascade.offline.calibration.choose import Calibration
 from cascade.offline.calibration.observations import Observations
@@ -33,7 +34,10 @@ def error_curves(
     chosen: dict[str, tuple[float, float]] = {}
     for name, (simulator, records, translate) in data.items():
         points = [*found.frontier, *([found.chosen] if found.chosen is not None else [])]
-        measured = [_measure(simulator, p.ladder, translate(p.setting), records, max_loss) for p in points]
+        top = simulator.alone(len(simulator.obs.tiers) - 1, records)  # the same for every point
+        measured = [
+            _measure(simulator, p.ladder, translate(p.setting), records, top, max_loss) for p in points
+        ]
         curves[name] = measured[: len(found.frontier)]
         if found.chosen is not None:
             chosen[name] = measured[-1]
@@ -66,12 +70,12 @@ def _measure(
     ladder: tuple[int, ...],
     setting: Setting,
     records: list[int],
+    top: tuple[int, Decimal],
     max_loss: float | None,
 ) -> tuple[float, float]:
     n = len(records)
-    top = len(simulator.obs.tiers) - 1
     correct, cost = simulator.run(setting, records, ladder)
-    top_correct, top_cost = simulator.alone(top, records)
+    top_correct, top_cost = top
     share = cost / float(top_cost) if top_cost else 0.0
     error = (top_correct - correct) / n if max_loss is not None else 1 - correct / n
     return share, error

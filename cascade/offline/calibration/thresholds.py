@@ -105,9 +105,8 @@ def _without_tiers(entries: list[Any], dropped: set[str]) -> list[Any]:
             entry["tiers"] = [t for t in entry["tiers"] if t not in dropped]
             if not entry["tiers"]:
                 continue
-        for key in ("skip_tiers",):
-            if entry.get(key):
-                entry[key] = [t for t in entry[key] if t not in dropped]
+        if entry.get("skip_tiers"):
+            entry["skip_tiers"] = [t for t in entry["skip_tiers"] if t not in dropped]
         if entry.get("overrides"):
             entry["overrides"] = {t: v for t, v in entry["overrides"].items() if t not in dropped}
         if entry.get("verifiers"):
