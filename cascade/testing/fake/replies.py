@@ -44,6 +44,10 @@ class Reply:
     seconds: float = 0.0
     after_chars: int = 0
 
+    def __post_init__(self) -> None:
+        # streams split the text every `chunk_chars`: at least one, whoever built the reply
+        object.__setattr__(self, "chunk_chars", max(1, int(self.chunk_chars)))
+
     # -- constructors -------------------------------------------------------
 
     @classmethod
@@ -77,7 +81,7 @@ class Reply:
             usage=usage,
             delay_s=delay_s,
             logprobs=tuple(float(x) for x in logprobs) if logprobs is not None else None,
-            chunk_chars=max(1, int(chunk_chars)),
+            chunk_chars=chunk_chars,
         )
 
     @classmethod
@@ -103,7 +107,7 @@ class Reply:
             output_tokens=output_tokens,
             usage=usage,
             delay_s=delay_s,
-            chunk_chars=max(1, int(chunk_chars)),
+            chunk_chars=chunk_chars,
         )
 
     @classmethod
@@ -132,14 +136,14 @@ class Reply:
             output_tokens=output_tokens,
             usage=usage,
             delay_s=delay_s,
-            chunk_chars=max(1, int(chunk_chars)),
+            chunk_chars=chunk_chars,
         )
 
     @classmethod
     def refusal(cls, text: str, *, chunk_chars: int = 8, delay_s: float = 0.0) -> Reply:
         """The model refuses. OpenAI: ``message.refusal`` (content null), finish_reason
         "stop", as structured outputs do. Anthropic: the text with stop_reason "refusal"."""
-        return cls(kind="refusal", content=text, chunk_chars=max(1, int(chunk_chars)), delay_s=delay_s)
+        return cls(kind="refusal", content=text, chunk_chars=chunk_chars, delay_s=delay_s)
 
     @classmethod
     def status(
@@ -189,7 +193,7 @@ class Reply:
             kind="drop",
             content=text,
             after_chars=max(0, int(after_chars)),
-            chunk_chars=max(1, int(chunk_chars)),
+            chunk_chars=chunk_chars,
             delay_s=delay_s,
         )
 
@@ -211,7 +215,7 @@ class Reply:
             kind="truncated",
             content=text,
             after_chars=max(0, int(after_chars)),
-            chunk_chars=max(1, int(chunk_chars)),
+            chunk_chars=chunk_chars,
             input_tokens=input_tokens,
             usage=usage,
             delay_s=delay_s,
@@ -238,7 +242,7 @@ class Reply:
             after_chars=max(0, int(after_chars)),
             error_type=error_type,
             message=message,
-            chunk_chars=max(1, int(chunk_chars)),
+            chunk_chars=chunk_chars,
             delay_s=delay_s,
         )
 
@@ -262,7 +266,7 @@ class Reply:
             content=text,
             after_chars=max(0, int(after_chars)),
             seconds=float(seconds),
-            chunk_chars=max(1, int(chunk_chars)),
+            chunk_chars=chunk_chars,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             finish_reason=finish_reason,
