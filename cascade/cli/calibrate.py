@@ -198,7 +198,7 @@ def _write(
     assert chosen is not None
     slots = found.observations.slots
     n = len(found.train)
-    top_correct, top_cost = found.simulator.alone(found.top, found.train)
+    top_correct, top_cost = found.top_on_train
     dropped = skipped(found, chosen)
     lines = [
         f"Calibrated by `cascade calibrate` from {config_path}",
@@ -255,7 +255,7 @@ def _unmet(found: Calibration, args: argparse.Namespace, stderr: Console) -> Exi
     assert best is not None
     certification = found.certification
     if certification is None:
-        top_correct, _ = found.simulator.alone(found.top, found.train)
+        top_correct, _ = found.top_on_train
         required = found.target.required(top_correct / len(found.train))
         why = (
             f"target not met: {found.target.describe()} ({required:.1%} on {args.data}) could not be "

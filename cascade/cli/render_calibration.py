@@ -60,7 +60,7 @@ def print_calibration(out: Console, checked: Checked, args: argparse.Namespace) 
     out.print(f"[bold]chosen:[/] {ladder_text(found, chosen)}; thresholds: {thresholds_text(found, chosen)}")
     n = len(found.train)
     top = confirmed.top
-    top_correct, _ = found.simulator.alone(found.top, found.train)
+    top_correct, _ = found.top_on_train
     share = float(expected[1] / top.cost_usd) if top.cost_usd else 0.0
     out.print(
         f"on {args.data} (the training data, not unseen): accuracy {expected[0] / n:.1%} "

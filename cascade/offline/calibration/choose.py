@@ -10,6 +10,7 @@ data wins: a point estimate, which over-fits small data. With one, the setting c
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -60,6 +61,11 @@ class Calibration:
     @property
     def top(self) -> int:
         return len(self.observations.tiers) - 1
+
+    @functools.cached_property
+    def top_on_train(self) -> tuple[int, Decimal]:
+        """(correct, cost) of the top tier alone on the training data."""
+        return self.simulator.alone(self.top, self.train)
 
     @property
     def fell_back(self) -> bool:

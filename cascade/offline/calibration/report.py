@@ -42,7 +42,7 @@ def skipped(found: Calibration, point: Explored) -> list[str]:
 
 def summary(found: Calibration, *, config: Path, data: Path, seed: int) -> dict[str, Any]:
     """The target, the search and its frontier, whether or not the target was met."""
-    top_correct, top_cost = found.simulator.alone(found.top, found.train)
+    top_correct, top_cost = found.top_on_train
     n = len(found.train)
     certification = found.certification
     return {
@@ -115,7 +115,7 @@ def chosen_summary(
 ) -> dict[str, Any]:
     """The chosen setting, its thresholds, and what it is expected to do on the training data."""
     assert found.chosen is not None
-    top_correct, _ = found.simulator.alone(found.top, found.train)
+    top_correct, _ = found.top_on_train
     n = len(found.train)
     return {
         **point_summary(found, found.chosen),
