@@ -7,10 +7,14 @@ from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, overload
+
+from pydantic import BaseModel
 
 from cascade.config import DEFAULT_REASK_PROMPT, CascadeConfig, load_config
 from cascade.core.errors import ExhaustedError, PermanentProviderError
 from cascade.core.events import CascadeEvent, StreamResult
+from cascade.core.messages import Prompt, to_request
 from cascade.core.policy import STREAM_MODES, StreamMode, StreamPolicy
 from cascade.core.values import Completion, Request, Result, Usage
 from cascade.protocols import Closable, Verifier, hook
@@ -20,6 +24,7 @@ from cascade.runtime.drive import drive
 from cascade.runtime.ladder import Tier
 from cascade.runtime.plan import CascadePlan, OnExhausted
 from cascade.runtime.stream import stream_attempt
+from cascade.verification.per_request import ModelT, RequestChecks, typed
 
 
 class Cascade:
@@ -62,6 +67,7 @@ class Cascade:
 
     def _start(self, plan: CascadePlan) -> None:
         self.plan = plan
+        self._checks = RequestChecks()
         self.model = "cascade:" + "+".join(t.name for t in plan.tiers)  # its name as a Provider
 
     @classmethod
@@ -98,26 +104,71 @@ class Cascade:
 
     # -- running -------------------------------------------------------------------------
 
-    async def arun(self, prompt: str | Request, *, system: str | None = None) -> Result:
-        """The cascade's answer to `prompt`; raises ExhaustedError per `on_exhausted`."""
-        request = prompt if isinstance(prompt, Request) else Request.from_prompt(prompt, system=system)
-        async with contextlib.aclosing(drive(self.plan, request, call_attempt)) as events:
+    @overload
+    async def arun(
+        self,
+        prompt: Prompt,
+        *,
+        response_model: type[ModelT],
+        system: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **params: Any,
+    ) -> Result[ModelT]: ...
+
+    @overload
+    async def arun(
+        self,
+        prompt: Prompt,
+        *,
+        response_model: None = None,
+        system: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **params: Any,
+    ) -> Result: ...
+
+    async def arun(
+        self,
+        prompt: Prompt,
+        *,
+        response_model: type[BaseModel] | None = None,
+        system: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **params: Any,
+    ) -> Result:
+        """The cascade's answer to `prompt`: a string, a `Request`, or an OpenAI-style
+        messages list. `params` (temperature, max_tokens, stop, seed, ...) go to every tier
+        over its own. With `response_model`, every tier must give a valid instance of it
+        (`result.parsed`; the schema is sent, a failure is reasked and escalated), and no
+        valid instance raises ExhaustedError. `tools` (OpenAI-style) let the answer be tool
+        calls (`result.tool_calls`), which are checked against the tools' schemas.
+        Raises ExhaustedError per `on_exhausted`; a malformed input is a ValueError."""
+        request = to_request(prompt, system=system, tools=tools, tool_choice=tool_choice, params=params)
+        plan = self._plan_for(request, response_model)
+        async with contextlib.aclosing(drive(plan, request, call_attempt)) as events:
             async for event in events:
                 if isinstance(event, StreamResult):
-                    return event.result
+                    return event.result if response_model is None else typed(event.result, response_model)
         raise AssertionError("unreachable: the drive always ends with a result")  # pragma: no cover
 
     async def astream(
         self,
-        prompt: str | Request,
+        prompt: Prompt,
         *,
-        system: str | None = None,
         policy: StreamPolicy | StreamMode | None = None,
+        response_model: type[BaseModel] | None = None,
+        system: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **params: Any,
     ) -> AsyncGenerator[CascadeEvent, None]:
         """The answer as it is generated: `StreamDelta`s, a `StreamRestart` when the cascade
-        leaves an attempt, and a `StreamResult` last. `policy` overrides the cascade's."""
-        request = prompt if isinstance(prompt, Request) else Request.from_prompt(prompt, system=system)
-        plan = self.plan
+        leaves an attempt, and a `StreamResult` last. `policy` overrides the cascade's; the
+        other arguments are `arun`'s. Tool calls come whole, in the result, once verified."""
+        request = to_request(prompt, system=system, tools=tools, tool_choice=tool_choice, params=params)
+        plan = self._plan_for(request, response_model)
         if isinstance(policy, str):
             if policy not in STREAM_MODES:
                 raise ValueError(f"unknown stream policy {policy!r} (known: {', '.join(STREAM_MODES)})")
@@ -126,17 +177,31 @@ class Cascade:
             plan = replace(plan, stream_policy=policy)
         async with contextlib.aclosing(drive(plan, request, stream_attempt)) as events:
             async for event in events:
+                if isinstance(event, StreamResult) and response_model is not None:
+                    event = StreamResult(typed(event.result, response_model))
                 yield event
 
     def stream(
         self,
-        prompt: str | Request,
+        prompt: Prompt,
         *,
-        system: str | None = None,
         policy: StreamPolicy | StreamMode | None = None,
+        response_model: type[BaseModel] | None = None,
+        system: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **params: Any,
     ) -> Iterator[CascadeEvent]:
         """Sync twin of `astream`."""
-        events = self.astream(prompt, system=system, policy=policy)
+        events = self.astream(
+            prompt,
+            policy=policy,
+            response_model=response_model,
+            system=system,
+            tools=tools,
+            tool_choice=tool_choice,
+            **params,
+        )
         try:
             while True:
                 try:
@@ -147,9 +212,54 @@ class Cascade:
             if portal.usable():  # a stream left open at exit is not closed: nothing could run it
                 portal.call(events.aclose)
 
-    def run(self, prompt: str | Request, *, system: str | None = None) -> Result:
+    @overload
+    def run(
+        self,
+        prompt: Prompt,
+        *,
+        response_model: type[ModelT],
+        system: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **params: Any,
+    ) -> Result[ModelT]: ...
+
+    @overload
+    def run(
+        self,
+        prompt: Prompt,
+        *,
+        response_model: None = None,
+        system: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **params: Any,
+    ) -> Result: ...
+
+    def run(
+        self,
+        prompt: Prompt,
+        *,
+        response_model: type[BaseModel] | None = None,
+        system: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **params: Any,
+    ) -> Result:
         """Sync twin of `arun`."""
-        return portal.call(lambda: self.arun(prompt, system=system))
+        return portal.call(
+            lambda: self.arun(
+                prompt,
+                response_model=response_model,
+                system=system,
+                tools=tools,
+                tool_choice=tool_choice,
+                **params,
+            )
+        )
+
+    def _plan_for(self, request: Request, response_model: type[BaseModel] | None) -> CascadePlan:
+        return self._checks.plan_for(self.plan, response_model, tools=bool(request.tools))
 
     async def complete(self, request: Request) -> Completion:
         """The cascade as a `Provider` (a tier of another cascade): the returned answer,

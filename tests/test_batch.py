@@ -66,7 +66,7 @@ def run(config, options: BatchOptions):
         ('{"id": true, "prompt": "hi"}', "line 7: missing or invalid `id`"),
         ('{"id": 3}', "line 7: give exactly one of `prompt` or `messages`"),
         ('{"id": 3, "prompt": "  "}', "line 7: `prompt` must be a non-empty string"),
-        ('{"id": 3, "messages": [{"role": "user"}]}', "line 7: messages[0] must be"),
+        ('{"id": 3, "messages": [{"role": "user"}]}', "line 7: messages[0].content must be a string"),
         (
             '{"id": 3, "messages": [{"role": "assistant", "content": "x"}]}',
             "line 7: the last message must be from the user",

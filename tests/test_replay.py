@@ -191,7 +191,9 @@ def test_a_batch_records_a_tool_call_and_its_replay_rejects_it_as_live(tmp_path,
     recorded = tmp_path / "recorded.jsonl"
     asyncio.run(run_batch(live, BatchOptions(source, tmp_path / "out.jsonl", record=recorded)))
     (line,) = [json.loads(text) for text in recorded.read_text().splitlines()]
-    assert line["responses"][CHEAP]["tool_calls"] == [{"name": "lookup", "arguments": '{"q":"capital"}'}]
+    assert line["responses"][CHEAP]["tool_calls"] == [
+        {"id": "call_fake1", "name": "lookup", "arguments": '{"q":"capital"}'}
+    ]
     for response in line["responses"].values():  # a person marks the answers
         response["correct"] = response["text"] == "Paris."
     write(recorded, [line])

@@ -1,7 +1,8 @@
 """Batch input: JSON lines read one at a time, each turned into an item or an error record.
 
-A line is `{"id": ..., "prompt": "..."}` or `{"id": ..., "messages": [...]}`, with optional
-`system` and `metadata` (carried through to the output untouched). An id is a string or
+A line is `{"id": ..., "prompt": "..."}` or `{"id": ..., "messages": [...]}` (OpenAI-style,
+as `Cascade.run` takes them), with optional `system`, `tools`, `tool_choice` and `metadata`
+(carried through to the output untouched). An id is a string or
 an integer. Anything else about a line is an error naming its line number; the job goes on.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cascade.core.messages import MessagesError, to_request
 from cascade.core.values import Request
 
 # A longer line is refused, and never held whole: it is read in chunks of at most this
@@ -93,36 +95,28 @@ def parse_line(line: str, number: int) -> Item | LineError:
     item_id = data.get("id")
     if isinstance(item_id, bool) or not isinstance(item_id, str | int) or item_id == "":
         return LineError(number, f"line {number}: missing or invalid `id` (a non-empty string or an integer)")
-    problem = _request_problem(data)
-    if problem:
-        return LineError(number, f"line {number}: {problem}", item_id)
-    system = data.get("system")
-    if "prompt" in data:
-        request = Request.from_prompt(data["prompt"], system=system)
-    else:
-        request = Request.from_messages(data["messages"], system=system)
+    try:
+        request = _request(data)
+    except MessagesError as exc:
+        return LineError(number, f"line {number}: {exc}", item_id)
     return Item(number, item_id, request, data.get("metadata"))
 
 
-def _request_problem(data: dict[str, Any]) -> str | None:
+def _request(data: dict[str, Any]) -> Request:
+    """The request a line holds: a prompt, or messages read as `Cascade.run` reads them,
+    with optional `system`, `tools` and `tool_choice`."""
     has_prompt, has_messages = "prompt" in data, "messages" in data
     if has_prompt == has_messages:
-        return "give exactly one of `prompt` or `messages`"
-    if data.get("system") is not None and not isinstance(data["system"], str):
-        return "`system` must be a string"
-    if has_prompt:
-        prompt = data["prompt"]
-        return None if isinstance(prompt, str) and prompt.strip() else "`prompt` must be a non-empty string"
-    messages = data["messages"]
-    if not isinstance(messages, list) or not messages:
-        return "`messages` must be a non-empty list"
-    for i, message in enumerate(messages):
-        if (
-            not isinstance(message, dict)
-            or message.get("role") not in ("system", "user", "assistant")
-            or not isinstance(message.get("content"), str)
-        ):
-            return f"messages[{i}] must be {{role: system|user|assistant, content: string}}"
-    if messages[-1]["role"] != "user":
-        return "the last message must be from the user"
-    return None
+        raise MessagesError("give exactly one of `prompt` or `messages`")
+    system = data.get("system")
+    if system is not None and not isinstance(system, str):
+        raise MessagesError("`system` must be a string")
+    prompt = data.get("prompt")
+    if has_prompt and not (isinstance(prompt, str) and prompt.strip()):
+        raise MessagesError("`prompt` must be a non-empty string")
+    return to_request(
+        data["prompt"] if has_prompt else data["messages"],
+        system=system,
+        tools=data.get("tools"),
+        tool_choice=data.get("tool_choice"),
+    )

@@ -21,6 +21,7 @@ from cascade.batch.report import BatchReport, report_file, report_lines
 from cascade.batch.state import JobState, state_path
 from cascade.config import CascadeConfig
 from cascade.core.errors import ConfigError
+from cascade.core.messages import write_messages, write_tools
 from cascade.core.redaction import redact
 from cascade.engine import Cascade
 from cascade.logs import get_logger
@@ -185,7 +186,9 @@ def recorded_outcomes(state: JobState, source: Path) -> Iterator[str]:
         line: dict[str, Any] = {"id": entry.id}
         if request.system:
             line["system"] = request.system
-        line["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        line["messages"] = write_messages(request.messages)
+        if request.tools:
+            line["tools"] = write_tools(request.tools)
         line["responses"] = responses
         if entry.metadata is not None:
             line["metadata"] = entry.metadata

@@ -68,11 +68,12 @@ FILTERED = frozenset(
 TOOL_CALLS = frozenset({"tool_calls", "function_call"})  # the model called a tool instead
 
 
-def unfinished(completion: Completion, *, accept_truncated: bool) -> str | None:
+def unfinished(completion: Completion, *, accept_truncated: bool, tools_offered: bool = False) -> str | None:
     """Why `completion` is no answer to accept, whatever the verifiers say; None when it is one.
 
-    Rejected before any verifier runs: a reply that calls a tool (no request offers tools
-    yet), a refusal, an answer withheld by a filter, one cut off at a token limit (unless
+    Rejected before any verifier runs: a reply that calls a tool when the request offered
+    none (with tools offered, tool calls are an answer, for the verifiers to judge), a
+    refusal, an answer withheld by a filter, one cut off at a token limit (unless
     `accept_truncated`), a turn the provider paused (Anthropic `pause_turn`: the answer is
     not there yet), and any finish reason not known to mean a finished answer (vLLM
     `abort`, Mistral `error`, ...). No finish reason at all (a server that sends none) is
@@ -81,7 +82,12 @@ def unfinished(completion: Completion, *, accept_truncated: bool) -> str | None:
     reason = completion.finish_reason.lower() if completion.finish_reason else None
     if completion.tool_calls or reason in TOOL_CALLS:
         names = ", ".join(dict.fromkeys(call.name for call in completion.tool_calls)) or "unnamed"
-        return f"the model called a tool ({names}) instead of answering; the request offered no tools"
+        if not tools_offered:
+            return f"the model called a tool ({names}) instead of answering; the request offered no tools"
+        if not completion.tool_calls:
+            return f"the answer ended for a tool call (finish reason {reason!r}) but holds none"
+        if reason is None or reason in TOOL_CALLS or reason in FINISHED:
+            return None  # tool calls are the answer: the verifiers judge them
     if completion.refusal:
         return f"the model refused: {' '.join(completion.refusal.split())[:200]}"
     if reason in FILTERED:

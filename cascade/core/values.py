@@ -1,4 +1,5 @@
-"""The values that flow through a cascade: requests, completions, verdicts, attempts, results.
+"""The values that flow through a cascade: requests (`cascade.core.requests`), completions,
+verdicts, attempts, results.
 
 All are frozen. Money is `Decimal`; a result's cost figures are computed from its
 attempts every time they are read, so there is one ledger and no second bookkeeping.
@@ -7,73 +8,53 @@ attempts every time they are read, so there is one ledger and no second bookkeep
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, cast
+
+from typing_extensions import TypeVar  # with a default: a bare `Result` is `Result[Any]`
+
+from cascade.core.requests import (
+    ContentPart,
+    ForcedTool,
+    ImagePart,
+    Message,
+    Request,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+)
+
+# the request side is re-exported: `cascade.core.values` stays the one import for every value
+__all__ = [
+    "ZERO",
+    "AskModel",
+    "Attempt",
+    "Candidate",
+    "Completion",
+    "ContentPart",
+    "CostReport",
+    "ForcedTool",
+    "ImagePart",
+    "Message",
+    "ModelCall",
+    "Outcome",
+    "Request",
+    "Result",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
+    "Usage",
+    "Verdict",
+    "tool_call_dict",
+    "total_usd",
+]
 
 ZERO = Decimal(0)
-
-
-@dataclass(frozen=True)
-class Message:
-    role: str  # "user" | "assistant"
-    content: str
-
-
-@dataclass(frozen=True)
-class Request:
-    """What the caller asks: a conversation and an optional system prompt.
-
-    `response_schema` is a JSON Schema the answer should follow; tiers configured with
-    `structured_output: true` pass it to the provider (OpenAI `response_format`, Anthropic
-    forced tool use). `logprobs` asks OpenAI-format providers for token log-probabilities.
-    Verifiers set both through their `prepare_request` hook.
-    """
-
-    messages: tuple[Message, ...]
-    system: str | None = None
-    id: str | None = None  # the caller's id for it (batch items, recorded outcomes); never sent
-    response_schema: Mapping[str, Any] | None = None
-    response_schema_name: str = "answer"
-    logprobs: bool = False
-
-    @classmethod
-    def from_prompt(cls, prompt: str, *, system: str | None = None, id: str | None = None) -> Request:
-        return cls(messages=(Message("user", prompt),), system=system, id=id)
-
-    @classmethod
-    def from_messages(
-        cls,
-        messages: Sequence[Mapping[str, str]],
-        *,
-        system: str | None = None,
-        id: str | None = None,
-    ) -> Request:
-        """Build from OpenAI-style dicts; a `system` message becomes the system prompt."""
-        turns: list[Message] = []
-        for m in messages:
-            if m["role"] == "system":
-                system = m["content"] if system is None else f"{system}\n\n{m['content']}"
-            else:
-                turns.append(Message(m["role"], m["content"]))
-        return cls(messages=tuple(turns), system=system, id=id)
-
-    def text(self) -> str:
-        """All the text of the request, for token estimates."""
-        parts = [self.system or ""] + [m.content for m in self.messages]
-        return "\n".join(p for p in parts if p)
-
-    def with_system_note(self, note: str) -> Request:
-        """This request with `note` appended to its system prompt."""
-        return replace(self, system=f"{self.system}\n\n{note}" if self.system else note)
-
-    def followed_by(self, *turns: Message) -> Request:
-        """This request with more conversation turns after it."""
-        return replace(self, messages=self.messages + turns)
-
-    def replace(self, **changes: Any) -> Request:
-        return replace(self, **changes)
+ParsedT = TypeVar("ParsedT", default=Any)
 
 
 @dataclass(frozen=True)
@@ -90,15 +71,6 @@ class Usage:
             self.output_tokens + other.output_tokens,
             self.estimated or other.estimated,
         )
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """A model's call of a tool, as it wrote it: the tool's name and its arguments (JSON text)."""
-
-    name: str
-    arguments: str = ""
-    id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -236,7 +208,7 @@ class Attempt:
             "retry": self.retry,
             "reask": self.reask,
             "finish_reason": self.finish_reason,
-            "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in self.tool_calls],
+            "tool_calls": [tool_call_dict(c) for c in self.tool_calls],
             "refusal": self.refusal,
             "output": self.output,
         }
@@ -270,13 +242,14 @@ class CostReport:
 
 
 @dataclass(frozen=True)
-class Result:
+class Result(Generic[ParsedT]):
     """The answer of a cascade and the full record of how it was reached.
 
     `output` is None only when no model produced any answer at all. `degraded` marks a
     streamed answer that failed a check, or was cut off, once it could no longer be
     withdrawn: it is returned as it stands, never as verified.
     `returned` is the index in `attempts` of the attempt whose answer is `output`.
+    `typed` is the `response_model` instance of the answer, for a call that asked for one.
     """
 
     output: str | None
@@ -287,6 +260,7 @@ class Result:
     stop_reason: str = "accepted"  # accepted | exhausted | budget | degraded
     # streamed text that failed a check (or was cut off) after it could no longer be withdrawn
     degraded: bool = False
+    typed: ParsedT | None = field(default=None, compare=False, repr=False)
 
     @property
     def returned_attempt(self) -> Attempt | None:
@@ -303,10 +277,24 @@ class Result:
         return a.model if a else None
 
     @property
-    def parsed(self) -> Any:
-        """Structured data a verifier extracted from the returned answer (JSON), if any."""
+    def parsed(self) -> ParsedT:
+        """The `response_model` instance of the answer, for a call that asked for one; else
+        the structured data a verifier extracted from it (JSON), or None."""
+        if self.typed is not None:
+            return self.typed
+        return cast(ParsedT, self.data)
+
+    @property
+    def data(self) -> Any:
+        """The structured data a verifier extracted from the returned answer, as JSON values."""
         a = self.returned_attempt
         return next((v.parsed for v in a.verdicts if v.parsed is not None), None) if a else None
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The tools the returned answer calls (an answer may be tool calls instead of text)."""
+        a = self.returned_attempt
+        return a.tool_calls if a else ()
 
     @property
     def cost(self) -> CostReport:
@@ -322,10 +310,15 @@ class Result:
             "model": self.model,
             "stop_reason": self.stop_reason,
             "degraded": self.degraded,
-            "parsed": self.parsed,
+            "parsed": self.data,
+            "tool_calls": [tool_call_dict(c) for c in self.tool_calls],
             "attempts": [a.to_dict() for a in self.attempts],
             "cost": self.cost.to_dict(),
         }
+
+
+def tool_call_dict(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "name": call.name, "arguments": call.arguments}
 
 
 def total_usd(attempts: Sequence[Attempt]) -> Decimal:

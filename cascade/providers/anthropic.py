@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from functools import cache
 from typing import Any, cast
 
 import anthropic
+from anthropic.resources.messages import AsyncMessages
 
 from cascade.core.errors import PermanentProviderError, ProviderError, ProviderTimeout, TransientProviderError
+from cascade.core.messages import tool_arguments
 from cascade.core.redaction import redact
 from cascade.core.stream_events import InputReported, StreamDone, StreamEvent, StreamStarted, TextDelta
 from cascade.core.tokens import fill_usage
-from cascade.core.values import Completion, Request, ToolCall, Usage
+from cascade.core.values import (
+    Completion,
+    ContentPart,
+    ForcedTool,
+    Message,
+    Request,
+    TextPart,
+    ToolCall,
+    ToolChoice,
+    Usage,
+)
 from cascade.providers.base import (
     STREAM_TRANSPORT_ERRORS,
     SdkAdapter,
@@ -43,15 +57,24 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
         object)."""
         schema = request.response_schema
         if self.structured_output and schema is not None and schema.get("type") == "object":
-            return request.response_schema_name
+            # the caller's own tools are offered instead: one call cannot force two tools
+            return None if request.tools else request.response_schema_name
         return None
 
     def _options(self, request: Request) -> dict[str, Any]:
-        """Call options: the tier's params, the system prompt, and a forced tool call
-        carrying the response schema when structured output is on."""
-        options: dict[str, Any] = dict(self.params)
+        """Call options: the tier's params under the call's own, the system prompt, the
+        tools, and a forced tool call carrying the response schema when structured output
+        is on."""
+        options: dict[str, Any] = {**self.params, **call_params(request.params)}
         if request.system:
             options["system"] = request.system
+        if request.tools:
+            options["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": dict(t.parameters)}
+                for t in request.tools
+            ]
+            if request.tool_choice is not None:
+                options["tool_choice"] = _tool_choice(request.tool_choice)
         schema = request.response_schema
         name = self._answer_tool(request)
         if schema is not None and name is not None:
@@ -128,7 +151,7 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
         yield StreamDone(stop_reason, reported, tool_calls=calls)
 
     def _messages(self, request: Request) -> list[Any]:  # plain dicts: the wire shape of the params
-        return [{"role": m.role, "content": m.content} for m in request.messages]
+        return anthropic_messages(request.messages)
 
     async def complete(self, request: Request) -> Completion:
         client = self._ready_client()
@@ -166,6 +189,70 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
             finish_reason=response.stop_reason,
             tool_calls=tool_calls,
         )
+
+
+def call_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-call parameters in this API's words (`stop` is `stop_sequences`); those it does
+    not take are not sent: seed and the penalties never, and temperature and top_p not to
+    an SDK whose `messages.create` has dropped them (2.x)."""
+    out = dict(params)
+    if "stop" in out:
+        stop = out.pop("stop")
+        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    return {k: v for k, v in out.items() if k in accepted_params()}
+
+
+@cache
+def accepted_params() -> frozenset[str]:
+    return frozenset(inspect.signature(AsyncMessages.create).parameters)
+
+
+def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
+    if isinstance(choice, ForcedTool):
+        return {"type": "tool", "name": choice.name}
+    return {"type": {"auto": "auto", "none": "none", "required": "any"}[choice]}
+
+
+def anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The conversation as this API takes it: tool results are user turns of `tool_result`
+    blocks, tool calls are `tool_use` blocks, and turns of one role in a row are merged
+    (the API wants the roles to alternate). A plain text turn stays a string."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = "user" if m.role == "tool" else m.role
+        blocks = _blocks(m)
+        if out and out[-1]["role"] == role:
+            last = out[-1]
+            if isinstance(last["content"], str):
+                last["content"] = [{"type": "text", "text": last["content"]}]
+            last["content"] += blocks if isinstance(blocks, list) else [{"type": "text", "text": blocks}]
+        else:
+            out.append({"role": role, "content": blocks})
+    return out
+
+
+def _blocks(m: Message) -> str | list[dict[str, Any]]:
+    if m.role == "tool":
+        return [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content}]
+    if not m.parts and not m.tool_calls:
+        return m.content
+    blocks: list[dict[str, Any]] = [_part_block(p) for p in m.parts]
+    if not m.parts and m.content:
+        blocks.append({"type": "text", "text": m.content})
+    blocks += [
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": tool_arguments(c)} for c in m.tool_calls
+    ]
+    return blocks
+
+
+def _part_block(part: ContentPart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if part.url.startswith("data:"):
+        header, _, data = part.url.partition(",")
+        media_type = header.removeprefix("data:").split(";")[0]
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": part.url}}
 
 
 def _block_text(block: Any, answer_tool: str | None) -> str:

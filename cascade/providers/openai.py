@@ -9,6 +9,7 @@ import openai
 from openai.types.chat import ChatCompletionChunk
 
 from cascade.core.errors import ProviderError, ProviderTimeout, TransientProviderError
+from cascade.core.messages import write_messages, write_tool_choice, write_tools
 from cascade.core.redaction import redact
 from cascade.core.stream_events import StreamDone, StreamEvent, StreamStarted, TextDelta
 from cascade.core.tokens import fill_usage
@@ -27,8 +28,13 @@ class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
     """Calls `client.chat.completions.create`; the client's own retries must be off."""
 
     def _options(self, request: Request) -> dict[str, Any]:
-        """Call options: the tier's params, plus what the verifiers asked for."""
-        options = dict(self.params)
+        """Call options: the tier's params under the call's own, the tools, and what the
+        verifiers asked for."""
+        options = {**self.params, **request.params}
+        if request.tools:
+            options["tools"] = write_tools(request.tools)
+            if request.tool_choice is not None:
+                options["tool_choice"] = write_tool_choice(request.tool_choice)
         if request.logprobs:
             options.setdefault("logprobs", True)
         if self.structured_output and request.response_schema is not None:
@@ -43,9 +49,7 @@ class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
         return options
 
     def _messages(self, request: Request) -> list[Any]:  # plain dicts: the wire shape of the params
-        messages = [{"role": "system", "content": request.system}] if request.system else []
-        messages += [{"role": m.role, "content": m.content} for m in request.messages]
-        return messages
+        return write_messages(request.messages, request.system)
 
     async def stream_events(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         """The answer as it is generated. Usage is asked for (`stream_options.include_usage`)

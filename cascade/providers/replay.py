@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade.core.errors import ConfigError, PermanentProviderError
+from cascade.core.messages import Prompt, to_request
 from cascade.core.tokens import count_tokens
 from cascade.core.values import Completion, Request, ToolCall, Usage
 
@@ -99,14 +100,14 @@ def parse_recorded(line: str, number: int) -> Recorded:
         raise ValueError("missing or invalid `id`")
     system = data.get("system")
     if "prompt" in data and isinstance(data["prompt"], str) and data["prompt"].strip():
-        request = Request.from_prompt(data["prompt"], system=system, id=str(record_id))
+        prompt: Prompt = data["prompt"]
     elif isinstance(data.get("messages"), list) and data["messages"]:
-        try:
-            request = Request.from_messages(data["messages"], system=system, id=str(record_id))
-        except (KeyError, TypeError):
-            raise ValueError("`messages` must be a list of {role, content}") from None
+        prompt = data["messages"]
     else:
         raise ValueError("give a non-empty `prompt` or `messages`")
+    if system is not None and not isinstance(system, str):
+        raise ValueError("`system` must be a string")
+    request = to_request(prompt, system=system, tools=data.get("tools")).replace(id=str(record_id))
     responses = data.get("responses")
     if not isinstance(responses, dict) or not responses:
         raise ValueError("`responses` must map model names to recorded answers")

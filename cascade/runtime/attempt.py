@@ -80,7 +80,9 @@ async def judge(
     rejected without running the chain: no verifier can make it whole."""
     plan, tier, model, chain = turn.plan, turn.tier, turn.model, turn.chain
     problem = unfinished(
-        completion, accept_truncated=tier.on_truncated == "accept" and not model.structured_output
+        completion,
+        accept_truncated=tier.on_truncated == "accept" and not model.structured_output,
+        tools_offered=bool(sent.tools) and sent.tool_choice != "none",
     )
     candidate = Candidate(
         request=turn.original,

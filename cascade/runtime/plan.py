@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cached_property
 from typing import Literal
@@ -57,6 +58,21 @@ class CascadePlan:
     @cached_property
     def tier_rank(self) -> dict[str, int]:
         return {t.name: i for i, t in enumerate(self.tiers)}
+
+    def checking_first(self, *verifiers: Verifier, keep_own: AbstractSet[str] = frozenset()) -> CascadePlan:
+        """This plan with `verifiers` first in every chain. One named in `keep_own` is not
+        added to a chain that already holds a verifier of that name (its own settings win)."""
+
+        def extended(chain: tuple[Verifier, ...]) -> tuple[Verifier, ...]:
+            own = {getattr(v, "name", None) for v in chain}
+            added = [v for v in verifiers if getattr(v, "name", None) not in keep_own & own]
+            return (*added, *chain)
+
+        return replace(
+            self,
+            verifiers=extended(self.verifiers),
+            chains={tier: extended(chain) for tier, chain in self.chains.items()},
+        )
 
     def all_verifiers(self) -> list[Verifier]:
         """Every verifier of every chain, each once (a verifier may sit in several chains)."""

@@ -23,7 +23,17 @@ VERIFIER_GROUP = "cascade.verifiers"
 # the types the cascade-verifiers distribution registers: one of them unknown means it is
 # not installed, which the error says
 BUILTIN_TYPES = frozenset(
-    {"non_empty", "length", "hedging", "json_schema", "self_confidence", "logprob", "judge", "learned"}
+    {
+        "non_empty",
+        "length",
+        "hedging",
+        "json_schema",
+        "self_confidence",
+        "logprob",
+        "judge",
+        "learned",
+        "tool_call",
+    }
 )
 BUILTIN_DISTRIBUTION = "cascade-verifiers"
 COMBINATORS: dict[str, type[AllOf] | type[AnyOf]] = {"all": AllOf, "any": AnyOf}

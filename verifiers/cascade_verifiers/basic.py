@@ -6,7 +6,8 @@ from cascade import Candidate, Verdict
 
 
 class NonEmptyVerifier:
-    """Fails an answer that is blank, or shorter than `min_chars` once stripped."""
+    """Fails an answer that is blank, or shorter than `min_chars` once stripped; an answer
+    that calls tools is not empty."""
 
     name = "non_empty"
 
@@ -19,6 +20,8 @@ class NonEmptyVerifier:
         length = len(candidate.text.strip())
         if length >= self.min_chars:
             return Verdict(self.name, True, f"{length} characters", score=1.0)
+        if candidate.completion.tool_calls:
+            return Verdict(self.name, True, f"{len(candidate.completion.tool_calls)} tool call(s)", score=1.0)
         what = "empty answer" if length == 0 else f"only {length} characters"
         return Verdict(self.name, False, f"{what} (at least {self.min_chars} required)", score=0.0)
 
