@@ -197,10 +197,12 @@ def pick_best(attempts: Sequence[Attempt], tier_rank: dict[str, int]) -> int | N
 
 
 def with_feedback(asked: Request, rejected: Attempt, reask_prompt: str) -> Request:
-    """`asked`, followed by the rejected answer and what was wrong with it (a reask)."""
+    """`asked`, followed by the rejected answer and what was wrong with it (a reask). A
+    rejected tool call is told as text: as a call, both APIs would want its result next."""
     reasons = "; ".join(f"{v.verifier}: {v.reason}" for v in rejected.verdicts if not v.passed)
+    calls = [f"(called {c.name} with arguments {c.arguments or '{}'})" for c in rejected.tool_calls]
     return asked.followed_by(
-        Message("assistant", rejected.output or ""),
+        Message("assistant", "\n".join(filter(None, [rejected.output, *calls])) or "(no answer)"),
         Message("user", reask_prompt.replace("{reasons}", reasons)),  # other braces are text
     )
 
