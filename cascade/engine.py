@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from cascade.integrations.openai_client import CascadeOpenAIClient
 
 from cascade.config import DEFAULT_REASK_PROMPT, CascadeConfig, load_config
 from cascade.core.errors import ExhaustedError, PermanentProviderError
@@ -23,8 +26,21 @@ from cascade.runtime.attempt import call_attempt
 from cascade.runtime.drive import drive
 from cascade.runtime.ladder import Tier
 from cascade.runtime.plan import CascadePlan, OnExhausted
+from cascade.runtime.request_checks import ModelT, RequestChecks, typed
 from cascade.runtime.stream import stream_attempt
-from cascade.verification.per_request import ModelT, RequestChecks, typed
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One call's arguments, as `arun` takes them."""
+
+    prompt: Prompt
+    response_model: type[BaseModel] | None = None
+    response_format: Mapping[str, Any] | None = None
+    system: str | None = None
+    tools: Sequence[Mapping[str, Any]] | None = None
+    tool_choice: Any = None
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Cascade:
@@ -110,6 +126,7 @@ class Cascade:
         prompt: Prompt,
         *,
         response_model: type[ModelT],
+        response_format: None = None,
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
@@ -122,6 +139,7 @@ class Cascade:
         prompt: Prompt,
         *,
         response_model: None = None,
+        response_format: Mapping[str, Any] | None = None,
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
@@ -133,6 +151,7 @@ class Cascade:
         prompt: Prompt,
         *,
         response_model: type[BaseModel] | None = None,
+        response_format: Mapping[str, Any] | None = None,
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
@@ -142,16 +161,36 @@ class Cascade:
         messages list. `params` (temperature, max_tokens, stop, seed, ...) go to every tier
         over its own. With `response_model`, every tier must give a valid instance of it
         (`result.parsed`; the schema is sent, a failure is reasked and escalated), and no
-        valid instance raises ExhaustedError. `tools` (OpenAI-style) let the answer be tool
-        calls (`result.tool_calls`), which are checked against the tools' schemas.
+        valid instance raises ExhaustedError; `response_format` (OpenAI's json_schema or
+        json_object) checks the answer against its schema the same way, untyped. `tools`
+        (OpenAI-style) let the answer be tool calls (`result.tool_calls`), checked against
+        the tools' schemas.
         Raises ExhaustedError per `on_exhausted`; a malformed input is a ValueError."""
-        request = to_request(prompt, system=system, tools=tools, tool_choice=tool_choice, params=params)
-        plan = self._plan_for(request, response_model)
+        return await self._answer(
+            Ask(prompt, response_model, response_format, system, tools, tool_choice, params)
+        )
+
+    async def _answer(self, ask: Ask) -> Result:
+        request, plan = self._prepare(ask)
         async with contextlib.aclosing(drive(plan, request, call_attempt)) as events:
             async for event in events:
                 if isinstance(event, StreamResult):
-                    return event.result if response_model is None else typed(event.result, response_model)
+                    model = ask.response_model
+                    return event.result if model is None else typed(event.result, model)
         raise AssertionError("unreachable: the drive always ends with a result")  # pragma: no cover
+
+    def _prepare(self, ask: Ask) -> tuple[Request, CascadePlan]:
+        """The request `ask` means, and the plan with the checks it calls for."""
+        request = to_request(
+            ask.prompt, system=ask.system, tools=ask.tools, tool_choice=ask.tool_choice, params=ask.params
+        )
+        plan = self._checks.plan_for(
+            self.plan,
+            response_model=ask.response_model,
+            response_format=ask.response_format,
+            tools=bool(request.tools),
+        )
+        return request, plan
 
     async def astream(
         self,
@@ -159,6 +198,7 @@ class Cascade:
         *,
         policy: StreamPolicy | StreamMode | None = None,
         response_model: type[BaseModel] | None = None,
+        response_format: Mapping[str, Any] | None = None,
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
@@ -167,8 +207,8 @@ class Cascade:
         """The answer as it is generated: `StreamDelta`s, a `StreamRestart` when the cascade
         leaves an attempt, and a `StreamResult` last. `policy` overrides the cascade's; the
         other arguments are `arun`'s. Tool calls come whole, in the result, once verified."""
-        request = to_request(prompt, system=system, tools=tools, tool_choice=tool_choice, params=params)
-        plan = self._plan_for(request, response_model)
+        ask = Ask(prompt, response_model, response_format, system, tools, tool_choice, params)
+        request, plan = self._prepare(ask)
         if isinstance(policy, str):
             if policy not in STREAM_MODES:
                 raise ValueError(f"unknown stream policy {policy!r} (known: {', '.join(STREAM_MODES)})")
@@ -187,6 +227,7 @@ class Cascade:
         *,
         policy: StreamPolicy | StreamMode | None = None,
         response_model: type[BaseModel] | None = None,
+        response_format: Mapping[str, Any] | None = None,
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
@@ -197,6 +238,7 @@ class Cascade:
             prompt,
             policy=policy,
             response_model=response_model,
+            response_format=response_format,
             system=system,
             tools=tools,
             tool_choice=tool_choice,
@@ -218,6 +260,7 @@ class Cascade:
         prompt: Prompt,
         *,
         response_model: type[ModelT],
+        response_format: None = None,
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
@@ -230,6 +273,7 @@ class Cascade:
         prompt: Prompt,
         *,
         response_model: None = None,
+        response_format: Mapping[str, Any] | None = None,
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
@@ -241,25 +285,15 @@ class Cascade:
         prompt: Prompt,
         *,
         response_model: type[BaseModel] | None = None,
+        response_format: Mapping[str, Any] | None = None,
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         **params: Any,
     ) -> Result:
         """Sync twin of `arun`."""
-        return portal.call(
-            lambda: self.arun(
-                prompt,
-                response_model=response_model,
-                system=system,
-                tools=tools,
-                tool_choice=tool_choice,
-                **params,
-            )
-        )
-
-    def _plan_for(self, request: Request, response_model: type[BaseModel] | None) -> CascadePlan:
-        return self._checks.plan_for(self.plan, response_model, tools=bool(request.tools))
+        ask = Ask(prompt, response_model, response_format, system, tools, tool_choice, params)
+        return portal.call(lambda: self._answer(ask))
 
     async def complete(self, request: Request) -> Completion:
         """The cascade as a `Provider` (a tier of another cascade): the returned answer,
@@ -285,6 +319,13 @@ class Cascade:
             cost_usd=result.cost.total_usd,
             latency_s=sum(a.latency_s for a in result.attempts),
         )
+
+    def openai_client(self) -> CascadeOpenAIClient:
+        """This cascade in the shape of `openai.AsyncOpenAI` (`chat.completions.create`), for
+        code written for the SDK; closing the client closes the cascade."""
+        from cascade.integrations.openai_client import CascadeOpenAIClient  # loads the openai SDK
+
+        return CascadeOpenAIClient(self)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cascade.verification",),
     ("cascade.runtime",),
     ("cascade.config.build",),
+    ("cascade.integrations.openai_client",),  # the facade's OpenAI shape, duck-typed on it
     ("cascade.engine",),
     ("cascade.batch", "cascade.offline"),
     ("cascade.cli",),
@@ -116,7 +117,8 @@ def test_the_module_graph_has_no_cycle() -> None:
 
 def test_the_checks_catch_an_upward_import_and_a_cycle() -> None:
     edges = {"cascade.core.values": {"cascade.engine"}, "cascade.engine": {"cascade.core.values"}}
-    assert upward_imports(edges) == ["cascade.core.values (layer 0) imports cascade.engine (layer 7)"]
+    engine = layer_of("cascade.engine")
+    assert upward_imports(edges) == [f"cascade.core.values (layer 0) imports cascade.engine (layer {engine})"]
     assert cycles(edges) == [["cascade.core.values", "cascade.engine", "cascade.core.values"]]
     assert (
         layer_of("cascade.runtime.ladder")

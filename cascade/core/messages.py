@@ -50,6 +50,8 @@ def read_messages(
     turns: list[Message] = []
     for i, raw in enumerate(messages):
         where = f"messages[{i}]"
+        if hasattr(raw, "model_dump"):  # an SDK's message object, appended as OpenAI code does
+            raw = raw.model_dump(exclude_none=True)
         if not isinstance(raw, Mapping):
             raise MessagesError(f"{where} must be an object with `role` and `content`")
         role = raw.get("role")

@@ -1,0 +1,1 @@
+"""Cascades in other shapes: an OpenAI-shaped client."""

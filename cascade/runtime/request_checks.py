@@ -1,0 +1,110 @@
+"""The checks a request itself calls for, first in every chain: a response model's (or an
+OpenAI `response_format`'s) schema, and the calls of a request that offers tools. Both are
+built-in verifiers (`json_schema`, `tool_call`), found through the registry like any other."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from cascade.core.errors import ExhaustedError
+from cascade.core.values import Result
+from cascade.protocols import Verifier
+from cascade.runtime.plan import CascadePlan
+from cascade.verification.registry import resolve
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+TOOL_CHECK = "tool_call"
+_KEPT_SCHEMAS = 64  # response models whose compiled check is kept
+
+
+class RequestChecks:
+    """Builds, and keeps, the per-request checks of one cascade."""
+
+    def __init__(self) -> None:
+        self._schemas: dict[Any, Verifier] = {}  # by model class, or by a schema's JSON text
+        self._tools: Verifier | None = None
+
+    def plan_for(
+        self,
+        plan: CascadePlan,
+        *,
+        response_model: type[BaseModel] | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        tools: bool = False,
+    ) -> CascadePlan:
+        """`plan` with the answer's schema check and, when `tools` are offered, the tool
+        check first in every chain (a chain with a tool check of its own keeps it)."""
+        if response_model is not None and response_format is not None:
+            raise ValueError("give response_model or response_format, not both")
+        checks = []
+        if response_model is not None:
+            checks.append(self._model_check(response_model))
+        if response_format is not None and (schema := format_schema(response_format)) is not None:
+            checks.append(self._schema_check(*schema))
+        if tools:
+            checks.append(self._tool_check())
+        return plan.checking_first(*checks, keep_own=frozenset({TOOL_CHECK})) if checks else plan
+
+    def _model_check(self, model: type[BaseModel]) -> Verifier:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError(f"response_model must be a pydantic model class, not {model!r}")
+        return self._kept(model, lambda: resolve("json_schema", where="response_model")(model=model))
+
+    def _schema_check(self, name: str | None, schema: Mapping[str, Any]) -> Verifier:
+        key = json.dumps([name, schema], sort_keys=True, default=str)
+        make = resolve("json_schema", where="response_format")
+        try:
+            return self._kept(key, lambda: make(schema=schema, name=name))
+        except ValueError as exc:
+            raise ValueError(f"response_format: {exc}") from None
+
+    def _kept(self, key: Any, make: Callable[[], Verifier]) -> Verifier:
+        if key not in self._schemas:
+            if len(self._schemas) >= _KEPT_SCHEMAS:
+                self._schemas.pop(next(iter(self._schemas)))
+            self._schemas[key] = make()
+        return self._schemas[key]
+
+    def _tool_check(self) -> Verifier:
+        if self._tools is None:
+            self._tools = resolve(TOOL_CHECK, where="tools")()
+        return self._tools
+
+
+def format_schema(response_format: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]] | None:
+    """(name, schema) of an OpenAI `response_format`: `json_schema` gives its own,
+    `json_object` any object; `text` asks for none (None)."""
+    kind = response_format.get("type") if isinstance(response_format, Mapping) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return None, {"type": "object"}
+    spec = response_format.get("json_schema") if kind == "json_schema" else None
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    if not isinstance(schema, Mapping):
+        raise ValueError(
+            "response_format must be {type: text}, {type: json_object} or "
+            "{type: json_schema, json_schema: {name, schema}}"
+        )
+    name = spec.get("name") if isinstance(spec, Mapping) else None
+    return (name if isinstance(name, str) else None), schema
+
+
+def typed(result: Result[Any], model: type[ModelT]) -> Result[ModelT]:
+    """`result` with its answer as a `model` instance (`parsed`); ExhaustedError, carrying
+    the result, when the returned answer holds no valid one."""
+    data = result.data
+    attempt = result.returned_attempt
+    if data is not None:
+        try:  # as the check read it: strict, as JSON
+            return replace(result, typed=model.model_validate_json(json.dumps(data), strict=True))
+        except ValidationError:  # a key was redacted out of it, most likely
+            pass
+    failed = next((v.reason for v in attempt.verdicts if not v.passed), None) if attempt else None
+    why = f": {failed}" if failed else ""
+    raise ExhaustedError(f"no tier gave a valid {model.__name__}{why}", result)
