@@ -40,6 +40,7 @@ class Ask:
     system: str | None = None
     tools: Sequence[Mapping[str, Any]] | None = None
     tool_choice: Any = None
+    min_tier: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -130,6 +131,7 @@ class Cascade:
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
+        min_tier: str | None = None,
         **params: Any,
     ) -> Result[ModelT]: ...
 
@@ -143,6 +145,7 @@ class Cascade:
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
+        min_tier: str | None = None,
         **params: Any,
     ) -> Result: ...
 
@@ -155,6 +158,7 @@ class Cascade:
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
+        min_tier: str | None = None,
         **params: Any,
     ) -> Result:
         """The cascade's answer to `prompt`: a string, a `Request`, or an OpenAI-style
@@ -164,10 +168,11 @@ class Cascade:
         valid instance raises ExhaustedError; `response_format` (OpenAI's json_schema or
         json_object) checks the answer against its schema the same way, untyped. `tools`
         (OpenAI-style) let the answer be tool calls (`result.tool_calls`), checked against
-        the tools' schemas.
+        the tools' schemas. `min_tier` starts the ladder at that tier (an agent's step after
+        a failed one).
         Raises ExhaustedError per `on_exhausted`; a malformed input is a ValueError."""
         return await self._answer(
-            Ask(prompt, response_model, response_format, system, tools, tool_choice, params)
+            Ask(prompt, response_model, response_format, system, tools, tool_choice, min_tier, params)
         )
 
     async def _answer(self, ask: Ask) -> Result:
@@ -190,6 +195,8 @@ class Cascade:
             response_format=ask.response_format,
             tools=bool(request.tools),
         )
+        if ask.min_tier is not None:
+            plan = plan.starting_at(ask.min_tier)
         return request, plan
 
     async def astream(
@@ -202,12 +209,13 @@ class Cascade:
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
+        min_tier: str | None = None,
         **params: Any,
     ) -> AsyncGenerator[CascadeEvent, None]:
         """The answer as it is generated: `StreamDelta`s, a `StreamRestart` when the cascade
         leaves an attempt, and a `StreamResult` last. `policy` overrides the cascade's; the
         other arguments are `arun`'s. Tool calls come whole, in the result, once verified."""
-        ask = Ask(prompt, response_model, response_format, system, tools, tool_choice, params)
+        ask = Ask(prompt, response_model, response_format, system, tools, tool_choice, min_tier, params)
         request, plan = self._prepare(ask)
         if isinstance(policy, str):
             if policy not in STREAM_MODES:
@@ -231,6 +239,7 @@ class Cascade:
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
+        min_tier: str | None = None,
         **params: Any,
     ) -> Iterator[CascadeEvent]:
         """Sync twin of `astream`."""
@@ -242,6 +251,7 @@ class Cascade:
             system=system,
             tools=tools,
             tool_choice=tool_choice,
+            min_tier=min_tier,
             **params,
         )
         try:
@@ -264,6 +274,7 @@ class Cascade:
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
+        min_tier: str | None = None,
         **params: Any,
     ) -> Result[ModelT]: ...
 
@@ -277,6 +288,7 @@ class Cascade:
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
+        min_tier: str | None = None,
         **params: Any,
     ) -> Result: ...
 
@@ -289,10 +301,11 @@ class Cascade:
         system: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
+        min_tier: str | None = None,
         **params: Any,
     ) -> Result:
         """Sync twin of `arun`."""
-        ask = Ask(prompt, response_model, response_format, system, tools, tool_choice, params)
+        ask = Ask(prompt, response_model, response_format, system, tools, tool_choice, min_tier, params)
         return portal.call(lambda: self._answer(ask))
 
     async def complete(self, request: Request) -> Completion:

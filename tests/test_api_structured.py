@@ -230,3 +230,13 @@ def test_a_rejected_tool_call_is_reasked_as_text_the_apis_accept(fake_server: Fa
     assistant = asked_again[-2]
     assert assistant == {"role": "assistant", "content": '(called get_weather with arguments {"unit": "C"})'}
     assert "missing required argument(s) city" in asked_again[-1]["content"]
+
+
+def test_min_tier_starts_the_ladder_higher_for_one_call(fake_server: FakeProviderServer):
+    fake_server.script("large", [Reply.text("Straight from the top.")])
+    with tool_cascade(fake_server) as cascade:
+        result = cascade.run("Hard one.", min_tier="large")
+        assert result.tier == "large" and [a.tier for a in result.attempts] == ["large"]
+        assert fake_server.requests_for("small") == []
+        with pytest.raises(ValueError, match="not a tier of this cascade"):
+            cascade.run("Hard one.", min_tier="huge")

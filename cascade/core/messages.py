@@ -23,6 +23,7 @@ from cascade.core.values import (
     Tool,
     ToolCall,
     ToolChoice,
+    openai_tool_call,
 )
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -148,10 +149,7 @@ def write_messages(messages: Sequence[Message], system: str | None = None) -> li
     for m in messages:
         line: dict[str, Any] = {"role": m.role, "content": _write_content(m)}
         if m.tool_calls:
-            line["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for c in m.tool_calls
-            ]
+            line["tool_calls"] = [openai_tool_call(c) for c in m.tool_calls]
             line["content"] = line["content"] or None
         if m.tool_call_id is not None:
             line["tool_call_id"] = m.tool_call_id

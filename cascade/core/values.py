@@ -49,6 +49,7 @@ __all__ = [
     "ToolChoice",
     "Usage",
     "Verdict",
+    "openai_tool_call",
     "tool_call_dict",
     "total_usd",
 ]
@@ -296,6 +297,15 @@ class Result(Generic[ParsedT]):
         a = self.returned_attempt
         return a.tool_calls if a else ()
 
+    def as_message(self) -> dict[str, Any]:
+        """The answer as an OpenAI-style assistant message, to append to the conversation
+        (an agent's next step reads the tool calls from it)."""
+        calls = [openai_tool_call(c) for c in self.tool_calls]
+        message: dict[str, Any] = {"role": "assistant", "content": self.output or (None if calls else "")}
+        if calls:
+            message["tool_calls"] = calls
+        return message
+
     @property
     def cost(self) -> CostReport:
         verification = sum((a.verification_usd for a in self.attempts), ZERO)
@@ -318,7 +328,17 @@ class Result(Generic[ParsedT]):
 
 
 def tool_call_dict(call: ToolCall) -> dict[str, Any]:
+    """A tool call as results and recorded outcomes hold it."""
     return {"id": call.id, "name": call.name, "arguments": call.arguments}
+
+
+def openai_tool_call(call: ToolCall) -> dict[str, Any]:
+    """A tool call in the OpenAI shape (an assistant message's `tool_calls`)."""
+    return {
+        "id": call.id or f"call_{call.name}",
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
 
 
 def total_usd(attempts: Sequence[Attempt]) -> Decimal:

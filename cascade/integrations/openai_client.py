@@ -23,7 +23,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from cascade.core.errors import ExhaustedError
 from cascade.core.events import CascadeEvent, StreamDelta, StreamResult
 from cascade.core.policy import FILTERED, TRUNCATED
-from cascade.core.values import Result, tool_call_dict
+from cascade.core.values import Result, openai_tool_call
 
 try:  # the SDK's HTTP library: httpx2 in current releases, httpx before
     import httpx2 as _httpx
@@ -118,10 +118,7 @@ class _Completions:
 def chat_completion(result: Result) -> ChatCompletion:
     """The SDK's completion object for a cascade's result (`.cascade`: the result as a dict)."""
     attempt = result.returned_attempt
-    calls = [_tool_call(i, c) for i, c in enumerate(result.tool_calls)]
-    message: dict[str, Any] = {"role": "assistant", "content": result.output or (None if calls else "")}
-    if calls:
-        message["tool_calls"] = calls
+    message = result.as_message()
     if attempt is not None and attempt.refusal:
         message["refusal"] = attempt.refusal
     return ChatCompletion.model_validate(
@@ -173,7 +170,7 @@ class ChunkStream:
                     result = event.result
                     if result.output and not shown:  # an unverified best answer is sent whole
                         yield self._chunk({"content": result.output})
-                    calls = [_tool_call(i, c) | {"index": i} for i, c in enumerate(result.tool_calls)]
+                    calls = [openai_tool_call(c) | {"index": i} for i, c in enumerate(result.tool_calls)]
                     if calls:
                         yield self._chunk({"tool_calls": calls})
                     yield self._chunk({}, finish_reason(result), model=result.model, cascade=result.to_dict())
@@ -210,15 +207,6 @@ def _head(result: Result, kind: str) -> dict[str, Any]:
         "object": kind,
         "created": int(time.time()),
         "model": result.model or "",
-    }
-
-
-def _tool_call(index: int, call: Any) -> dict[str, Any]:
-    plain = tool_call_dict(call)
-    return {
-        "id": plain["id"] or f"call_{index}",
-        "type": "function",
-        "function": {"name": plain["name"], "arguments": plain["arguments"]},
     }
 
 

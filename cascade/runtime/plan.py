@@ -59,6 +59,12 @@ class CascadePlan:
     def tier_rank(self) -> dict[str, int]:
         return {t.name: i for i, t in enumerate(self.tiers)}
 
+    def starting_at(self, tier: str) -> CascadePlan:
+        """This plan without the tiers below `tier` (ValueError for a tier it does not have)."""
+        if tier not in self.tier_rank:
+            raise ValueError(f"min_tier {tier!r} is not a tier of this cascade ({', '.join(self.tier_rank)})")
+        return replace(self, tiers=self.tiers[self.tier_rank[tier] :])
+
     def checking_first(self, *verifiers: Verifier, keep_own: AbstractSet[str] = frozenset()) -> CascadePlan:
         """This plan with `verifiers` first in every chain. One named in `keep_own` is not
         added to a chain that already holds a verifier of that name (its own settings win)."""
