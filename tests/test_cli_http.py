@@ -137,3 +137,41 @@ def test_unverified_answer_exits_3(config, fake_server):
     assert proc.returncode == 3
     assert proc.stdout.strip() == "I don't know, as an AI."
     assert "UNVERIFIED" in proc.stderr
+
+
+def test_run_takes_a_conversation_with_tools_from_a_messages_file(config, fake_server, tmp_path):
+    conversation = {
+        "system": "Use the tools.",
+        "messages": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "content": "One moment."},
+            {"role": "user", "content": "Well?"},
+        ],
+        "tools": [
+            {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+        ],
+    }
+    (tmp_path / "chat.json").write_text(json.dumps(conversation))
+    fake_server.script("gpt-4o-mini", [Reply.tool_call({"city": "Oslo"}, name="get_weather")])
+    proc = cascade_cli("run", str(config), "--messages", str(tmp_path / "chat.json"))
+    assert proc.returncode == 0, proc.stderr
+    (call,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city":"Oslo"}'}
+    sent = fake_server.requests[0].body
+    assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("[{", "not valid JSON"),
+        ('[{"role": "user"}]', "messages[0].content must be a string"),
+        ('"hi"', "a messages list or an object"),
+    ],
+)
+def test_a_broken_messages_file_is_a_usage_error_naming_it(config, tmp_path, content, problem):
+    (tmp_path / "chat.json").write_text(content)
+    proc = cascade_cli("run", str(config), "--messages", str(tmp_path / "chat.json"))
+    assert proc.returncode == 2 and problem in proc.stderr and "chat.json" in proc.stderr
+    assert "Traceback" not in proc.stderr

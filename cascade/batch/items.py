@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cascade.core.messages import MessagesError, to_request
+from cascade.core.messages import MessagesError, read_request
 from cascade.core.values import Request
 
 # A longer line is refused, and never held whole: it is read in chunks of at most this
@@ -96,27 +96,7 @@ def parse_line(line: str, number: int) -> Item | LineError:
     if isinstance(item_id, bool) or not isinstance(item_id, str | int) or item_id == "":
         return LineError(number, f"line {number}: missing or invalid `id` (a non-empty string or an integer)")
     try:
-        request = _request(data)
+        request = read_request(data)
     except MessagesError as exc:
         return LineError(number, f"line {number}: {exc}", item_id)
     return Item(number, item_id, request, data.get("metadata"))
-
-
-def _request(data: dict[str, Any]) -> Request:
-    """The request a line holds: a prompt, or messages read as `Cascade.run` reads them,
-    with optional `system`, `tools` and `tool_choice`."""
-    has_prompt, has_messages = "prompt" in data, "messages" in data
-    if has_prompt == has_messages:
-        raise MessagesError("give exactly one of `prompt` or `messages`")
-    system = data.get("system")
-    if system is not None and not isinstance(system, str):
-        raise MessagesError("`system` must be a string")
-    prompt = data.get("prompt")
-    if has_prompt and not (isinstance(prompt, str) and prompt.strip()):
-        raise MessagesError("`prompt` must be a non-empty string")
-    return to_request(
-        data["prompt"] if has_prompt else data["messages"],
-        system=system,
-        tools=data.get("tools"),
-        tool_choice=data.get("tool_choice"),
-    )

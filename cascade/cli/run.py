@@ -1,9 +1,10 @@
-"""`cascade run`: answer one prompt, as a whole or streamed."""
+"""`cascade run`: answer one prompt (or conversation), as a whole or streamed."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import sys
 from pathlib import Path
@@ -16,7 +17,8 @@ from cascade.cli.options import COMMON, Subparsers
 from cascade.cli.render import print_result, restart_notice, to_json
 from cascade.core.errors import ConfigError, ExhaustedError
 from cascade.core.events import StreamDelta, StreamRestart, StreamResult
-from cascade.core.values import Result
+from cascade.core.messages import MessagesError, read_request
+from cascade.core.values import Request, Result
 from cascade.engine import Cascade
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes of an argument that were not UTF-8
@@ -26,6 +28,13 @@ def register(subparsers: Subparsers) -> None:
     run = subparsers.add_parser("run", parents=[COMMON], help="answer one prompt")
     run.add_argument("config", type=Path)
     run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")
+    run.add_argument(
+        "--messages",
+        type=Path,
+        metavar="FILE.json",
+        help="the conversation instead of a prompt: an OpenAI-style messages list, or an object "
+        "as a batch line holds it (messages or prompt, system, tools, tool_choice)",
+    )
     run.add_argument("--system", help="system prompt")
     run.add_argument("--json", action="store_true", help="print the whole result as JSON")
     run.add_argument(
@@ -42,6 +51,45 @@ def register(subparsers: Subparsers) -> None:
 
 
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    request = _request(args)
+    cascade = Cascade.from_config(args.config)
+    try:
+        if args.stream:
+            result = asyncio.run(_stream(cascade, request, args, stderr))
+        else:
+            result = asyncio.run(_answer(cascade, request))
+    except ExhaustedError as exc:
+        if args.json:  # a stream's last line is a result event, whatever the outcome
+            event = {"event": "result"} if args.stream else {}
+            print(to_json({**event, **exc.result.to_dict(), "error": str(exc)}))
+        stderr.print(f"[red]no answer:[/] {escape(str(exc))}", highlight=False)
+        return ExitCode.ATTENTION
+    if args.stream:
+        if not args.json:
+            _print_tool_calls(result)
+            print_result(stderr, result)
+    elif args.json:
+        print(to_json(result.to_dict()))
+    else:
+        if result.output or not result.tool_calls:
+            print(result.output)
+        _print_tool_calls(result)
+        print_result(stderr, result)
+    return ExitCode.OK if result.verified else ExitCode.ATTENTION
+
+
+def _print_tool_calls(result: Result) -> None:
+    """An answer's tool calls on stdout, one JSON object a line (OpenAI's shape)."""
+    for call in result.as_message().get("tool_calls", ()):
+        print(to_json(call))
+
+
+def _request(args: argparse.Namespace) -> Request:
+    """The request: the `--messages` file, else the prompt argument, else stdin."""
+    if args.messages is not None:
+        if args.prompt is not None:
+            raise ConfigError("give a prompt or --messages, not both")
+        return _read_messages_file(args.messages, args.system)
     prompt = args.prompt
     if prompt is None:
         if sys.stdin is None or sys.stdin.isatty():
@@ -51,27 +99,25 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
         raise ConfigError("the prompt argument is not valid UTF-8")
     if not prompt.strip():
         raise ConfigError("the prompt is empty")
-    cascade = Cascade.from_config(args.config)
+    return Request.from_prompt(prompt, system=args.system)
+
+
+def _read_messages_file(path: Path, system: str | None) -> Request:
     try:
-        if args.stream:
-            result = asyncio.run(_stream(cascade, prompt, args, stderr))
-        else:
-            result = asyncio.run(_answer(cascade, prompt, args.system))
-    except ExhaustedError as exc:
-        if args.json:  # a stream's last line is a result event, whatever the outcome
-            event = {"event": "result"} if args.stream else {}
-            print(to_json({**event, **exc.result.to_dict(), "error": str(exc)}))
-        stderr.print(f"[red]no answer:[/] {escape(str(exc))}", highlight=False)
-        return ExitCode.ATTENTION
-    if args.stream:
-        if not args.json:
-            print_result(stderr, result)
-    elif args.json:
-        print(to_json(result.to_dict()))
-    else:
-        print(result.output)
-        print_result(stderr, result)
-    return ExitCode.OK if result.verified else ExitCode.ATTENTION
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    if isinstance(data, list):
+        data = {"messages": data}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a messages list or an object with `messages` is required")
+    try:
+        request = read_request(data)
+    except MessagesError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return request if system is None else request.replace(system=system)
 
 
 def _read_stdin() -> str:
@@ -85,17 +131,17 @@ def _read_stdin() -> str:
         ) from None
 
 
-async def _answer(cascade: Cascade, prompt: str, system: str | None) -> Result:
+async def _answer(cascade: Cascade, request: Request) -> Result:
     async with cascade:
-        return await cascade.arun(prompt, system=system)
+        return await cascade.arun(request)
 
 
-async def _stream(cascade: Cascade, prompt: str, args: argparse.Namespace, stderr: Console) -> Result:
+async def _stream(cascade: Cascade, request: Request, args: argparse.Namespace, stderr: Console) -> Result:
     """Show the answer as it comes: text on stdout, restarts plainly on stderr (or every
     event as a JSON line on stdout with --json). Returns the final result."""
     shown = ""  # of the current attempt, on stdout
     async with cascade:
-        async for event in cascade.astream(prompt, system=args.system, policy=args.policy):
+        async for event in cascade.astream(request, policy=args.policy):
             if args.json:
                 print(to_json(event.to_dict()), flush=True)
             elif isinstance(event, StreamDelta):

@@ -280,3 +280,24 @@ def to_request(
     if params:
         changes["params"] = {**request.params, **read_params(params)}
     return request.replace(**changes) if changes else request
+
+
+def read_request(data: Mapping[str, Any]) -> Request:
+    """The request an input object holds, as batch lines, recorded outcomes and `--messages`
+    files do: `prompt` (a string) or `messages` (a list), with optional `system`, `tools`
+    and `tool_choice`."""
+    has_prompt, has_messages = "prompt" in data, "messages" in data
+    if has_prompt == has_messages:
+        raise MessagesError("give exactly one of `prompt` or `messages`")
+    system = data.get("system")
+    if system is not None and not isinstance(system, str):
+        raise MessagesError("`system` must be a string")
+    prompt = data.get("prompt")
+    if has_prompt and not (isinstance(prompt, str) and prompt.strip()):
+        raise MessagesError("`prompt` must be a non-empty string")
+    return to_request(
+        data["prompt"] if has_prompt else data["messages"],
+        system=system,
+        tools=data.get("tools"),
+        tool_choice=data.get("tool_choice"),
+    )

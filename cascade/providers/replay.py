@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade.core.errors import ConfigError, PermanentProviderError
-from cascade.core.messages import Prompt, to_request
+from cascade.core.messages import read_request
 from cascade.core.tokens import count_tokens
 from cascade.core.values import Completion, Request, ToolCall, Usage
 
@@ -98,16 +98,7 @@ def parse_recorded(line: str, number: int) -> Recorded:
     record_id = data.get("id")
     if isinstance(record_id, bool) or not isinstance(record_id, str | int) or record_id == "":
         raise ValueError("missing or invalid `id`")
-    system = data.get("system")
-    if "prompt" in data and isinstance(data["prompt"], str) and data["prompt"].strip():
-        prompt: Prompt = data["prompt"]
-    elif isinstance(data.get("messages"), list) and data["messages"]:
-        prompt = data["messages"]
-    else:
-        raise ValueError("give a non-empty `prompt` or `messages`")
-    if system is not None and not isinstance(system, str):
-        raise ValueError("`system` must be a string")
-    request = to_request(prompt, system=system, tools=data.get("tools")).replace(id=str(record_id))
+    request = read_request(data).replace(id=str(record_id))
     responses = data.get("responses")
     if not isinstance(responses, dict) or not responses:
         raise ValueError("`responses` must map model names to recorded answers")

@@ -25,7 +25,11 @@ TOOLS = [
         "function": {
             "name": "get_weather",
             "description": "Current temperature in a city, in Celsius.",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         },
     },
     {
@@ -95,7 +99,9 @@ def cascade_on(server: FakeProviderServer) -> Cascade:
 def main() -> None:
     with FakeProviderServer() as server:
         script(server)
-        messages: list[dict[str, Any]] = [{"role": "user", "content": "How warm is it in Oslo, in Fahrenheit?"}]
+        messages: list[dict[str, Any]] = [
+            {"role": "user", "content": "How warm is it in Oslo, in Fahrenheit?"}
+        ]
         start: str | None = None  # None: the cheapest tier
         total = 0.0
         with cascade_on(server) as cascade:
