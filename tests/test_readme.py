@@ -59,3 +59,41 @@ def test_every_public_name_is_documented() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     undocumented = [n for n in cascade.__all__ if not re.search(rf"`{re.escape(n)}`", readme)]
     assert undocumented == []
+
+
+def test_the_python_section_runs_on_its_config_pointed_at_the_loopback_provider(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """The first examples as written, with only the config's servers swapped for the loopback one."""
+    import yaml
+
+    from cascade.testing.server import FakeProviderServer, Reply
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai-1234567")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-1234567")
+    config = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "configs/openai-to-anthropic.yaml").read_text()
+    )
+    with FakeProviderServer() as server:
+        for tier in config["tiers"]:
+            for model in [tier, *tier.get("alternates", [])]:
+                wire = model["provider"]
+                model["base_url"] = server.openai_base_url if wire == "openai" else server.anthropic_base_url
+        (tmp_path / "loopback.yaml").write_text(yaml.safe_dump(config))
+        server.script(
+            "gpt-4o-mini",
+            [
+                Reply.text('{"number": "A-17", "total": 42.5}'),
+                Reply.tool_call({"city": "Oslo"}, name="get_weather"),
+                Reply.text("It is 12 C in Oslo."),
+            ],
+        )
+        session: dict[str, Any] = {}  # one reader's session: the second block follows the first
+        for text in ("response_model=Invoice", "tools=[weather]"):
+            code = block_containing(text).replace(
+                "configs/openai-to-anthropic.yaml", str(tmp_path / "loopback.yaml")
+            )
+            exec(code, session)
+        assert server.requests_for("gpt-4o-mini")[2].body["messages"][-1]["content"] == "12 C in Oslo"
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "A-17 42.5 True small" and printed[-1] == "It is 12 C in Oslo."
