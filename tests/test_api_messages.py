@@ -146,3 +146,12 @@ def test_written_messages_read_back_the_same():
     ]
     read, system = read_messages(turns)
     assert system is None and write_messages(read) == turns
+
+
+def test_a_request_with_tools_params_and_a_schema_is_hashable_and_compares_whole():
+    def ask(temperature: float) -> Any:
+        request = to_request(CONVERSATION, tools=[{"type": "function", "function": {"name": "f"}}])
+        return request.replace(params={"temperature": temperature}, response_schema={"type": "object"})
+
+    assert hash(ask(0.1)) == hash(ask(0.1)) and ask(0.1) == ask(0.1)
+    assert ask(0.1) != ask(0.2) and len({ask(0.1), ask(0.2)}) == 2

@@ -56,7 +56,10 @@ class Tool:
 
     name: str
     description: str = ""
-    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    # dicts are not hashable: a tool hashes by name and description, and compares whole
+    parameters: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}, hash=False
+    )
 
 
 # Which tools the model may call: "auto" (any or none), "none", "required" (at least one),
@@ -82,13 +85,14 @@ class Request:
     messages: tuple[Message, ...]
     system: str | None = None
     id: str | None = None  # the caller's id for it (batch items, recorded outcomes); never sent
-    response_schema: Mapping[str, Any] | None = None
+    # the mappings take no part in the hash (dicts have none), only in equality
+    response_schema: Mapping[str, Any] | None = field(default=None, hash=False)
     response_schema_name: str = "answer"
     logprobs: bool = False
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice | None = None
     # per-call model parameters (`cascade.core.messages.CALL_PARAMS`), over each tier's own
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_prompt(cls, prompt: str, *, system: str | None = None, id: str | None = None) -> Request:
