@@ -55,3 +55,17 @@ def test_a_lazy_name_is_the_object_of_its_home_module():
 
     assert cascade.Cascade is Cascade
     assert "Cascade" in dir(cascade)
+
+
+def test_the_parser_loads_no_command_implementation():
+    """`cascade --help` builds every sub-parser; the commands' engines, rich and the SDKs load
+    only in the handler of the command that runs."""
+    loaded = loaded_after("from cascade.cli.main import parser\nparser().format_help()")
+    assert set(HEAVY) & loaded == set()
+
+
+def test_the_help_of_learn_share_says_the_calibration_default():
+    from cascade.cli.calibrate import LEARN_SHARE_DEFAULT
+    from cascade.offline.calibration.certify import LEARN_SHARE
+
+    assert LEARN_SHARE_DEFAULT == LEARN_SHARE

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import sys
 from pathlib import Path
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Subparsers
-from cascade.cli.render import print_result, restart_notice, to_json
 from cascade.core.errors import ConfigError, ExhaustedError
-from cascade.core.events import StreamDelta, StreamRestart, StreamResult
-from cascade.core.values import Result
-from cascade.engine import Cascade
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cascade.core.values import Result
+    from cascade.engine import Cascade
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes of an argument that were not UTF-8
 
@@ -42,6 +41,13 @@ def register(subparsers: Subparsers) -> None:
 
 
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    import asyncio
+
+    from rich.markup import escape
+
+    from cascade.cli.render import print_result, to_json
+    from cascade.engine import Cascade
+
     prompt = args.prompt
     if prompt is None:
         if sys.stdin is None or sys.stdin.isatty():
@@ -93,6 +99,9 @@ async def _answer(cascade: Cascade, prompt: str, system: str | None) -> Result:
 async def _stream(cascade: Cascade, prompt: str, args: argparse.Namespace, stderr: Console) -> Result:
     """Show the answer as it comes: text on stdout, restarts plainly on stderr (or every
     event as a JSON line on stdout with --json). Returns the final result."""
+    from cascade.cli.render import restart_notice, to_json
+    from cascade.core.events import StreamDelta, StreamRestart, StreamResult
+
     shown = ""  # of the current attempt, on stdout
     async with cascade:
         async for event in cascade.astream(prompt, system=args.system, policy=args.policy):

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Subparsers
-from cascade.cli.render import tiers_table
-from cascade.config import load_config
-from cascade.engine import Cascade
-from cascade.offline.records import with_records
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def register(subparsers: Subparsers) -> None:
@@ -25,6 +23,13 @@ def register(subparsers: Subparsers) -> None:
 
 
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    from rich.console import Console
+
+    from cascade.cli.render import tiers_table
+    from cascade.config import load_config
+    from cascade.engine import Cascade
+    from cascade.offline.records import with_records
+
     config = load_config(args.config)
     replayed = [t.name for t in config.tiers if t.provider == "replay" and not t.records]
     with tempfile.TemporaryDirectory() as tmp:
