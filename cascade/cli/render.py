@@ -6,18 +6,20 @@ import json
 import os
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from cascade.batch.report import BatchReport
-from cascade.config.schema import CascadeConfig
-from cascade.core.events import StreamRestart
 from cascade.core.redaction import redact
 from cascade.core.values import Attempt, Outcome, Result
-from cascade.offline.evaluation import EvalReport
-from cascade.runtime.ladder import Tier
+
+if TYPE_CHECKING:  # each command loads what it shows: `run` need not load the batch or the evaluation
+    from cascade.batch.report import BatchReport
+    from cascade.config.schema import CascadeConfig
+    from cascade.core.events import StreamRestart
+    from cascade.offline.evaluation import EvalReport
+    from cascade.runtime.ladder import Tier
 
 _MARK = {
     Outcome.ACCEPTED: "[green]✓[/]",

@@ -1,4 +1,5 @@
-"""`cascade validate`: check a config without calling any model."""
+"""`cascade validate`: check a config without calling any model (nor loading an SDK it does
+not need)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
 
     from cascade.cli.render import tiers_table
     from cascade.config import load_config
+    from cascade.config.build import build_plan
     from cascade.engine import Cascade
     from cascade.offline.records import with_records
 
@@ -36,12 +38,13 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
         if replayed:  # their records come with `cascade eval --data`: check the rest with none
             (Path(tmp) / "none.jsonl").write_text("")
             config = with_records(config, Path(tmp) / "none.jsonl")
-        # building resolves prices, params and verifiers: their errors show here
-        cascade = Cascade.from_config(config, source=str(args.config), base_dir=args.config.parent)
-        cascade.close()
+        # building resolves prices, params and verifiers: their errors show here; nothing
+        # is connected, so no SDK loads but to check a tier's params
+        plan = build_plan(config, source=str(args.config), base_dir=args.config.parent, connect=False)
+        Cascade.from_plan(plan).close()
     if replayed:
         print(f"replay tiers {', '.join(replayed)}: records come from `cascade eval/calibrate --data`")
-    Console().print(tiers_table(config, cascade.tiers, title=f"{args.config}: valid"))
+    Console().print(tiers_table(config, plan.tiers, title=f"{args.config}: valid"))
     names = ", ".join(v.type for v in config.verifiers) or "none (every answer is accepted)"
     print(f"verifiers: {names}; on_exhausted: {config.on_exhausted}")
     return ExitCode.OK

@@ -1,9 +1,15 @@
-"""Builds the runnable plan of a config: provider adapters, tiers, verifier chains."""
+"""Builds the runnable plan of a config: provider adapters, tiers, verifier chains.
+
+An SDK is imported only when a tier (or a judge) uses it; a plan built to be checked
+(`connect=False`, what `cascade validate` builds) imports none at all when no tier has
+`params`, which are checked against the SDK method's signature read from its source.
+"""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,10 +20,12 @@ from cascade.core.errors import ConfigError
 from cascade.core.money import Price, Pricing
 from cascade.core.policy import StreamPolicy
 from cascade.core.redaction import read_key
+from cascade.core.values import Completion, Request
 from cascade.protocols import Provider
 from cascade.providers.plugins import plugin_provider
 from cascade.providers.pricing import CatalogPrice
 from cascade.providers.replay import RecordedCosts, ReplayProvider, recorded_file
+from cascade.providers.signatures import sdk_parameters
 from cascade.runtime.ladder import Tier, TierModel
 from cascade.runtime.plan import CascadePlan
 from cascade.verification.registry import build_chains
@@ -26,23 +34,24 @@ T = TypeVar("T")
 # An OpenAI-compatible server of one's own (vLLM, Ollama) usually ignores the key, but the
 # SDK insists on one: with a base_url and no key set, this stands in.
 _LOCAL_PLACEHOLDER_KEY = "not-needed"
+SDK_PROVIDERS = ("openai", "anthropic")
 
 
 # Set by the cascade itself, never through `params`.
 _RESERVED_PARAMS = frozenset({"model", "messages", "stream", "system", "self"})
 
 
-def check_params(params: dict[str, object], method: Callable[..., object], where: str) -> None:
-    """ConfigError for a `params` key the SDK method does not take, or one cascade sets itself:
-    better a clear message at load time than a TypeError on the first call."""
-    accepted = set(inspect.signature(method).parameters) - _RESERVED_PARAMS
+def check_params(params: dict[str, object], accepted: frozenset[str], where: str) -> None:
+    """ConfigError for a `params` key the SDK method does not take (`accepted`), or one
+    cascade sets itself: better a clear message at load time than a TypeError on the first call."""
+    known = accepted - _RESERVED_PARAMS
     for key in params:
         if key in _RESERVED_PARAMS:
             raise ConfigError(f"{where}.params.{key}: set by cascade itself, not through params")
-        if key not in accepted:
+        if key not in known:
             raise ConfigError(
                 f"{where}.params.{key}: not a parameter of this API "
-                f"(use extra_body for provider-specific options; known: {', '.join(sorted(accepted))})"
+                f"(use extra_body for provider-specific options; known: {', '.join(sorted(known))})"
             )
 
 
@@ -58,6 +67,36 @@ def _client(clients: SdkClients | None, key: tuple[str, str | None, str | None],
         clients[key] = make()
     shared: T = clients[key]
     return shared
+
+
+class Unconnected:
+    """An SDK model in a plan built only to be checked: its name, params and settings, no SDK
+    client (nor the SDK itself) behind it. It is never called; a call is a bug."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.model = config.model
+        self.params = dict(config.params)
+        self.structured_output = config.structured_output
+
+    async def complete(self, request: Request) -> Completion:
+        raise RuntimeError(f"{self.model}: a plan built with connect=False cannot be called")
+
+    async def aclose(self) -> None:
+        return None
+
+
+# False while a plan is built with connect=False: SDK models then come out Unconnected,
+# a judge's among them (verifiers build their models through `build_model`).
+_CONNECT: ContextVar[bool] = ContextVar("cascade_connect", default=True)
+
+
+@contextmanager
+def _connecting(connect: bool) -> Iterator[None]:
+    token = _CONNECT.set(connect)
+    try:
+        yield
+    finally:
+        _CONNECT.reset(token)
 
 
 def build_provider(
@@ -77,26 +116,27 @@ def build_provider(
         if not config.records:
             raise ConfigError(f"{where}.records: a replay tier needs a recorded-outcomes file")
         return ReplayProvider(config.model, recorded_file(config.records))
-    key = read_key(config.key_env)
+    if config.provider not in SDK_PROVIDERS:
+        return plugin_provider(config, where=where)
+    connect = _CONNECT.get()
+    # checked before the SDK loads: from its source when the plan will not call it
+    check_params(config.params, sdk_parameters(config.provider, load=connect), where)
+    if not connect:
+        return Unconnected(config)
     if config.provider == "openai":
         import openai
-        from openai.resources.chat.completions import AsyncCompletions
 
         from cascade.providers.openai import OpenAIAdapter
 
-        check_params(config.params, AsyncCompletions.create, where)
+        key = read_key(config.key_env)
         if key is None and config.base_url:
             key = _LOCAL_PLACEHOLDER_KEY
         return _sdk_adapter(config, key, clients, openai.AsyncOpenAI, OpenAIAdapter)
-    if config.provider == "anthropic":
-        import anthropic
-        from anthropic.resources.messages import AsyncMessages
+    import anthropic
 
-        from cascade.providers.anthropic import AnthropicAdapter
+    from cascade.providers.anthropic import AnthropicAdapter
 
-        check_params(config.params, AsyncMessages.create, where)
-        return _sdk_adapter(config, key, clients, anthropic.AsyncAnthropic, AnthropicAdapter)
-    return plugin_provider(config, where=where)
+    return _sdk_adapter(config, read_key(config.key_env), clients, anthropic.AsyncAnthropic, AnthropicAdapter)
 
 
 def _sdk_adapter(
@@ -177,14 +217,18 @@ def build_tier(config: TierConfig, *, where: str = "tiers", clients: SdkClients 
 
 
 def build_plan(
-    config: CascadeConfig, *, source: str | None = None, base_dir: Path | None = None
+    config: CascadeConfig, *, source: str | None = None, base_dir: Path | None = None, connect: bool = True
 ) -> CascadePlan:
     """The runnable plan of `config`; errors name `source`. Relative `*_file` paths in
-    verifier settings are relative to `base_dir`."""
+    verifier settings are relative to `base_dir`. With `connect=False` the plan is only to be
+    checked: its SDK models (a judge's too) are `Unconnected`, and no SDK is loaded for them."""
     try:
         clients: SdkClients = {}
-        tiers = tuple(build_tier(t, where=f"tiers.{i}", clients=clients) for i, t in enumerate(config.tiers))
-        chains = build_chains(config, base_dir=base_dir)
+        with _connecting(connect):
+            tiers = tuple(
+                build_tier(t, where=f"tiers.{i}", clients=clients) for i, t in enumerate(config.tiers)
+            )
+            chains = build_chains(config, base_dir=base_dir)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
     return CascadePlan(
