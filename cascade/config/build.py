@@ -7,9 +7,11 @@ An SDK is imported only when a tier (or a judge) uses it; a plan built to be che
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,10 +33,61 @@ from cascade.runtime.plan import CascadePlan
 from cascade.verification.registry import build_chains
 
 T = TypeVar("T")
-# An OpenAI-compatible server of one's own (vLLM, Ollama) usually ignores the key, but the
-# SDK insists on one: with a base_url and no key set, this stands in.
+# A server of one's own (vLLM, Ollama, a local proxy) usually ignores the key, but the SDKs
+# insist on one: with an endpoint other than the provider's and no key set, this stands in.
 _LOCAL_PLACEHOLDER_KEY = "not-needed"
-SDK_PROVIDERS = ("openai", "anthropic")
+
+# The SDK providers: the environment variable each SDK reads its endpoint from when it is
+# given none, and the endpoint it uses when that is not set either (openai/_client.py,
+# anthropic/_client.py).
+SDK_ENDPOINTS: dict[str, tuple[str, str]] = {
+    "openai": ("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+    "anthropic": ("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a model's calls go, and what said so: "base_url", an environment variable's name,
+    or "default" (the provider's own API)."""
+
+    url: str
+    source: str
+
+    @property
+    def own(self) -> bool:
+        """A server other than the provider's (a local one, a proxy): it may need no key."""
+        return self.source != "default"
+
+
+def endpoint_of(config: ModelConfig) -> Endpoint | None:
+    """The tier's `base_url`; else, for an SDK provider, its environment variable
+    (`OPENAI_BASE_URL`, `ANTHROPIC_BASE_URL`) or its default; None for a provider with no
+    endpoint of its own here (simulated, replay, a plug-in without base_url)."""
+    if config.base_url:
+        return Endpoint(config.base_url, "base_url")
+    if config.provider not in SDK_ENDPOINTS:
+        return None
+    env_var, default = SDK_ENDPOINTS[config.provider]
+    url = os.environ.get(env_var)
+    return Endpoint(url, env_var) if url else Endpoint(default, "default")
+
+
+def api_key_of(config: ModelConfig) -> str | None:
+    """The key a model's calls send: its environment variable's; for an SDK provider on an
+    endpoint of its own, the placeholder when that is not set; None when it is missing."""
+    key = read_key(config.key_env) or None
+    if key is None and config.provider in SDK_ENDPOINTS:
+        endpoint = endpoint_of(config)
+        if endpoint is not None and endpoint.own:
+            return _LOCAL_PLACEHOLDER_KEY
+    return key
+
+
+def missing_key(config: ModelConfig) -> str | None:
+    """The environment variable a model's key should be in, when its calls need one and it is
+    not set (they would fail with "no API key")."""
+    return config.key_env if config.key_env and api_key_of(config) is None else None
 
 
 # Set by the cascade itself, never through `params`.
@@ -116,7 +169,7 @@ def build_provider(
         if not config.records:
             raise ConfigError(f"{where}.records: a replay tier needs a recorded-outcomes file")
         return ReplayProvider(config.model, recorded_file(config.records))
-    if config.provider not in SDK_PROVIDERS:
+    if config.provider not in SDK_ENDPOINTS:
         return plugin_provider(config, where=where)
     connect = _CONNECT.get()
     # checked before the SDK loads: from its source when the plan will not call it
@@ -128,31 +181,32 @@ def build_provider(
 
         from cascade.providers.openai import OpenAIAdapter
 
-        key = read_key(config.key_env)
-        if key is None and config.base_url:
-            key = _LOCAL_PLACEHOLDER_KEY
-        return _sdk_adapter(config, key, clients, openai.AsyncOpenAI, OpenAIAdapter)
+        return _sdk_adapter(config, clients, openai.AsyncOpenAI, OpenAIAdapter)
     import anthropic
 
     from cascade.providers.anthropic import AnthropicAdapter
 
-    return _sdk_adapter(config, read_key(config.key_env), clients, anthropic.AsyncAnthropic, AnthropicAdapter)
+    return _sdk_adapter(config, clients, anthropic.AsyncAnthropic, AnthropicAdapter)
 
 
 def _sdk_adapter(
     config: ModelConfig,
-    key: str | None,
     clients: SdkClients | None,
     make_client: Callable[..., Any],
     adapter: Callable[..., Provider],
 ) -> Provider:
-    """An SDK adapter on a client shared per (provider, base URL, key), with the model's own
-    timeout (`with_options` copies the client but keeps its connection pool)."""
+    """An SDK adapter on a client shared per (provider, endpoint, key), with the model's own
+    timeout (`with_options` copies the client but keeps its connection pool). The endpoint is
+    passed as the SDK itself would find it (`endpoint_of`), so what `cascade validate` shows is
+    where the calls go."""
+    key = api_key_of(config)
+    endpoint = endpoint_of(config)
+    url = endpoint.url if endpoint is not None else None
     client = (
         _client(
             clients,
-            (config.provider, config.base_url, key),
-            lambda: make_client(api_key=key, base_url=config.base_url, max_retries=0),
+            (config.provider, url, key),
+            lambda: make_client(api_key=key, base_url=url, max_retries=0),
         ).with_options(timeout=config.timeout_s)
         if key
         else None
