@@ -169,6 +169,7 @@ def build_provider(
         if not config.records:
             raise ConfigError(f"{where}.records: a replay tier needs a recorded-outcomes file")
         return ReplayProvider(config.model, recorded_file(config.records))
+    read_key(config.key_env)  # remembered, so that `redact` hides it whoever sends it (a plug-in too)
     if config.provider not in SDK_ENDPOINTS:
         return plugin_provider(config, where=where)
     connect = _CONNECT.get()
