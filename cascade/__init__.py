@@ -4,54 +4,124 @@ Besides the cascade itself, this is the surface plug-ins (verifiers, commands) b
 `build_model` makes a priced model from a tier-shaped `model:` mapping, `call_model` asks it
 with its retries and bills every try (a `ModelCall`), `most_tokens` counts text high
 enough for budgets, and `load_recorded` reads a file of recorded outcomes (a `RecordedSet`).
+
+Each name is imported on first use (PEP 562): `import cascade` stays light, and a program
+that only needs `Request` or `ConfigError` does not load pydantic, the runtime or an SDK.
 """
 
-from cascade.config import CascadeConfig, load_config
-from cascade.config.build import build_model
-from cascade.core.errors import (
-    CascadeError,
-    ConfigError,
-    ExhaustedError,
-    PermanentProviderError,
-    ProviderError,
-    ProviderTimeout,
-    TransientProviderError,
-)
-from cascade.core.events import StreamDelta, StreamRestart, StreamResult
-from cascade.core.money import Price
-from cascade.core.policy import StreamPolicy
-from cascade.core.tokens import most_tokens
-from cascade.core.values import (
-    Attempt,
-    Candidate,
-    Completion,
-    CostReport,
-    Message,
-    ModelCall,
-    Outcome,
-    Request,
-    Result,
-    Usage,
-    Verdict,
-)
-from cascade.engine import Cascade
-from cascade.protocols import (
-    Calibratable,
-    CallsModels,
-    ChecksPartial,
-    CleansOutput,
-    Closable,
-    ConfiguredProvider,
-    CostsToCheck,
-    PreparesRequest,
-    Provider,
-    StreamingProvider,
-    Verifier,
-)
-from cascade.providers.replay import RecordedSet, load_recorded
-from cascade.runtime.call import call_model
-from cascade.runtime.ladder import Tier, TierModel
-from cascade.runtime.plan import CascadePlan
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cascade.config import CascadeConfig, load_config
+    from cascade.config.build import build_model
+    from cascade.core.errors import (
+        CascadeError,
+        ConfigError,
+        ExhaustedError,
+        PermanentProviderError,
+        ProviderError,
+        ProviderTimeout,
+        TransientProviderError,
+    )
+    from cascade.core.events import StreamDelta, StreamRestart, StreamResult
+    from cascade.core.money import Price
+    from cascade.core.policy import StreamPolicy
+    from cascade.core.tokens import most_tokens
+    from cascade.core.values import (
+        Attempt,
+        Candidate,
+        Completion,
+        CostReport,
+        ForcedTool,
+        Message,
+        ModelCall,
+        Outcome,
+        Request,
+        Result,
+        Tool,
+        ToolCall,
+        Usage,
+        Verdict,
+    )
+    from cascade.engine import Cascade
+    from cascade.protocols import (
+        Calibratable,
+        CallsModels,
+        ChecksPartial,
+        CleansOutput,
+        Closable,
+        ConfiguredProvider,
+        CostsToCheck,
+        PreparesRequest,
+        Provider,
+        StreamingProvider,
+        Verifier,
+    )
+    from cascade.providers.replay import RecordedSet, load_recorded
+    from cascade.runtime.call import call_model
+    from cascade.runtime.ladder import Tier, TierModel
+    from cascade.runtime.plan import CascadePlan
+
+# where each public name lives; `__getattr__` imports it from there the first time it is asked for
+_HOMES: dict[str, tuple[str, ...]] = {
+    "cascade.config": ("CascadeConfig", "load_config"),
+    "cascade.config.build": ("build_model",),
+    "cascade.core.errors": (
+        "CascadeError",
+        "ConfigError",
+        "ExhaustedError",
+        "PermanentProviderError",
+        "ProviderError",
+        "ProviderTimeout",
+        "TransientProviderError",
+    ),
+    "cascade.core.events": (
+        "StreamDelta",
+        "StreamRestart",
+        "StreamResult",
+    ),
+    "cascade.core.money": ("Price",),
+    "cascade.core.policy": ("StreamPolicy",),
+    "cascade.core.tokens": ("most_tokens",),
+    "cascade.core.values": (
+        "Attempt",
+        "Candidate",
+        "Completion",
+        "CostReport",
+        "ForcedTool",
+        "Message",
+        "ModelCall",
+        "Outcome",
+        "Request",
+        "Result",
+        "Tool",
+        "ToolCall",
+        "Usage",
+        "Verdict",
+    ),
+    "cascade.engine": ("Cascade",),
+    "cascade.protocols": (
+        "Calibratable",
+        "CallsModels",
+        "ChecksPartial",
+        "CleansOutput",
+        "Closable",
+        "ConfiguredProvider",
+        "CostsToCheck",
+        "PreparesRequest",
+        "Provider",
+        "StreamingProvider",
+        "Verifier",
+    ),
+    "cascade.providers.replay": ("RecordedSet", "load_recorded"),
+    "cascade.runtime.call": ("call_model",),
+    "cascade.runtime.ladder": ("Tier", "TierModel"),
+    "cascade.runtime.plan": ("CascadePlan",),
+}
+_LAZY = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "Attempt",
@@ -71,6 +141,7 @@ __all__ = [
     "CostReport",
     "CostsToCheck",
     "ExhaustedError",
+    "ForcedTool",
     "Message",
     "ModelCall",
     "Outcome",
@@ -90,6 +161,8 @@ __all__ = [
     "StreamingProvider",
     "Tier",
     "TierModel",
+    "Tool",
+    "ToolCall",
     "TransientProviderError",
     "Usage",
     "Verdict",
@@ -100,3 +173,16 @@ __all__ = [
     "load_recorded",
     "most_tokens",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cascade' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain one
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -13,6 +13,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import engine_overhead  # noqa: E402  (found through the path just added)
 import ladders  # noqa: E402
+import startup  # noqa: E402
 
 
 def test_engine_overhead_prints_a_ratio_for_every_scenario_and_a_profile() -> None:
@@ -46,3 +47,16 @@ def test_the_calibration_benchmark_prints_every_method_and_the_goal_on_gsm8k() -
     assert re.search(
         r"^guaranteed: unseen loss within 1% on \d+% of 2 \(ladder, split\) pairs", proc.stdout, re.M
     )
+
+
+def test_the_startup_benchmark_prints_every_row_and_each_goal() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "startup.py"), "--runs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name in (startup.RAW, startup.RUN, startup.VALIDATE_OPENAI, "cascade --help", "python -c pass"):
+        assert re.search(rf"^{re.escape(name)} +\d+\.\d{{3}} +\d+\.\d{{3}} ", proc.stdout, re.M), name
+    assert len(re.findall(r"^(PASS|MISS)  ", proc.stdout, re.M)) == 3, proc.stdout

@@ -135,10 +135,45 @@ def test_cli_validate_exits_2_with_field_and_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
+def cli_with_keys(*args: str, **env: str | None):
+    keys: dict[str, str | None] = {
+        "OPENAI_API_KEY": "sk-test-validate-1",
+        "ANTHROPIC_API_KEY": "sk-ant-test-2",
+    }
+    unset: dict[str, str | None] = {"OPENAI_BASE_URL": None, "ANTHROPIC_BASE_URL": None}
+    return run_cli(*args, env={**keys, **unset, **env}, timeout=60)
+
+
 def test_cli_validate_accepts_a_good_config(tmp_path):
-    proc = cli("validate", str(write(tmp_path, ISSUE_SHAPE)))
+    proc = cli_with_keys("validate", str(write(tmp_path, ISSUE_SHAPE)))
     assert proc.returncode == 0, proc.stderr
     assert "gpt-4o-mini" in proc.stdout and "claude-opus-4-8" in proc.stdout
+    # each model's endpoint: the config's base_url, else the SDK's default
+    assert "http://127.0.0.1:8000/v1" in proc.stdout and "https://api.anthropic.com" in proc.stdout
+    assert "missing" not in proc.stderr
+
+
+def test_cli_validate_exits_3_naming_a_missing_key(tmp_path):
+    proc = cli_with_keys("validate", str(write(tmp_path, ISSUE_SHAPE)), ANTHROPIC_API_KEY=None)
+    assert proc.returncode == 3, proc.stderr
+    assert "ANTHROPIC_API_KEY not set" in proc.stdout  # in the table, and said below it
+    assert "missing key: ANTHROPIC_API_KEY is not set: calls of large would fail" in " ".join(
+        proc.stderr.split()
+    )
+
+
+def test_cli_validate_needs_no_key_for_a_server_of_ones_own(tmp_path):
+    """With a base_url, or the SDK's BASE_URL variable, a placeholder is sent: no key is missing."""
+    proc = cli_with_keys(
+        "validate",
+        str(write(tmp_path, ISSUE_SHAPE)),
+        OPENAI_API_KEY=None,
+        ANTHROPIC_API_KEY=None,
+        ANTHROPIC_BASE_URL="http://127.0.0.1:4000",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "http://127.0.0.1:4000" in proc.stdout and "(ANTHROPIC_BASE_URL)" in proc.stdout
+    assert "OPENAI_API_KEY not set" in proc.stdout and "not needed: own server" in proc.stdout
 
 
 def test_cli_run_without_prompt_is_a_usage_error(tmp_path):
@@ -293,3 +328,32 @@ def test_a_verifier_module_that_fails_to_import_is_a_config_error(tmp_path, monk
         ConfigError, match=r"verifiers\.0\.type: cannot import verifier 'badmod:check': SyntaxError"
     ):
         Cascade.from_config(path)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_an_endpoint_is_the_base_url_else_the_sdks_variable_else_the_sdks_default(provider, monkeypatch):
+    import importlib
+
+    from cascade.config import ModelConfig
+    from cascade.config.build import SDK_ENDPOINTS, Endpoint, endpoint_of
+
+    def source(config: ModelConfig) -> str:
+        endpoint = endpoint_of(config)
+        assert endpoint is not None
+        return endpoint.source
+
+    env_var, default = SDK_ENDPOINTS[provider]
+    monkeypatch.delenv(env_var, raising=False)
+    model = ModelConfig(provider=provider, model="m")
+    own = model.model_copy(update={"base_url": "http://127.0.0.1:9/v1"})
+    assert endpoint_of(model) == Endpoint(default, "default")
+    assert endpoint_of(own) == Endpoint("http://127.0.0.1:9/v1", "base_url")
+    monkeypatch.setenv(env_var, "")  # set but empty: as if unset
+    assert source(model) == "default"
+    monkeypatch.setenv(env_var, "http://127.0.0.1:4000")
+    assert (source(model), source(own)) == (env_var, "base_url")
+    # the default is the SDK's own, as it finds it with no base_url and no variable
+    monkeypatch.delenv(env_var)
+    sdk = importlib.import_module(provider)
+    client = sdk.AsyncOpenAI(api_key="x") if provider == "openai" else sdk.AsyncAnthropic(api_key="x")
+    assert str(client.base_url).rstrip("/") == default

@@ -135,6 +135,12 @@ def make(config):
 
 def make_junk(config):
     return "not a provider"
+
+
+def make_leaky(config):
+    import os
+
+    raise ValueError(f"the server refused key {os.environ[config.key_env]}")
 '''
 
 
@@ -147,14 +153,16 @@ def test_a_provider_plugin_is_built_from_its_entry_point(tmp_path):
     )
     (site / "mirror-1.0.dist-info" / "entry_points.txt").write_text(
         "[cascade.providers]\nmirror = mirror_provider:make\njunk = mirror_provider:make_junk\n"
+        "leaky = mirror_provider:make_leaky\n"
     )
     price = "price: {input_per_mtok: 1, output_per_mtok: 1}"
     path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
 
-    def run(provider: str) -> CompletedProcess[str]:
+    def run(provider: str, key: str = "") -> CompletedProcess[str]:
         config = tmp_path / f"{provider}.yaml"
-        config.write_text(f"tiers:\n  - {{name: only, provider: {provider}, model: m1, {price}}}\n")
-        return run_cli("run", str(config), "olleh", "--json", env={"PYTHONPATH": path}, timeout=60)
+        config.write_text(f"tiers:\n  - {{name: only, provider: {provider}, model: m1, {price}{key}}}\n")
+        env = {"PYTHONPATH": path, "MIRROR_API_KEY": "mirror-Zq8Vn3Kd7Lp2"}
+        return run_cli("run", str(config), "olleh", "--json", env=env, timeout=60)
 
     proc = run("mirror")
     assert proc.returncode == 0, proc.stderr
@@ -164,3 +172,7 @@ def test_a_provider_plugin_is_built_from_its_entry_point(tmp_path):
     unknown = run("nope")
     assert unknown.returncode != 0 and "unknown provider 'nope' (known: openai, anthropic" in unknown.stderr
     assert "mirror" in unknown.stderr and "Traceback" not in unknown.stderr + junk.stderr
+    # the key of a plug-in's tier is hidden too, though the plug-in reads it itself
+    leaky = run("leaky", key=", api_key_env: MIRROR_API_KEY")
+    assert leaky.returncode == 2 and "the server refused key" in leaky.stderr
+    assert "Zq8Vn3Kd7Lp2" not in leaky.stderr + leaky.stdout

@@ -12,7 +12,7 @@ from cascade import Cascade, ExhaustedError, Outcome
 from cascade.config import parse_config
 from cascade.core.tokens import count_tokens
 from cascade.testing.server import Reply
-from tests.conftest import sdk_client
+from tests.conftest import loopback_url, sdk_client
 
 FAST = {"max_attempts": 3, "initial_wait_s": 0, "max_wait_s": 5}
 
@@ -206,11 +206,42 @@ def test_alternate_model_is_tried_before_escalating(fake_server):
 
 def test_missing_key_fails_that_tier_only(fake_server, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     fake_server.script("gpt-4o-mini", [Reply.text("I don't know.")])
-    with two_tier(fake_server, on_exhausted="return_best") as cascade:
+    # on Anthropic's own API (no base_url): the key is needed, and nothing is sent without it
+    with two_tier(fake_server, on_exhausted="return_best", large={"base_url": None}) as cascade:
         result = cascade.run("q")
     assert result.attempts[-1].error == "no API key: environment variable ANTHROPIC_API_KEY is not set"
     assert not result.verified and result.output == "I don't know."
+
+
+def test_a_server_of_ones_own_needs_no_key(fake_server, monkeypatch):
+    """With a base_url and no key set, a placeholder is sent (a local server or proxy ignores
+    it), on either wire."""
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    fake_server.script("gpt-4o-mini", [Reply.text("I don't know.")])
+    fake_server.script("claude-opus-4-8", [Reply.text("It is 42.")])
+    with two_tier(fake_server) as cascade:
+        result = cascade.run("q")
+    assert result.output == "It is 42." and result.verified
+    for sent in (r.headers for r in fake_server.requests):  # each SDK's own header
+        assert "not-needed" in sent.get("authorization", "") + sent.get("x-api-key", "")
+
+
+@pytest.mark.parametrize("wire", ["openai", "anthropic"])
+def test_the_sdks_base_url_variables_are_where_the_calls_go(fake_server, monkeypatch, wire):
+    """OPENAI_BASE_URL / ANTHROPIC_BASE_URL stand for a tier's missing base_url, as in the SDKs;
+    an endpoint set that way is one's own too: no key is needed."""
+    env_var = "OPENAI_BASE_URL" if wire == "openai" else "ANTHROPIC_BASE_URL"
+    monkeypatch.setenv(env_var, loopback_url(fake_server, wire))
+    monkeypatch.delenv("OPENAI_API_KEY" if wire == "openai" else "ANTHROPIC_API_KEY")
+    model = "gpt-4o-mini" if wire == "openai" else "claude-opus-4-8"
+    fake_server.script(model, [Reply.text("from the variable's server")])
+    tier = {"name": "only", "provider": wire, "model": model, "retry": FAST, "timeout_s": 5}
+    with Cascade.from_config(parse_config({"tiers": [tier]})) as cascade:
+        result = cascade.run("q")
+    assert result.output == "from the variable's server" and len(fake_server.requests_for(model)) == 1
 
 
 def test_async_api(fake_server):

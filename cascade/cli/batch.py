@@ -3,36 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import sys
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
-from cascade.batch.budget import UNCAPPED_OUTPUT_TOKENS
-from cascade.batch.files import write_atomically
-from cascade.batch.runner import BatchOptions, BatchOutcome, run_batch
-from cascade.batch.state import short_digest, state_path
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Subparsers
-from cascade.cli.render import batch_table
-from cascade.config import load_config
 from cascade.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cascade.batch.runner import BatchOptions, BatchOutcome
 
 
 def register(subparsers: Subparsers) -> None:
@@ -85,6 +71,22 @@ def register(subparsers: Subparsers) -> None:
 
 
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from cascade.batch.runner import BatchOptions, run_batch
+    from cascade.config import load_config
+
     options = BatchOptions(
         input=args.input,
         output=args.output,
@@ -133,6 +135,13 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
 
 def _say(outcome: BatchOutcome, args: argparse.Namespace, options: BatchOptions, out: Console) -> ExitCode:
     """The report and what needs saying about the run; the exit code."""
+    from rich.markup import escape
+
+    from cascade.batch.budget import UNCAPPED_OUTPUT_TOKENS
+    from cascade.batch.files import write_atomically
+    from cascade.batch.state import short_digest, state_path
+    from cascade.cli.render import batch_table
+
     counts = outcome.counts
     if counts.interrupted:
         finished = outcome.report.items

@@ -8,30 +8,25 @@ certified); ATTENTION the target could not be met (nothing written).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any
 
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Subparsers
-from cascade.cli.render import usd
-from cascade.cli.render_calibration import ladder_text, print_calibration, thresholds_text
-from cascade.config import load_config
 from cascade.core.errors import ConfigError
-from cascade.offline.calibration import Calibration, Observations, Target, calibrate, observe
-from cascade.offline.calibration.certify import LEARN_SHARE, check_split
-from cascade.offline.calibration.choose import check_confidence
-from cascade.offline.calibration.curves import error_curves
-from cascade.offline.calibration.report import Checked, chosen_summary, skipped, summary, unseen_summary
-from cascade.offline.calibration.thresholds import read_raw_config, write_calibrated
-from cascade.offline.evaluation import run_evaluation
-from cascade.offline.records import check_fits, check_held_out, with_records
-from cascade.providers.replay import RecordedSet, load_recorded
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cascade.offline.calibration import Calibration, Observations, Target
+    from cascade.offline.calibration.report import Checked
+    from cascade.providers.replay import RecordedSet
+
+# what `--learn-share` defaults to: `cascade.offline.calibration.certify.LEARN_SHARE`, written out
+# so that the parser does not load the calibration (a test holds the two equal)
+LEARN_SHARE_DEFAULT = 0.3
 
 
 def register(subparsers: Subparsers) -> None:
@@ -74,10 +69,10 @@ def register(subparsers: Subparsers) -> None:
     cal.add_argument(
         "--learn-share",
         type=float,
-        default=LEARN_SHARE,
+        default=LEARN_SHARE_DEFAULT,
         metavar="SHARE",
         help="with --confidence: the share of the data that learns the testing order "
-        f"(default {LEARN_SHARE})",
+        f"(default {LEARN_SHARE_DEFAULT})",
     )
     cal.add_argument("--seed", type=int, default=0, help="seed of the learn/certify split")
     cal.add_argument(
@@ -96,6 +91,8 @@ def register(subparsers: Subparsers) -> None:
 
 
 def _target(args: argparse.Namespace) -> Target:
+    from cascade.offline.calibration import Target
+
     if args.match_top:
         return Target("match_top")
     if args.max_loss is not None:
@@ -106,6 +103,10 @@ def _target(args: argparse.Namespace) -> Target:
 
 
 def _recorded(path: Path, stderr: Console) -> RecordedSet:
+    from rich.markup import escape
+
+    from cascade.providers.replay import load_recorded
+
     recorded = load_recorded(path)
     for problem in recorded.problems:
         stderr.print(f"[yellow]skipped:[/] {escape(problem)}", highlight=False)
@@ -113,6 +114,21 @@ def _recorded(path: Path, stderr: Console) -> RecordedSet:
 
 
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    import asyncio
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    from cascade.cli.render_calibration import print_calibration
+    from cascade.config import load_config
+    from cascade.offline.calibration import calibrate, observe
+    from cascade.offline.calibration.certify import check_split
+    from cascade.offline.calibration.choose import check_confidence
+    from cascade.offline.calibration.report import Checked
+    from cascade.offline.calibration.thresholds import read_raw_config
+    from cascade.offline.evaluation import run_evaluation
+    from cascade.offline.records import check_fits, check_held_out, with_records
+
     target = _target(args)
     if args.plot:
         from cascade.cli.plotting import pyplot
@@ -194,6 +210,11 @@ def _write(
     expected: tuple[int, Decimal],
     args: argparse.Namespace,
 ) -> None:
+    from cascade.cli.render import usd
+    from cascade.cli.render_calibration import ladder_text, thresholds_text
+    from cascade.offline.calibration.report import skipped
+    from cascade.offline.calibration.thresholds import write_calibrated
+
     chosen = found.chosen
     assert chosen is not None
     slots = found.observations.slots
@@ -223,6 +244,7 @@ def _write(
 
 def _plot(found: Calibration, args: argparse.Namespace, held_out: Observations | None) -> None:
     from cascade.cli.plotting import plot_error_cost
+    from cascade.offline.calibration.curves import error_curves
 
     curves, chosen, label, line = error_curves(found, held_out)
     plot_error_cost(
@@ -236,6 +258,8 @@ def _plot(found: Calibration, args: argparse.Namespace, held_out: Observations |
 
 
 def _to_dict(checked: Checked, args: argparse.Namespace) -> dict[str, Any]:
+    from cascade.offline.calibration.report import chosen_summary, summary, unseen_summary
+
     found, confirmed, tested = checked.found, checked.confirmed, checked.tested
     return {
         **summary(found, config=args.config, data=args.data, seed=args.seed),
@@ -251,6 +275,11 @@ def _to_dict(checked: Checked, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _unmet(found: Calibration, args: argparse.Namespace, stderr: Console) -> ExitCode:
+    from rich.markup import escape
+
+    from cascade.cli.render_calibration import ladder_text, thresholds_text
+    from cascade.offline.calibration.report import summary
+
     best = found.best
     assert best is not None
     certification = found.certification

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Sequence
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import yaml
-from rich.console import Console
-
-from cascade.batch.report import BatchReport
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Subparsers
-from cascade.cli.render import print_demo, to_json
-from cascade.config import parse_config
-from cascade.core.values import Result
-from cascade.engine import Cascade
-from cascade.providers.simulated import BUILTIN, load_examples
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cascade.core.values import Result
+    from cascade.engine import Cascade
 
 
 def register(subparsers: Subparsers) -> None:
@@ -34,6 +31,17 @@ def register(subparsers: Subparsers) -> None:
 
 
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    import asyncio
+
+    import yaml
+    from rich.console import Console
+
+    from cascade.batch.report import BatchReport
+    from cascade.cli.render import print_demo, to_json
+    from cascade.config import parse_config
+    from cascade.engine import Cascade
+    from cascade.providers.simulated import BUILTIN, load_examples
+
     config_text = resources.files("cascade.demo").joinpath("demo.yaml").read_text("utf-8")
     config = parse_config(yaml.safe_load(config_text), source="demo.yaml")
     prompts = list(load_examples(BUILTIN))  # the prompts of the bundled example set, in order

@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Subparsers
-from cascade.cli.render import eval_table
-from cascade.config import load_config
-from cascade.offline.evaluation import run_evaluation
-from cascade.offline.records import check_fits, with_records
-from cascade.providers.replay import load_recorded
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def register(subparsers: Subparsers) -> None:
@@ -28,6 +24,15 @@ def register(subparsers: Subparsers) -> None:
 
 
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from cascade.cli.render import eval_table
+    from cascade.config import load_config
+    from cascade.offline.evaluation import run_evaluation
+    from cascade.offline.records import check_fits, with_records
+    from cascade.providers.replay import load_recorded
+
     recorded = load_recorded(args.data)
     config = with_records(load_config(args.config), args.data)
     check_fits(config, recorded, args.data)

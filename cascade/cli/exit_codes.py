@@ -10,8 +10,8 @@ from enum import IntEnum
 
 class ExitCode(IntEnum):
     OK = 0
-    """Done: a verified answer, a valid config, every batch item answered and verified,
-    a calibrated config written."""
+    """Done: a verified answer, a valid config with every key it needs set, every batch item
+    answered and verified, a calibrated config written."""
 
     INTERNAL = 1
     """A bug in cascade (CASCADE_DEBUG=1 shows the traceback)."""
@@ -21,9 +21,9 @@ class ExitCode(IntEnum):
     uses it too for a bad command line)."""
 
     ATTENTION = 3
-    """Finished, but something needs a look: an unverified answer or every tier failed; batch
-    items unverified or in error, a budget stop, a stop on repeated failures; a calibration
-    target that could not be met."""
+    """Finished, but something needs a look: an unverified answer or every tier failed; a valid
+    config whose tiers lack a key; batch items unverified or in error, a budget stop, a stop
+    on repeated failures; a calibration target that could not be met."""
 
     INTERRUPTED = 130
     """SIGINT (Ctrl-C): 128 plus the signal's number, as shells do; a batch resumes from here."""

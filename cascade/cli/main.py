@@ -1,14 +1,16 @@
 """The `cascade` command: builds the parser from the command modules, runs the one asked
-for, and turns what it raises into a message and an exit code (`cascade.cli.exit_codes`)."""
+for, and turns what it raises into a message and an exit code (`cascade.cli.exit_codes`).
+
+Building the parser imports only what argparse needs: each command imports its engine,
+rich and the SDKs in its handler, so `cascade --help` (or a typo) answers at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 from collections.abc import Callable, Sequence
-
-from rich.console import Console
-from rich.markup import escape
 
 from cascade.cli import batch, calibrate, demo, report, run, validate
 from cascade.cli import eval as evaluate
@@ -16,8 +18,6 @@ from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Handler, IntermixedParser, Subparsers
 from cascade.cli.plugins import register_plugin_commands
 from cascade.core.errors import ConfigError
-from cascade.core.redaction import redact
-from cascade.logs import configure_logging
 
 # each adds its sub-command; `cascade --help` lists them in this order
 COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
@@ -32,7 +32,25 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(argv)  # --help and usage errors end here, before rich or logging load
+    try:
+        return _handle(args)
+    finally:
+        if argv is None:  # run as the `cascade` command: the process ends next
+            # The interpreter's shutdown runs full garbage collections over every object still
+            # alive, the SDK's and pydantic's many among them (a quarter of a second of CPU after
+            # `cascade run`). Frozen, they are skipped; the command has closed what it opened.
+            gc.freeze()
+
+
+def _handle(args: argparse.Namespace) -> int:
+    """Run the command `args` names; what it raises becomes a message and an exit code."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from cascade.core.redaction import redact
+    from cascade.logs import configure_logging
+
     # the demo and batch jobs show tables and a progress bar: their events only on request
     quiet = args.quiet or getattr(args, "quiet_by_default", False) or not getattr(args, "events", True)
     configure_logging(args.log_format, "warning" if quiet else "info")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from rich.console import Console
+if TYPE_CHECKING:  # rich loads with the command that prints, not with the parser
+    from rich.console import Console
 
 
 class IntermixedParser(argparse.ArgumentParser):
@@ -31,7 +32,7 @@ class IntermixedParser(argparse.ArgumentParser):
 
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[IntermixedParser]"
-Handler: TypeAlias = Callable[[argparse.Namespace, Console], int]
+Handler: TypeAlias = "Callable[[argparse.Namespace, Console], int]"
 
 # a parent of every sub-parser, so of their class; never parses on its own
 COMMON = IntermixedParser(add_help=False)

@@ -6,18 +6,20 @@ import json
 import os
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from cascade.batch.report import BatchReport
-from cascade.config.schema import CascadeConfig
-from cascade.core.events import StreamRestart
 from cascade.core.redaction import redact
 from cascade.core.values import Attempt, Outcome, Result
-from cascade.offline.evaluation import EvalReport
-from cascade.runtime.ladder import Tier
+
+if TYPE_CHECKING:  # each command loads what it shows: `run` need not load the batch or the evaluation
+    from cascade.batch.report import BatchReport
+    from cascade.config.schema import CascadeConfig, ModelConfig
+    from cascade.core.events import StreamRestart
+    from cascade.offline.evaluation import EvalReport
+    from cascade.runtime.ladder import Tier
 
 _MARK = {
     Outcome.ACCEPTED: "[green]✓[/]",
@@ -126,26 +128,46 @@ def eval_table(report: EvalReport, title: str = "Evaluation") -> Table:
 
 
 def tiers_table(config: CascadeConfig, tiers: Sequence[Tier], title: str) -> Table:
-    """Every model of every tier: its provider, its price and whether its API key is set."""
+    """Every model of every tier: its provider and where its calls go, its price, and whether
+    the key they need is set."""
+    rows = [
+        (tier.name, model.model, _endpoint(model_config), model.price.describe(), _key_status(model_config))
+        for tier_config, tier in zip(config.tiers, tiers, strict=True)
+        for model_config, model in zip([tier_config, *tier_config.alternates], tier.models, strict=True)
+    ]
     table = Table(title=title)
-    for column in ("tier", "model", "provider", "price", "API key"):
-        table.add_column(column)
-    for tier_config, tier in zip(config.tiers, tiers, strict=True):
-        for model_config, model in zip([tier_config, *tier_config.alternates], tier.models, strict=True):
-            table.add_row(
-                tier.name,
-                model.model,
-                model_config.provider,
-                model.price.describe(),
-                _key_status(model_config.key_env),
-            )
+    for column in ("tier", "model", "provider · endpoint", "price", "API key"):
+        table.add_column(column, overflow="fold")  # a long name folds, never cut short
+    table.columns[2].no_wrap = True  # a URL stays on one line: the other columns wrap first
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
-def _key_status(env_var: str | None) -> str:
+def _endpoint(config: ModelConfig) -> str:
+    """The provider and the URL its calls go to, and where that came from unless the config's
+    `base_url` said it."""
+    from cascade.config.build import endpoint_of
+
+    endpoint = endpoint_of(config)
+    if endpoint is None:
+        return config.provider
+    if endpoint.source == "base_url":
+        return f"{config.provider}\n{endpoint.url}"
+    return f"{config.provider} [dim]({endpoint.source})[/]\n{endpoint.url}"
+
+
+def _key_status(config: ModelConfig) -> str:
+    from cascade.config.build import missing_key
+
+    env_var = config.key_env
     if env_var is None:
         return "not needed"
-    return f"{env_var} set" if os.environ.get(env_var) else f"[yellow]{env_var} not set[/]"
+    if os.environ.get(env_var):
+        return f"{env_var} set"
+    if missing_key(config):
+        return f"[red]{env_var} not set[/]"
+    return f"{env_var} not set\n[dim](not needed: own server)[/]"
 
 
 def print_demo(out: Console, prompts: Sequence[str], results: Sequence[Result], report: BatchReport) -> None:

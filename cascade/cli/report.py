@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-
-from cascade.batch.report import report_file
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Subparsers
-from cascade.cli.render import batch_table
 from cascade.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def register(subparsers: Subparsers) -> None:
@@ -25,6 +25,11 @@ def register(subparsers: Subparsers) -> None:
 
 
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    from rich.console import Console
+
+    from cascade.batch.report import report_file
+    from cascade.cli.render import batch_table
+
     if not args.output.is_file():
         raise ConfigError(f"{args.output}: no such file")
     report = report_file(args.output)

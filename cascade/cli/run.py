@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import sys
 from pathlib import Path
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Subparsers
-from cascade.cli.render import print_result, restart_notice, to_json
 from cascade.core.errors import ConfigError, ExhaustedError
-from cascade.core.events import StreamDelta, StreamRestart, StreamResult
 from cascade.core.messages import MessagesError, read_request
-from cascade.core.values import Request, Result
-from cascade.engine import Cascade
+from cascade.core.values import Request
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cascade.core.values import Result
+    from cascade.engine import Cascade
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes of an argument that were not UTF-8
 
@@ -51,6 +51,13 @@ def register(subparsers: Subparsers) -> None:
 
 
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    import asyncio
+
+    from rich.markup import escape
+
+    from cascade.cli.render import print_result, to_json
+    from cascade.engine import Cascade
+
     request = _request(args)
     cascade = Cascade.from_config(args.config)
     try:
@@ -80,6 +87,8 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
 
 def _print_tool_calls(result: Result) -> None:
     """An answer's tool calls on stdout, one JSON object a line (OpenAI's shape)."""
+    from cascade.cli.render import to_json
+
     for call in result.as_message().get("tool_calls", ()):
         print(to_json(call))
 
@@ -139,6 +148,9 @@ async def _answer(cascade: Cascade, request: Request) -> Result:
 async def _stream(cascade: Cascade, request: Request, args: argparse.Namespace, stderr: Console) -> Result:
     """Show the answer as it comes: text on stdout, restarts plainly on stderr (or every
     event as a JSON line on stdout with --json). Returns the final result."""
+    from cascade.cli.render import restart_notice, to_json
+    from cascade.core.events import StreamDelta, StreamRestart, StreamResult
+
     shown = ""  # of the current attempt, on stdout
     async with cascade:
         async for event in cascade.astream(request, policy=args.policy):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import email.utils
+import importlib
 import time
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from cascade.core.errors import (
     MissingKeyError,
@@ -19,11 +21,6 @@ from cascade.core.stream_events import StreamDone, StreamEvent, TextDelta
 from cascade.core.values import Request
 from cascade.protocols import Provider, StreamingProvider
 
-try:  # the SDKs' HTTP library: httpx2 in current releases, httpx before
-    import httpx2 as _httpx
-except ImportError:  # pragma: no cover
-    import httpx as _httpx  # type: ignore[no-redef,import-not-found,unused-ignore]
-
 # HTTP statuses worth a retry; everything else 4xx is the caller's mistake and won't change.
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 MAX_RETRY_AFTER_S = 120.0
@@ -33,14 +30,35 @@ class StreamCutOff(TransientProviderError):
     """A stream that ended (cleanly, at the HTTP level) without its terminal event."""
 
 
+def _http_library() -> ModuleType:
+    """The SDKs' HTTP library: httpx2 in current releases, httpx before. Loaded with the first
+    adapter (whose SDK loads it anyway), not with this module: the runtime imports this one
+    for plans that call no SDK, and `cascade validate` builds no adapter."""
+    try:
+        return importlib.import_module("httpx2")
+    except ImportError:  # pragma: no cover
+        return importlib.import_module("httpx")
+
+
 def stream_transport_error(exc: Exception) -> ProviderError:
     """The cascade error for a transport failure while a stream is being read."""
-    if isinstance(exc, _httpx.TimeoutException):
+    if isinstance(exc, _http_library().TimeoutException):
         return ProviderTimeout("timeout: the stream stalled")
     return TransientProviderError(redact(f"connection lost mid-stream: {type(exc).__name__}: {exc}"))
 
 
-STREAM_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (_httpx.TransportError,)
+if TYPE_CHECKING:
+    STREAM_TRANSPORT_ERRORS: tuple[type[Exception], ...]
+
+
+def __getattr__(name: str) -> Any:
+    # `STREAM_TRANSPORT_ERRORS`, the transport failures a stream may raise mid-read, made on
+    # first use (an adapter's import) and kept
+    if name == "STREAM_TRANSPORT_ERRORS":
+        errors: tuple[type[Exception], ...] = (_http_library().TransportError,)
+        globals()[name] = errors
+        return errors
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_stream(provider: Provider, request: Request) -> AsyncGenerator[StreamEvent, None]:

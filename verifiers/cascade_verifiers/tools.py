@@ -19,8 +19,7 @@ import jsonschema
 import referencing
 from jsonschema import validators
 
-from cascade import Candidate, Verdict
-from cascade.core.values import ForcedTool, Request, Tool, ToolCall
+from cascade import Candidate, ForcedTool, Request, Tool, ToolCall, Verdict
 
 MAX_PROBLEMS = 3  # problems named in a failed verdict
 _MESSAGE_CHARS = 160

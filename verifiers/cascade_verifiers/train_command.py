@@ -12,13 +12,14 @@ import argparse
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from cascade import ConfigError
 
-from cascade import ConfigError, RecordedSet, load_recorded
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cascade import RecordedSet
 
 EXIT_OK = 0
 
@@ -49,6 +50,11 @@ def _positive(text: str) -> int:
 
 def _train(args: argparse.Namespace, stderr: Console) -> int:
     # imported when the command runs: every `cascade` start loads this module to register it
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cascade import load_recorded
     from cascade_verifiers.learned_model import ANY_MODEL
     from cascade_verifiers.learned_training import DEFAULT_HOLDOUT, train
 
