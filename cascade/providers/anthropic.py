@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from functools import cache
 from typing import Any, cast
 
 import anthropic
-from anthropic.resources.messages import AsyncMessages
 
 from cascade.core.errors import PermanentProviderError, ProviderError, ProviderTimeout, TransientProviderError
 from cascade.core.messages import tool_arguments
@@ -35,6 +32,7 @@ from cascade.providers.base import (
     status_error,
     stream_transport_error,
 )
+from cascade.providers.signatures import sdk_parameters
 
 DEFAULT_MAX_TOKENS = 1024  # the messages API requires max_tokens; this is used when params omit it
 
@@ -202,9 +200,9 @@ def call_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if k in accepted_params()}
 
 
-@cache
 def accepted_params() -> frozenset[str]:
-    return frozenset(inspect.signature(AsyncMessages.create).parameters)
+    """What this SDK's `messages.create` takes."""
+    return sdk_parameters("anthropic", load=True)
 
 
 def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
