@@ -11,9 +11,6 @@ from typing import TYPE_CHECKING, Any, overload
 
 from pydantic import BaseModel
 
-if TYPE_CHECKING:
-    from cascade.integrations.openai_client import CascadeOpenAIClient
-
 from cascade.config import DEFAULT_REASK_PROMPT, CascadeConfig, load_config
 from cascade.core.errors import ExhaustedError, PermanentProviderError
 from cascade.core.events import CascadeEvent, StreamResult
@@ -28,6 +25,9 @@ from cascade.runtime.ladder import Tier
 from cascade.runtime.plan import CascadePlan, OnExhausted
 from cascade.runtime.request_checks import ModelT, RequestChecks, typed
 from cascade.runtime.stream import stream_attempt
+
+if TYPE_CHECKING:
+    from cascade.integrations.openai_client import CascadeOpenAIClient
 
 
 @dataclass(frozen=True)
