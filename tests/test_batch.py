@@ -599,3 +599,24 @@ def test_kill_9_twice_then_resume_finishes_every_item_exactly_once(tmp_path, fak
     for key in ("total_usd", "wasted_usd", "verification_usd", "baseline_usd", "saved_usd"):
         assert report.money[key] == sum(r["cost"][key] for r in results)
     assert report.fell_back > 0 and report.escalated > 0  # the faults and hedges did happen
+
+
+def test_a_line_with_tools_gets_checked_tool_calls_in_its_output_record(tmp_path, fake_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-123")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"tiers:\n  - {{name: only, provider: openai, model: gpt-4o-mini, "
+        f"base_url: '{fake_server.openai_base_url}'}}\n"
+    )
+    lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"required": ["q"]}}}
+    fake_server.script(
+        "gpt-4o-mini", [Reply.tool_call({"q": "x"}, name="lookup"), Reply.tool_call({}, name="lookup")]
+    )
+    rows = [{"id": n, "prompt": "Look it up.", "tools": [lookup], "tool_choice": "required"} for n in "ab"]
+    out = tmp_path / "out.jsonl"
+    run(config, BatchOptions(write_jsonl(tmp_path / "in.jsonl", rows), out, concurrency=1))
+    records = {r["id"]: r for r in read_jsonl(out)}
+    assert records["a"]["verified"] and records["a"]["tool_calls"][0]["name"] == "lookup"
+    assert not records["b"]["verified"]  # its call misses the required argument
+    assert "missing required argument(s) q" in str(records["b"]["attempts"])
+    assert fake_server.requests[0].body["tools"] == [lookup]

@@ -192,14 +192,13 @@ def read_tools(tools: Sequence[Mapping[str, Any]] | None) -> tuple[Tool, ...]:
 
 
 def write_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
-    """The OpenAI shape of `tools`."""
-    return [
-        {
-            "type": "function",
-            "function": {"name": t.name, "description": t.description, "parameters": dict(t.parameters)},
-        }
-        for t in tools
-    ]
+    """The OpenAI shape of `tools` (a description only where there is one)."""
+    return [{"type": "function", "function": _function(t)} for t in tools]
+
+
+def _function(tool: Tool) -> dict[str, Any]:
+    described = {"description": tool.description} if tool.description else {}
+    return {"name": tool.name, **described, "parameters": dict(tool.parameters)}
 
 
 def read_tool_choice(choice: Any, tools: Sequence[Tool]) -> ToolChoice | None:

@@ -68,7 +68,11 @@ class AnthropicAdapter(SdkAdapter[anthropic.AsyncAnthropic]):
             options["system"] = request.system
         if request.tools:
             options["tools"] = [
-                {"name": t.name, "description": t.description, "input_schema": dict(t.parameters)}
+                {
+                    "name": t.name,
+                    **({"description": t.description} if t.description else {}),
+                    "input_schema": dict(t.parameters),
+                }
                 for t in request.tools
             ]
             if request.tool_choice is not None:
