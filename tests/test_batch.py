@@ -596,8 +596,10 @@ def test_kill_9_twice_then_resume_finishes_every_item_exactly_once(tmp_path, fak
     report = report_file(out)
     results = [r for r in records if r["id"] is not None]
     assert report.items == 2000 and report.line_errors == 2
-    for key in ("total_usd", "wasted_usd", "verification_usd", "baseline_usd", "saved_usd"):
+    for key in ("total_usd", "wasted_usd", "verification_usd", "baseline_usd"):
         assert report.money[key] == sum(r["cost"][key] for r in results)
+    # savings are claimed on verified items only
+    assert report.money["saved_usd"] == sum(r["cost"]["saved_usd"] for r in results if r["verified"])
     assert report.fell_back > 0 and report.escalated > 0  # the faults and hedges did happen
 
 

@@ -1,5 +1,10 @@
 """The figures of a batch job, computed from its output lines (so they always agree with
-them). `cascade report OUT.jsonl` recomputes them; `cascade.cli.render` draws the table."""
+them). `cascade report OUT.jsonl` recomputes them; `cascade.cli.render` draws the table.
+
+Savings are claimed only where they were made: `saved_usd` sums the verified items alone
+(against what the top tier alone would have cost them); an unverified or failed item
+saved nothing, whatever it cost, and `saved_excluded` counts those left out.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 ZERO = Decimal(0)
-MONEY = ("total_usd", "wasted_usd", "verification_usd", "baseline_usd", "saved_usd")
+MONEY = ("total_usd", "wasted_usd", "verification_usd", "baseline_usd", "saved_usd", "saved_baseline_usd")
+RECORD_KEYS = frozenset({"attempts", "cost", "verified"})  # what every output record of an item holds
+
+
+class NotBatchOutput(ValueError):
+    """A file whose lines are not a batch job's output records; says what they look like."""
 
 
 @dataclass
@@ -28,6 +38,7 @@ class BatchReport:
     escalated: int = 0  # more than one tier was tried
     fell_back: int = 0  # at least one call failed (error) and the item went on elsewhere
     attempts: int = 0
+    saved_excluded: int = 0  # unverified or failed items: no saving is claimed on them
     accepted_by_tier: Counter[str] = field(default_factory=Counter)
     money: dict[str, Decimal] = field(default_factory=lambda: dict.fromkeys(MONEY, ZERO))
 
@@ -52,7 +63,7 @@ class BatchReport:
         if any(a.get("outcome") == "error" for a in attempts):
             self.fell_back += 1
         cost = record.get("cost") or {}
-        for key in MONEY:
+        for key in ("total_usd", "wasted_usd", "verification_usd", "baseline_usd"):
             self.money[key] += Decimal(str(cost.get(key, 0)))
         # an item run again (--retry-failed): what its earlier runs cost was spent, and wasted
         earlier = record.get("earlier") or {}
@@ -60,7 +71,11 @@ class BatchReport:
         self.attempts += int(earlier.get("attempts", 0))
         self.money["total_usd"] += spent_before
         self.money["wasted_usd"] += spent_before
-        self.money["saved_usd"] -= spent_before
+        if record.get("verified"):
+            self.money["saved_usd"] += Decimal(str(cost.get("saved_usd", 0))) - spent_before
+            self.money["saved_baseline_usd"] += Decimal(str(cost.get("baseline_usd", 0)))
+        else:
+            self.saved_excluded += 1
 
     def rate(self, count: int) -> float:
         return count / self.items if self.items else 0.0
@@ -74,6 +89,7 @@ class BatchReport:
             "failed": self.failed,
             "degraded": self.degraded,
             "attempts": self.attempts,
+            "saved_excluded": self.saved_excluded,
             "accepted_by_tier": dict(self.accepted_by_tier),
             "escalation_rate": round(self.rate(self.escalated), 6),
             "fallback_rate": round(self.rate(self.fell_back), 6),
@@ -82,9 +98,11 @@ class BatchReport:
 
 
 def report_lines(lines: Iterable[str]) -> BatchReport:
-    """The report of a job's output lines (a line that is not JSON counts as a line error)."""
+    """The report of a job's output lines (a line that is not JSON counts as a line error:
+    a crash may cut the last one short). A JSON line that is no output record raises
+    NotBatchOutput: the file is another one (the job's input, recorded outcomes)."""
     report = BatchReport()
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -92,9 +110,27 @@ def report_lines(lines: Iterable[str]) -> BatchReport:
         except ValueError:
             report.line_errors += 1
             continue
-        if isinstance(record, dict):
-            report.add(record)
+        if not _is_record(record):
+            raise NotBatchOutput(f"line {number} is no batch output record: {_looks_like(record)}")
+        report.add(record)
     return report
+
+
+def _is_record(record: Any) -> bool:
+    if not isinstance(record, dict):
+        return False
+    if record.get("id") is None and "error" in record and "line" in record:
+        return True  # an input line that could not be run, as the output holds it
+    return record.keys() >= RECORD_KEYS
+
+
+def _looks_like(record: Any) -> str:
+    if isinstance(record, dict) and "responses" in record:
+        return "it looks like recorded outcomes (a `responses` mapping): give `cascade eval` this file"
+    if isinstance(record, dict) and ("prompt" in record or "messages" in record):
+        return "it looks like a batch input line (a `prompt` or `messages`): report the job's --output file"
+    kind = type(record).__name__ if not isinstance(record, dict) else "an object without attempts and cost"
+    return f"it holds {kind}"
 
 
 def report_file(path: Path) -> BatchReport:

@@ -36,7 +36,8 @@ def to_json(data: dict[str, Any]) -> str:
 
 
 def usd(amount: Decimal) -> str:
-    return f"${amount:.6f}"
+    """`$0.000013`, `-$0.000013`: the sign before the dollar."""
+    return f"-${-amount:.6f}" if amount < 0 else f"${amount:.6f}"
 
 
 def path_of(attempts: Sequence[Attempt]) -> str:
@@ -73,10 +74,10 @@ def print_result(console: Console, result: Result) -> None:
                 console.print(f"  [dim]{a.tier}/{v.verifier}:[/] {v.reason}", highlight=False)
         if a.error:
             console.print(f"  [dim]{a.tier} ({a.model}) try {a.retry + 1}:[/] {a.error}", highlight=False)
+    saved = f"saved {usd(cost.saved_usd)}" if result.verified else "no saving claimed (not verified)"
     console.print(
         f"cost {usd(cost.total_usd)} (wasted {usd(cost.wasted_usd)}, verification "
-        f"{usd(cost.verification_usd)}); top tier alone ≈ {usd(cost.baseline_usd)}, "
-        f"saved {usd(cost.saved_usd)}"
+        f"{usd(cost.verification_usd)}); top tier alone ≈ {usd(cost.baseline_usd)}, {saved}"
     )
 
 
@@ -99,10 +100,12 @@ def batch_table(report: BatchReport, title: str = "Batch report") -> Table:
     table.add_row("total cost", usd(report.money["total_usd"]))
     table.add_row("  wasted on escalation", usd(report.money["wasted_usd"]))
     table.add_row("  verification", usd(report.money["verification_usd"]))
-    baseline = report.money["baseline_usd"]
-    table.add_row("top tier alone (baseline)", usd(baseline))
+    table.add_row("top tier alone (baseline)", usd(report.money["baseline_usd"]))
+    baseline = report.money["saved_baseline_usd"]  # of the verified items, where savings count
     share = f" ({report.money['saved_usd'] / baseline:.0%})" if baseline else ""
-    table.add_row("saved", usd(report.money["saved_usd"]) + share)
+    table.add_row("saved, on verified items", usd(report.money["saved_usd"]) + share)
+    if report.saved_excluded:
+        table.add_row("  items left out (unverified: nothing saved)", str(report.saved_excluded))
     return table
 
 

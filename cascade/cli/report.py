@@ -27,12 +27,17 @@ def register(subparsers: Subparsers) -> None:
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     from rich.console import Console
 
-    from cascade.batch.report import report_file
+    from cascade.batch.report import NotBatchOutput, report_file
     from cascade.cli.render import batch_table
 
     if not args.output.is_file():
         raise ConfigError(f"{args.output}: no such file")
-    report = report_file(args.output)
+    try:
+        report = report_file(args.output)
+    except NotBatchOutput as exc:
+        raise ConfigError(f"{args.output}: not a batch output file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{args.output}: not a batch output file: not UTF-8 text ({exc.reason})") from None
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -66,8 +66,8 @@ def _event(attempt: Attempt) -> dict[str, Any]:
         "input_tokens": attempt.usage.input_tokens,
         "output_tokens": attempt.usage.output_tokens,
         "usage_estimated": attempt.usage.estimated,
-        "cost_usd": str(attempt.cost_usd),
-        "verification_usd": str(attempt.verification_usd),
+        "cost_usd": f"{attempt.cost_usd:f}",  # plain digits: str() of a tiny Decimal is "0E-12"
+        "verification_usd": f"{attempt.verification_usd:f}",
         "latency_s": round(attempt.latency_s, 4),
         "verdicts": [f"{v.verifier}:{'pass' if v.passed else 'fail'}" for v in attempt.verdicts],
         "reason": next((v.reason for v in attempt.verdicts if not v.passed), attempt.error),
