@@ -53,7 +53,7 @@ def test_a_plugin_command_runs_with_the_common_options(plugins, capsys):
     assert out == "hello, world (quiet: True)\n"
     assert err.splitlines() == [
         "cascade: plug-in command 'clash' (hello_plugin:register_run) left out: "
-        "ArgumentError: argument command: conflicting subparser: run",
+        "ArgumentError: argument COMMAND: conflicting subparser: run",
         "cascade: plug-in command 'gone' (no_such_plugin:register) left out: "
         "ModuleNotFoundError: No module named 'no_such_plugin'",
     ]

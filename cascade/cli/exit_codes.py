@@ -25,6 +25,10 @@ class ExitCode(IntEnum):
     config whose tiers lack a key; batch items unverified or in error, a budget stop, a stop
     on repeated failures; a calibration target that could not be met."""
 
+    PIPE_CLOSED = 141
+    """The reader of stdout went away (`cascade demo --json | head -1`): 128 plus SIGPIPE's
+    number, as a tool killed by it exits; nothing is printed about it."""
+
     INTERRUPTED = 130
     """SIGINT (Ctrl-C): 128 plus the signal's number, as shells do; a batch resumes from here."""
 

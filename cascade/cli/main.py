@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import sys
 from collections.abc import Callable, Sequence
 
 from cascade.cli import batch, calibrate, demo, report, run, validate
 from cascade.cli import eval as evaluate
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import COMMON, Handler, IntermixedParser, Subparsers
+from cascade.cli.options import COMMON, Handler, IntermixedParser, Subparsers, add_global_options
 from cascade.cli.plugins import register_plugin_commands
 from cascade.core.errors import ConfigError
 
@@ -32,7 +33,11 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)  # --help and usage errors end here, before rich or logging load
+    top = parser()
+    args = top.parse_args(argv)  # --help and usage errors end here, before rich or logging load
+    if args.command is None:  # a bare `cascade`: what it can do
+        top.print_help()
+        return ExitCode.OK
     try:
         return _handle(args)
     finally:
@@ -64,6 +69,9 @@ def _handle(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         stderr.print("interrupted")
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout went away (`| head -1`): stop, quietly
+        _silence_stdout()
+        return ExitCode.PIPE_CLOSED
     except Exception as exc:
         if os.environ.get("CASCADE_DEBUG"):
             raise
@@ -78,10 +86,30 @@ def _handle(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     """The whole command line: one sub-parser per command."""
     top = argparse.ArgumentParser(
-        prog="cascade", description="Cheapest model first, verified answers, every attempt billed."
+        prog="cascade",
+        description="Cheapest model first, verified answers, every attempt billed.",
+        epilog="Run `cascade COMMAND --help` for a command's options and an example.",
     )
-    subparsers = top.add_subparsers(dest="command", required=True, parser_class=IntermixedParser)
+    top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    add_global_options(top, defaults=True)
+    subparsers = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=IntermixedParser)
     for register in COMMANDS:
         register(subparsers)
     register_plugin_commands(subparsers, COMMON)  # last: a plug-in cannot take a built-in's name
     return top
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit cannot fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("verified-cascade")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"

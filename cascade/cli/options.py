@@ -34,12 +34,28 @@ class IntermixedParser(argparse.ArgumentParser):
 Subparsers: TypeAlias = "argparse._SubParsersAction[IntermixedParser]"
 Handler: TypeAlias = "Callable[[argparse.Namespace, Console], int]"
 
+LOG_FORMATS = ("console", "json")
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """`-q` and `--log-format`, which go before the sub-command or after it. The top parser
+    holds the defaults; a sub-parser's copies leave a flag unset unless given there, so one
+    given before the sub-command is not undone by the sub-parser's default."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=default("console"),
+        help="format of the per-attempt events on stderr",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default(False), help="log warnings only"
+    )
+
+
 # a parent of every sub-parser, so of their class; never parses on its own
 COMMON = IntermixedParser(add_help=False)
-COMMON.add_argument(
-    "--log-format",
-    choices=["console", "json"],
-    default="console",
-    help="format of the per-attempt events on stderr",
-)
-COMMON.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+add_global_options(COMMON, defaults=False)
