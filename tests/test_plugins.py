@@ -176,3 +176,30 @@ def test_a_provider_plugin_is_built_from_its_entry_point(tmp_path):
     leaky = run("leaky", key=", api_key_env: MIRROR_API_KEY")
     assert leaky.returncode == 2 and "the server refused key" in leaky.stderr
     assert "Zq8Vn3Kd7Lp2" not in leaky.stderr + leaky.stdout
+
+
+def test_a_module_attr_verifier_is_found_beside_the_config(tmp_path, monkeypatch):
+    """As the README's own example puts it: mychecks.py next to the YAML, no PYTHONPATH."""
+    from cascade.engine import Cascade
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "mychecks_beside.py").write_text(
+        "from cascade import Verdict\n\n"
+        "class MaxWords:\n"
+        "    name = 'max_words'\n"
+        "    def __init__(self, limit=200):\n"
+        "        self.limit = limit\n"
+        "    def __call__(self, candidate):\n"
+        "        words = len(candidate.text.split())\n"
+        "        return Verdict(self.name, words <= self.limit, f'{words} words')\n"
+    )
+    (folder / "c.yaml").write_text(
+        "tiers: [{name: only, provider: simulated, model: gpt-4o-mini}]\n"
+        "verifiers: [{type: 'mychecks_beside:MaxWords', limit: 1}]\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    monkeypatch.delitem(__import__("sys").modules, "mychecks_beside", raising=False)
+    cascade = Cascade.from_config(folder / "c.yaml")
+    (verifier,) = cascade.plan.chain("only")
+    assert type(verifier).__name__ == "MaxWords" and verifier.limit == 1  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ settings. `all` and `any` group nested entries.
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,14 @@ def available_verifiers() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=VERIFIER_GROUP))
 
 
-def resolve(type_name: str, *, where: str = "verifiers") -> Any:
-    """The object a verifier `type` names."""
+def resolve(type_name: str, *, where: str = "verifiers", base_dir: Path | None = None) -> Any:
+    """The object a verifier `type` names. A `module:attr` module is looked for on the
+    import path, then in the config's folder (`base_dir`) and the current directory, as a
+    file beside the config is where a reader of the README puts it."""
     if ":" in type_name:
         module_name, _, attr = type_name.partition(":")
         try:
-            obj: Any = importlib.import_module(module_name)
+            obj: Any = _import_beside(module_name, [base_dir, Path.cwd()])
             for part in attr.split("."):
                 obj = getattr(obj, part)
         except Exception as exc:  # ImportError, AttributeError, or the module itself failing
@@ -70,6 +73,25 @@ def resolve(type_name: str, *, where: str = "verifiers") -> Any:
         return next(iter(matches)).load()
     except Exception as exc:  # a broken plug-in package: say which, don't crash
         raise ConfigError(f"{where}.type: verifier {type_name!r} failed to load: {exc}") from None
+
+
+def _import_beside(module_name: str, folders: list[Path | None]) -> Any:
+    """`module_name` imported from the import path, else from the first of `folders` that
+    holds it (added to the path for this import only; the module stays imported)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name.split(".")[0]:
+            raise  # the module was found, and what it imports was not
+        top = module_name.split(".")[0]
+        for folder in folders:
+            if folder is not None and ((folder / f"{top}.py").is_file() or (folder / top).is_dir()):
+                sys.path.insert(0, str(folder))
+                try:
+                    return importlib.import_module(module_name)
+                finally:
+                    sys.path.remove(str(folder))
+        raise
 
 
 def build_verifier(
@@ -102,7 +124,7 @@ def build_verifier(
         return COMBINATORS[config.type](children)
     if config.verifiers is not None:
         raise ConfigError(f"{where}: only `all` and `any` take nested `verifiers`")
-    target = resolve(config.type, where=where)
+    target = resolve(config.type, where=where, base_dir=base_dir)
     settings = {**config.settings, **(config.overrides.get(tier, {}) if tier else {})}
     if base_dir is not None:
         settings = {
