@@ -380,3 +380,17 @@ def test_cli_stream_json_ends_with_a_result_event_when_every_tier_fails(fake_ser
     assert proc.returncode == 3
     last = json.loads(proc.stdout.splitlines()[-1])
     assert last["event"] == "result" and last["output"] is None and "every tier failed" in last["error"]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_hedged_answer_escalates_to_the_next_tier_streamed_or_not(slow_server, streamed):
+    """Not to the tier's alternate: a stream stopped early by a check goes where `run` goes."""
+    long_tail = " ".join(["More words that the model would have gone on producing."] * 20)
+    slow_server.script(SMALL["openai"], [Reply.text(HEDGED + " " + long_tail, chunk_chars=4)])
+    slow_server.script("gpt-4.1-nano", [Reply.text("42, says the alternate.")])
+    slow_server.script(LARGE, [Reply.text("42.")])
+    alternate = {"provider": "openai", "model": "gpt-4.1-nano", "base_url": slow_server.openai_base_url}
+    cascade = cascade_for(slow_server, small={"alternates": [alternate]})
+    result = collect(cascade, policy="restart")[-1].result if streamed else cascade.run("What is 6 * 7?")
+    assert [a.model for a in result.attempts] == [SMALL["openai"], LARGE] and result.output == "42."
+    assert slow_server.requests_for("gpt-4.1-nano") == []

@@ -26,16 +26,22 @@ class Position:
 START = Position(0, 0)
 
 
+# an answer a check failed: whole (rejected) or while it streamed (aborted); plain runs and
+# streams treat both alike, so a stream escalates as `run` does
+JUDGED_WRONG = frozenset({Outcome.REJECTED, Outcome.ABORTED})
+
+
 def next_position(models_per_tier: Sequence[int], here: Position, outcome: Outcome) -> Position | None:
     """Where to go after `outcome` at `here`; None when the cascade is done.
 
-    An accepted answer ends the cascade. A rejected answer escalates to the next tier:
-    an alternate is the same class of model and would likely be rejected too. A failed
-    call (or an aborted one) tries the tier's next alternate, then escalates.
+    An accepted answer ends the cascade. A rejected answer, whole or stopped early while
+    streamed (aborted), escalates to the next tier: an alternate is the same class of model
+    and would likely be rejected too. A failed call tries the tier's next alternate, then
+    escalates.
     """
     if outcome is Outcome.ACCEPTED:
         return None
-    if outcome is not Outcome.REJECTED and here.model + 1 < models_per_tier[here.tier]:
+    if outcome not in JUDGED_WRONG and here.model + 1 < models_per_tier[here.tier]:
         return Position(here.tier, here.model + 1)
     if here.tier + 1 < len(models_per_tier):
         return Position(here.tier + 1, 0)
@@ -45,10 +51,10 @@ def next_position(models_per_tier: Sequence[int], here: Position, outcome: Outco
 def should_reask(outcome: Outcome, reasks_done: int, max_reasks: int) -> bool:
     """Ask the same model again, with the failure as feedback, before escalating?
 
-    Only a rejected answer is reasked (a failed call has nothing to give feedback on), and
-    at most `max_reasks` times per tier.
+    Only a rejected answer is reasked, whole or stopped early (a failed call has nothing to
+    give feedback on), and at most `max_reasks` times per tier.
     """
-    return outcome is Outcome.REJECTED and reasks_done < max_reasks
+    return outcome in JUDGED_WRONG and reasks_done < max_reasks
 
 
 UNFINISHED = "finish_reason"  # the verdict that rejects an answer for how it ended
