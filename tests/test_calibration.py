@@ -294,6 +294,18 @@ def test_an_unreachable_target_exits_3_and_writes_nothing(tmp_path, capsys):
     assert "the best accuracy found is 90.0%" in " ".join(err.split())
 
 
+def test_a_missed_relative_target_names_the_asked_accuracy_and_the_top_tiers_apart(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "train.jsonl", hand_made(strong_always_right=False))
+    out = tmp_path / "calibrated.yaml"
+    code, _, err = calibrate_cli(
+        capsys, hand_made_config(tmp_path), "--data", data, "--out", out, "--of-top", "1.2"
+    )
+    said = " ".join(err.split())
+    assert code == 3, err
+    assert "accuracy >= 120.0% of the top tier alone's, an accuracy of" in said
+    assert "(where the top tier alone scores 90.0%)" in said
+
+
 def test_a_config_without_calibratable_verifier_is_a_clear_error(tmp_path, capsys):
     data = write_jsonl(tmp_path / "train.jsonl", hand_made())
     config = hand_made_config(

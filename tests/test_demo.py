@@ -36,3 +36,10 @@ def test_demo_json_results_add_up():
     assert 0 < len(escalated) < len(results)
     for r in results:
         assert r["cost"]["total_usd"] == sum(a["cost_usd"] for a in r["attempts"])
+
+
+def test_a_long_prompt_is_clipped_at_a_word_with_an_ellipsis():
+    from cascade.cli.render import clip
+
+    clipped = clip("What is the boiling point of water at two thousand metres above sea level?", 30)
+    assert clipped == "What is the boiling point …" and len(clipped) <= 30

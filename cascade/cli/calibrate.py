@@ -285,10 +285,12 @@ def _unmet(found: Calibration, args: argparse.Namespace, stderr: Console) -> Exi
     certification = found.certification
     if certification is None:
         top_correct, _ = found.top_on_train
-        required = found.target.required(top_correct / len(found.train))
+        top = top_correct / len(found.train)
+        required = found.target.required(top)  # the accuracy the target asks on this data
         why = (
-            f"target not met: {found.target.describe()} ({required:.1%} on {args.data}) could not be "
-            f"reached; the best accuracy found is {found.accuracy(best):.1%} ({ladder_text(found, best)}; "
+            f"target not met: {found.target.describe()}, an accuracy of {required:.1%} on {args.data} "
+            f"(where the top tier alone scores {top:.1%}), could not be reached; the best accuracy "
+            f"found is {found.accuracy(best):.1%} ({ladder_text(found, best)}; "
             f"thresholds: {thresholds_text(found, best)}); no config written"
         )
     else:

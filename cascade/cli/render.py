@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,11 @@ def to_json(data: dict[str, Any]) -> str:
 def usd(amount: Decimal) -> str:
     """`$0.000013`, `-$0.000013`: the sign before the dollar."""
     return f"-${-amount:.6f}" if amount < 0 else f"${amount:.6f}"
+
+
+def clip(text: str, width: int) -> str:
+    """`text` on one line of at most `width` characters, cut at a word with an ellipsis."""
+    return textwrap.shorten(text, width, placeholder=" …")
 
 
 def path_of(attempts: Sequence[Attempt]) -> str:
@@ -188,5 +194,5 @@ def print_demo(out: Console, prompts: Sequence[str], results: Sequence[Result], 
                 (f"{v.verifier}: {v.reason}" for v in attempt.verdicts if not v.passed), None
             )
             if reason:
-                out.print(f"  {prompt[:45]:45}  {attempt.tier}: {reason}", highlight=False)
+                out.print(f"  {clip(prompt, 45):45}  {attempt.tier}: {reason}", highlight=False)
     out.print(batch_table(report, title="Cost report"))
