@@ -42,4 +42,4 @@ def test_a_long_prompt_is_clipped_at_a_word_with_an_ellipsis():
     from cascade.cli.render import clip
 
     clipped = clip("What is the boiling point of water at two thousand metres above sea level?", 30)
-    assert clipped == "What is the boiling point …" and len(clipped) <= 30
+    assert clipped == "What is the boiling point of …" and len(clipped) <= 30
