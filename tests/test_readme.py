@@ -97,3 +97,11 @@ def test_the_python_section_runs_on_its_config_pointed_at_the_loopback_provider(
         assert server.requests_for("gpt-4o-mini")[2].body["messages"][-1]["content"] == "12 C in Oslo"
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "A-17 42.5 True small" and printed[-1] == "It is 12 C in Oslo."
+
+
+def test_the_verifier_table_lists_every_builtin() -> None:
+    from cascade.verification.registry import BUILTIN_TYPES, available_verifiers
+
+    assert BUILTIN_TYPES <= set(available_verifiers())  # the table's list is the installed one
+    missing = sorted(t for t in BUILTIN_TYPES if f"| `{t}` |" not in README)
+    assert missing == []
