@@ -32,8 +32,20 @@ def register(subparsers: Subparsers) -> None:
         "--concurrency", type=int, default=8, help="model calls in flight, all tiers together (default 8)"
     )
     batch.add_argument("--max-cost-usd", type=_decimal, help="job budget: no new item starts once spent")
-    batch.add_argument("--rpm", action="append", default=[], metavar="TIER=N", help="requests per minute")
-    batch.add_argument("--tpm", action="append", default=[], metavar="TIER=N", help="tokens per minute")
+    batch.add_argument(
+        "--rpm",
+        action="append",
+        default=[],
+        metavar="TIER=N",
+        help="requests per minute for one tier, over its config's rate_limit (repeat for each tier)",
+    )
+    batch.add_argument(
+        "--tpm",
+        action="append",
+        default=[],
+        metavar="TIER=N",
+        help="tokens per minute for one tier, over its config's rate_limit (repeat for each tier)",
+    )
     batch.add_argument("--review", type=Path, help="unverified items (default: OUTPUT.review.jsonl)")
     batch.add_argument("--report-json", type=Path, help="also write the report's figures as JSON")
     batch.add_argument(
