@@ -331,6 +331,7 @@ class Cascade:
             refusal=answer.refusal,
             cost_usd=result.cost.total_usd,
             latency_s=sum(a.latency_s for a in result.attempts),
+            queued_s=sum(a.queued_s for a in result.attempts),
         )
 
     def openai_client(self) -> CascadeOpenAIClient:

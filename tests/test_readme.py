@@ -102,6 +102,6 @@ def test_the_python_section_runs_on_its_config_pointed_at_the_loopback_provider(
 def test_the_verifier_table_lists_every_builtin() -> None:
     from cascade.verification.registry import BUILTIN_TYPES, available_verifiers
 
-    assert BUILTIN_TYPES <= set(available_verifiers())  # the table's list is the installed one
+    assert set(available_verifiers()) >= BUILTIN_TYPES  # the table's list is the installed one
     missing = sorted(t for t in BUILTIN_TYPES if f"| `{t}` |" not in README)
     assert missing == []

@@ -48,6 +48,7 @@ class ProviderError(CascadeError):
         self.status = status
         self.retry_after_s = retry_after_s
         self.spent_usd = spent_usd  # what the failed call cost all the same (a nested cascade's tries)
+        self.queued_s = 0.0  # time it waited for a rate limit first (set by the limiter)
 
     @property
     def code(self) -> str:

@@ -1,4 +1,5 @@
-"""What a provider's stream yields: text, the start of billing, input counts, and its end."""
+"""What a provider's stream yields: text, the start of billing, input counts, and its end;
+and, from a rate limiter in front of it, the time the call waited before it went out."""
 
 from __future__ import annotations
 
@@ -40,4 +41,12 @@ class StreamDone:
     cost_usd: Decimal | None = None  # the provider's own price of the call, as on a Completion
 
 
-StreamEvent = StreamStarted | TextDelta | InputReported | StreamDone
+@dataclass(frozen=True)
+class Queued:
+    """The call waits for a rate limit (`seconds` None), or has waited `seconds` and goes
+    out now. The wait is no silence of the provider's and no part of its latency."""
+
+    seconds: float | None = None
+
+
+StreamEvent = StreamStarted | TextDelta | InputReported | StreamDone | Queued

@@ -100,6 +100,7 @@ class Completion:
     cost_usd: Decimal | None = None
     latency_s: float | None = None
     recorded: Mapping[str, Any] | None = None
+    queued_s: float = 0.0  # time the call waited for a rate limit before it went out
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ class Attempt:
     outcome: Outcome
     usage: Usage = field(default_factory=Usage)
     cost_usd: Decimal = ZERO
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # the provider's: from the request going out to the answer's end
+    queued_s: float = 0.0  # before that, the wait for a rate limit
     verdicts: tuple[Verdict, ...] = ()
     error: str | None = None
     error_code: str | None = None  # `ProviderError.code` of a failed call: http_401, timeout, ...
@@ -202,6 +204,7 @@ class Attempt:
             "output_tokens": self.usage.output_tokens,
             "usage_estimated": self.usage.estimated,
             "latency_s": round(self.latency_s, 4),
+            "queued_s": round(self.queued_s, 4),
             "cost_usd": _money(self.cost_usd),
             "verification_usd": _money(self.verification_usd),
             "error": self.error,

@@ -14,10 +14,11 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from contextvars import ContextVar
+from dataclasses import replace
 from typing import Any
 
 from cascade.core.errors import ProviderError
-from cascade.core.stream_events import StreamDone, StreamEvent
+from cascade.core.stream_events import Queued, StreamDone, StreamEvent
 from cascade.core.tokens import count_tokens
 from cascade.core.values import Completion, Request
 from cascade.protocols import Provider
@@ -195,24 +196,34 @@ class RateLimitedProvider:
                 self.tokens.settle(used - guess)
 
     async def complete(self, request: Request) -> Completion:
+        """The provider's answer, once the limits let the call out; the wait is the
+        answer's (or the error's) `queued_s`."""
+        entered = time.monotonic()
         guess = await self._admit(request)
         async with AsyncExitStack() as stack:
             await self._slot(stack)
+            waited = time.monotonic() - entered
             _call_starting()
             try:
                 completion = await self.provider.complete(request)
             except ProviderError as exc:
+                exc.queued_s += waited
                 await self._outcome(exc, guess, None)
                 raise
         used = completion.usage.input_tokens + completion.usage.output_tokens
         await self._outcome(None, guess, used)
-        return completion
+        return replace(completion, queued_s=completion.queued_s + waited)
 
     async def stream_events(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        """The provider's stream, once the limits let the call out, after a `Queued` event
+        as the wait begins and another with its length as it ends."""
+        entered = time.monotonic()
+        yield Queued()
         guess = await self._admit(request)
         used: int | None = None
         async with AsyncExitStack() as stack:
             await self._slot(stack)
+            yield Queued(time.monotonic() - entered)
             _call_starting()
             try:
                 async for event in open_stream(self.provider, request):

@@ -72,6 +72,7 @@ async def judge(
     latency_s: float,
     retry: int,
     earlier: tuple[Verdict, ...] = (),
+    queued_s: float = 0.0,
 ) -> Attempt:
     """Run the tier's chain on an answer and record the attempt, accepted or rejected.
     `earlier` are verdicts already reached on the streamed text (a doomed prefix).
@@ -109,6 +110,7 @@ async def judge(
             usage=completion.usage,
             cost_usd=cost_usd,
             latency_s=latency_s,
+            queued_s=queued_s,
             verdicts=verdicts,
             output=candidate.text,
             retry=retry,
@@ -135,6 +137,7 @@ async def call_attempt(turn: Turn) -> AsyncGenerator[AttemptEnd, None]:
                     usage=outcome.usage,
                     cost_usd=outcome.cost_usd,
                     latency_s=outcome.latency_s,
+                    queued_s=outcome.queued_s,
                     error=str(outcome.error),
                     error_code=outcome.error.code,
                     retry=retry,
@@ -157,6 +160,7 @@ async def call_attempt(turn: Turn) -> AsyncGenerator[AttemptEnd, None]:
             answered.completion,
             cost_usd=answered.cost_usd,
             latency_s=answered.latency_s,
+            queued_s=answered.queued_s,
             retry=retry,
         )
     )

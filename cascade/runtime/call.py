@@ -24,7 +24,8 @@ class Try:
     error: ProviderError | None
     usage: Usage
     cost_usd: Decimal
-    latency_s: float
+    latency_s: float  # the provider's, without `queued_s`: the wait for a rate limit
+    queued_s: float = 0.0
 
 
 async def try_once(model: TierModel, request: Request) -> Try:
@@ -44,11 +45,13 @@ async def try_once(model: TierModel, request: Request) -> Try:
             else Usage()
         )
         cost = model.price.cost(usage) if error.spent_usd is None else error.spent_usd
-        return Try(None, error, usage, cost, time.perf_counter() - started)
+        waited = error.queued_s
+        return Try(None, error, usage, cost, time.perf_counter() - started - waited, waited)
     usage = completion.usage
     cost = model.price.cost(usage) if completion.cost_usd is None else completion.cost_usd
-    latency = time.perf_counter() - started if completion.latency_s is None else completion.latency_s
-    return Try(completion, None, usage, cost, latency)
+    waited = completion.queued_s
+    latency = time.perf_counter() - started - waited if completion.latency_s is None else completion.latency_s
+    return Try(completion, None, usage, cost, latency, waited)
 
 
 async def call_model(model: TierModel, request: Request) -> ModelCall:

@@ -69,6 +69,7 @@ def _event(attempt: Attempt) -> dict[str, Any]:
         "cost_usd": f"{attempt.cost_usd:f}",  # plain digits: str() of a tiny Decimal is "0E-12"
         "verification_usd": f"{attempt.verification_usd:f}",
         "latency_s": round(attempt.latency_s, 4),
+        "queued_s": round(attempt.queued_s, 4),
         "verdicts": [f"{v.verifier}:{'pass' if v.passed else 'fail'}" for v in attempt.verdicts],
         "reason": next((v.reason for v in attempt.verdicts if not v.passed), attempt.error),
     }

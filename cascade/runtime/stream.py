@@ -26,7 +26,7 @@ from cascade.core.errors import PermanentProviderError, ProviderError, ProviderT
 from cascade.core.events import AttemptEnd, StreamDelta
 from cascade.core.policy import degrade_on_fault, must_finish
 from cascade.core.redaction import StreamRedactor
-from cascade.core.stream_events import InputReported, StreamDone, StreamEvent, StreamStarted
+from cascade.core.stream_events import InputReported, Queued, StreamDone, StreamEvent, StreamStarted
 from cascade.core.tokens import count_tokens
 from cascade.core.values import Attempt, Completion, Outcome, Request, Usage, Verdict
 from cascade.protocols import CleansOutput, hook
@@ -79,11 +79,16 @@ class _Reading:
     doomed: Verdict | None = None  # a partial check failed past the point of no return
     checked_at: int = 0
     started: float = field(default_factory=time.perf_counter)
+    queued_s: float = 0.0  # of the time since `started`, the wait for a rate limit
     redactor: StreamRedactor = field(default_factory=StreamRedactor)  # what of the text is shown
 
     @property
     def text(self) -> str:
         return self.received.text
+
+    def latency_s(self) -> float:
+        """The provider's time so far: since the request went out, without the queue."""
+        return time.perf_counter() - self.started - self.queued_s
 
 
 class _StreamBroke(PermanentProviderError):
@@ -118,7 +123,8 @@ async def stream_attempt(turn: Turn) -> AsyncGenerator[StreamDelta | AttemptEnd,
                 outcome=outcome,
                 usage=usage,
                 cost_usd=model.price.cost(usage) if spent_usd is None else spent_usd,
-                latency_s=time.perf_counter() - reading.started,
+                latency_s=reading.latency_s(),
+                queued_s=reading.queued_s,
                 retry=retry,
                 reask=turn.reask,
                 **extra,
@@ -131,7 +137,9 @@ async def stream_attempt(turn: Turn) -> AsyncGenerator[StreamDelta | AttemptEnd,
         try:
             async with contextlib.aclosing(_events(model, sent)) as events:
                 async for event in events:
-                    if isinstance(event, StreamStarted):
+                    if isinstance(event, Queued):
+                        reading.queued_s = event.seconds or 0.0
+                    elif isinstance(event, StreamStarted):
                         reading.opened = True
                     elif isinstance(event, InputReported):
                         reading.input_tokens = event.input_tokens
@@ -203,7 +211,8 @@ async def stream_attempt(turn: Turn) -> AsyncGenerator[StreamDelta | AttemptEnd,
         sent,
         completion,
         cost_usd=model.price.cost(usage) if reading.done.cost_usd is None else reading.done.cost_usd,
-        latency_s=time.perf_counter() - reading.started,
+        latency_s=reading.latency_s(),
+        queued_s=reading.queued_s,
         retry=retry,
         earlier=(reading.doomed,) if reading.doomed is not None else (),
     )
@@ -225,9 +234,10 @@ async def _events(model: TierModel, request: Request) -> AsyncGenerator[StreamEv
     """The provider's stream (or its whole answer as one piece), failing on silence."""
     async with contextlib.aclosing(open_stream(model.provider, request)) as events:
         iterator = aiter(events)
+        queued = False  # waiting for a rate limit is no silence of the provider's
         while True:
             try:
-                if model.idle_timeout_s is None:
+                if model.idle_timeout_s is None or queued:
                     event = await anext(iterator)
                 else:
                     event = await asyncio.wait_for(anext(iterator), model.idle_timeout_s)
@@ -241,6 +251,8 @@ async def _events(model: TierModel, request: Request) -> AsyncGenerator[StreamEv
                 ) from None
             except Exception as exc:  # a bug or an SDK surprise: a failed call, not a crash
                 raise unexpected_error(exc) from None
+            if isinstance(event, Queued):
+                queued = event.seconds is None
             yield event
 
 
