@@ -153,3 +153,29 @@ def test_a_stream_settles_the_token_guess():
     used = asyncio.run(go())
     assert 0 < used < 1000
     assert limited.tokens.level == pytest.approx(capacity - used)  # the guess of ~1000 was corrected
+
+
+def test_a_configured_rate_limit_holds_for_live_calls_across_cascades(fake_server, monkeypatch):
+    """Not only in batch jobs: eight concurrent `arun` calls of two cascades built from one
+    config share the model's 120 requests a minute (a burst of two, then two a second)."""
+    import asyncio
+
+    from cascade import Cascade
+    from cascade.config import parse_config
+    from cascade.testing.server import Reply
+    from tests.conftest import loopback_tier
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-limits-123")
+    fake_server.default = Reply.text("ok")
+    tier = {**loopback_tier(fake_server, "only", "m"), "rate_limit": {"requests_per_minute": 120}}
+    config = parse_config({"tiers": [tier]})
+
+    async def burst() -> None:
+        async with Cascade.from_config(config) as one, Cascade.from_config(config) as two:
+            await asyncio.gather(*(c.arun(f"q{i}") for i, c in enumerate([one, two] * 4)))
+
+    asyncio.run(burst())
+    sent = sorted(r.received_at for r in fake_server.requests)
+    assert len(sent) == 8
+    assert sent[-1] - sent[0] >= 2.5  # six after the burst of two, at two a second
+    assert sent[1] - sent[0] < 0.5

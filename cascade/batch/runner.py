@@ -25,7 +25,7 @@ from cascade.core.messages import write_messages, write_tools
 from cascade.core.redaction import redact
 from cascade.engine import Cascade
 from cascade.logs import get_logger
-from cascade.providers.rate_limited import RateLimitedProvider
+from cascade.providers.rate_limited import RateLimitedProvider, server_of, unlimited
 from cascade.runtime.ladder import TierModel
 from cascade.verification.chain import wrap_models
 
@@ -204,32 +204,27 @@ def _limited(cascade: Cascade, options: BatchOptions) -> Cascade:
     limiters: dict[tuple[str, str, str], RateLimitedProvider] = {}
 
     def limit(model: TierModel, tier: str | None = None) -> TierModel:
-        key = (type(model.provider).__name__, _server_of(model.provider), model.model)
+        provider = unlimited(model.provider)  # this job's limiter stands in for the config's
+        key = (type(provider).__name__, server_of(provider), model.model)
         shared = limiters.get(key)
         if shared is None:
             rpm, tpm = model.rate_limit.requests_per_minute, model.rate_limit.tokens_per_minute
             rpm, tpm = options.rate_limits.get(tier or "", (rpm, tpm))
             shared = limiters[key] = RateLimitedProvider(
-                model.provider,
+                provider,
                 max_in_flight=options.concurrency,
                 calls=calls,
                 requests_per_minute=rpm,
                 tokens_per_minute=tpm,
                 output_guess=model.max_tokens,
             )
-        return replace(model, provider=shared.sharing_with(model.provider))
+        return replace(model, provider=shared.sharing_with(provider))
 
     limited = cascade.with_tiers(
         [replace(tier, models=tuple(limit(m, tier.name) for m in tier.models)) for tier in cascade.tiers]
     )
     wrap_models(limited.plan.all_verifiers(), limit)  # each verifier once, whatever chains share it
     return limited
-
-
-def _server_of(provider: Any) -> str:
-    """The server a provider's client talks to (one model name on two servers is two models)."""
-    client = getattr(provider, "client", None)
-    return str(getattr(client, "base_url", ""))
 
 
 def _digest(config: CascadeConfig, base_dir: Path | None) -> str:

@@ -26,6 +26,7 @@ from cascade.core.values import Completion, Request
 from cascade.protocols import Provider
 from cascade.providers.plugins import plugin_provider
 from cascade.providers.pricing import CatalogPrice
+from cascade.providers.rate_limited import ConfiguredLimit
 from cascade.providers.replay import RecordedCosts, ReplayProvider, recorded_file
 from cascade.providers.signatures import sdk_parameters
 from cascade.runtime.ladder import Tier, TierModel
@@ -249,7 +250,17 @@ def build_model(
         price = price_of(config, provider)
     except ConfigError as exc:
         raise ConfigError(f"{where}.price: {exc}") from None
-    return TierModel(provider, price, config.retry, config.idle_timeout_s, config.rate_limit)
+    limits = config.rate_limit
+    offline = config.provider in ("replay", "simulated")  # a replay of recorded answers waits for no one
+    if (limits.requests_per_minute or limits.tokens_per_minute) and not offline:  # in every mode
+        max_tokens = config.params.get("max_tokens")
+        provider = ConfiguredLimit(
+            provider,
+            requests_per_minute=limits.requests_per_minute,
+            tokens_per_minute=limits.tokens_per_minute,
+            output_guess=max_tokens if isinstance(max_tokens, int) else None,
+        )
+    return TierModel(provider, price, config.retry, config.idle_timeout_s, limits)
 
 
 def _model_config(settings: Mapping[str, Any], where: str) -> ModelConfig:

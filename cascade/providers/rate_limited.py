@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from contextvars import ContextVar
@@ -237,3 +238,81 @@ class RateLimitedProvider:
 
     async def aclose(self) -> None:
         await self.provider.aclose()
+
+
+CONFIGURED_IN_FLIGHT = 64  # the adaptive cap's ceiling outside a batch job, which sets its own
+
+
+def server_of(provider: Any) -> str:
+    """The server a provider's client talks to (one model name on two servers is two models)."""
+    client = getattr(provider, "client", None)
+    return str(getattr(client, "base_url", ""))
+
+
+# one limiter per model and server per event loop (asyncio's locks belong to one loop); a
+# loop that ends takes its limiters with it
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], RateLimitedProvider]]
+_SHARED = weakref.WeakKeyDictionary()
+
+
+class ConfiguredLimit:
+    """A model behind its config's `rate_limit` in every mode: `run`, streams, a judge's calls.
+
+    Every cascade of the process that calls the same model on the same server with the same
+    limits shares one set of buckets and one adaptive cap (per event loop), so twelve
+    concurrent `arun` calls at 6 requests a minute take a minute, as the limit says. A batch
+    job puts its own limiter (with the command line's limits) in this one's place.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        requests_per_minute: float | None,
+        tokens_per_minute: float | None,
+        output_guess: int | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = provider.model
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self.output_guess = output_guess
+        self.key: tuple[Any, ...] = (
+            *(type(provider).__name__, server_of(provider), provider.model),
+            *(requests_per_minute, tokens_per_minute),
+        )
+
+    @property
+    def params(self) -> Any:
+        return getattr(self.provider, "params", {})
+
+    @property
+    def structured_output(self) -> bool:
+        return bool(getattr(self.provider, "structured_output", False))
+
+    def _limiter(self) -> RateLimitedProvider:
+        shared = _SHARED.setdefault(asyncio.get_running_loop(), {})
+        limiter = shared.get(self.key)
+        if limiter is None:
+            limiter = shared[self.key] = RateLimitedProvider(
+                self.provider,
+                max_in_flight=CONFIGURED_IN_FLIGHT,
+                requests_per_minute=self.requests_per_minute,
+                tokens_per_minute=self.tokens_per_minute,
+                output_guess=self.output_guess,
+            )
+        return limiter.sharing_with(self.provider)
+
+    async def complete(self, request: Request) -> Completion:
+        return await self._limiter().complete(request)
+
+    def stream_events(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        return self._limiter().stream_events(request)
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+
+
+def unlimited(provider: Provider) -> Provider:
+    """The provider a ConfiguredLimit stands in front of (any other, itself)."""
+    return provider.provider if isinstance(provider, ConfiguredLimit) else provider

@@ -20,7 +20,9 @@ class TierModel:
     price: Pricing
     retry: RetryConfig = field(default_factory=RetryConfig)
     idle_timeout_s: float | None = None  # streams: longest silence before the attempt fails
-    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)  # honoured by batch jobs
+    # the config's limits (in force through a ConfiguredLimit provider; a batch job's own
+    # limiter starts from them)
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
 
     # Worked out once per model (a frozen dataclass keeps cached values in its __dict__):
     # they are read on every call.
