@@ -36,3 +36,18 @@ def test_a_closed_stdout_stops_the_command_quietly():
     proc.stdout.close()  # the reader is gone before the first line: `| head -0`
     errors = proc.stderr.read()
     assert proc.wait(timeout=120) == 141 and errors == ""
+
+
+def test_every_command_has_a_summary_an_example_and_help_on_every_argument():
+    import argparse
+
+    from cascade.cli.main import parser
+
+    top = parser()
+    (commands,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(commands.choices) >= 8
+    for name, command in commands.choices.items():
+        assert command.description and command.epilog and "examples:" in command.epilog, name
+        assert f"cascade {name}" in command.epilog, name
+        unexplained = [a.dest for a in command._actions if not a.help and a.dest != "help"]
+        assert unexplained == [], f"{name}: {unexplained}"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import COMMON, Subparsers
+from cascade.cli.options import CONFIG_HELP, Subparsers, add_command
 from cascade.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -22,10 +22,14 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: Subparsers) -> None:
-    batch = subparsers.add_parser(
-        "batch", parents=[COMMON], help="run a JSONL file of requests (resumable: run it again after a crash)"
+    batch = add_command(
+        subparsers,
+        "batch",
+        "run a JSONL file of requests (resumable: run it again after a crash)",
+        "cascade batch configs/openai-to-anthropic.yaml --input requests.jsonl --output answers.jsonl",
+        "cascade batch CONFIG --input in.jsonl --output out.jsonl --concurrency 32 --rpm small=600",
     )
-    batch.add_argument("config", type=Path)
+    batch.add_argument("config", type=Path, help=CONFIG_HELP)
     batch.add_argument("--input", type=Path, required=True, help="JSONL: {id, prompt | messages, metadata?}")
     batch.add_argument("--output", type=Path, required=True, help="JSONL results, one line per input id")
     batch.add_argument(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import COMMON, Subparsers
+from cascade.cli.options import CONFIG_HELP, Subparsers, add_command
 from cascade.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,15 +30,20 @@ LEARN_SHARE_DEFAULT = 0.3
 
 
 def register(subparsers: Subparsers) -> None:
-    cal = subparsers.add_parser(
+    cal = add_command(
+        subparsers,
         "calibrate",
-        parents=[COMMON],
-        help="fit verifier thresholds (and the tiers to keep) to a quality target on recorded outcomes",
-        description="Search the tiers to keep and the thresholds of the config's verifiers for the cheapest "
-        "cascade that meets a quality target on recorded outcomes, and write the tuned config. With "
-        "--confidence, the target holds on unseen requests of the same kind with that confidence.",
+        "fit verifier thresholds (and the tiers to keep) to a quality target on recorded outcomes",
+        "cascade calibrate configs/routellm-gsm8k.yaml --data train.jsonl --out tuned.yaml --match-top",
+        "cascade calibrate CONFIG --data train.jsonl --out tuned.yaml --max-loss 0.02 --confidence 0.9 "
+        "--test test.jsonl",
     )
-    cal.add_argument("config", type=Path)
+    cal.description = (
+        "Search the tiers to keep and the thresholds of the config's verifiers for the cheapest "
+        "cascade that meets a quality target on recorded outcomes, and write the tuned config. With "
+        "--confidence, the target holds on unseen requests of the same kind with that confidence."
+    )
+    cal.add_argument("config", type=Path, help=CONFIG_HELP)
     cal.add_argument("--data", type=Path, required=True, metavar="TRAIN", help="recorded outcomes to fit on")
     cal.add_argument("--out", type=Path, required=True, metavar="CALIBRATED.yaml", help="the config to write")
     target = cal.add_mutually_exclusive_group(required=True)

@@ -8,7 +8,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import COMMON, Subparsers
+from cascade.cli.options import Subparsers, add_command
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -18,8 +18,12 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: Subparsers) -> None:
-    demo = subparsers.add_parser(
-        "demo", parents=[COMMON], help="offline demo on a bundled example set (no API key)"
+    demo = add_command(
+        subparsers,
+        "demo",
+        "offline demo on a bundled example set (no API key)",
+        "cascade demo",
+        "cascade demo --json | head -1",
     )
     demo.add_argument("--json", action="store_true", help="print each result as a JSON line")
     demo.add_argument(

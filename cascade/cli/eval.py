@@ -8,15 +8,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import COMMON, Subparsers
+from cascade.cli.options import CONFIG_HELP, Subparsers, add_command
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 
 def register(subparsers: Subparsers) -> None:
-    evaluate = subparsers.add_parser("eval", parents=[COMMON], help="replay a cascade on recorded outcomes")
-    evaluate.add_argument("config", type=Path)
+    evaluate = add_command(
+        subparsers,
+        "eval",
+        "replay a cascade on recorded outcomes",
+        "cascade eval configs/routellm-gsm8k.yaml --data test.jsonl",
+    )
+    evaluate.add_argument("config", type=Path, help=CONFIG_HELP)
     evaluate.add_argument("--data", type=Path, required=True, help="recorded outcomes (JSONL)")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--plot", type=Path, metavar="PNG", help="draw cost against accuracy")

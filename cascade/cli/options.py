@@ -59,3 +59,19 @@ def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> No
 # a parent of every sub-parser, so of their class; never parses on its own
 COMMON = IntermixedParser(add_help=False)
 add_global_options(COMMON, defaults=False)
+
+
+def add_command(subparsers: Subparsers, name: str, summary: str, *examples: str) -> IntermixedParser:
+    """A sub-command with the common options: `summary` is its line in `cascade --help` and
+    the head of its own help, which ends with `examples` as a person would type them."""
+    return subparsers.add_parser(
+        name,
+        parents=[COMMON],
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+CONFIG_HELP = "the cascade's YAML config (configs/ holds ready ones)"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import COMMON, Subparsers
+from cascade.cli.options import Subparsers, add_command
 from cascade.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -16,10 +16,14 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: Subparsers) -> None:
-    report = subparsers.add_parser(
-        "report", parents=[COMMON], help="the report of a batch output file, again"
+    report = add_command(
+        subparsers,
+        "report",
+        "the report of a batch output file, again",
+        "cascade report answers.jsonl",
+        "cascade report answers.jsonl --json",
     )
-    report.add_argument("output", type=Path)
+    report.add_argument("output", type=Path, help="the --output file of a `cascade batch` job")
     report.add_argument("--json", action="store_true", help="print the figures as JSON")
     report.set_defaults(handler=handle)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import COMMON, Subparsers
+from cascade.cli.options import CONFIG_HELP, Subparsers, add_command
 from cascade.core.errors import ConfigError, ExhaustedError
 from cascade.core.messages import MessagesError, read_request
 from cascade.core.values import Request
@@ -25,8 +25,15 @@ _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes of an argument that were not 
 
 
 def register(subparsers: Subparsers) -> None:
-    run = subparsers.add_parser("run", parents=[COMMON], help="answer one prompt")
-    run.add_argument("config", type=Path)
+    run = add_command(
+        subparsers,
+        "run",
+        "answer one prompt, or one conversation",
+        'cascade run configs/openai-to-anthropic.yaml "What is the boiling point of water at 2000 m?"',
+        'echo "Summarise: ..." | cascade run configs/openai-to-anthropic.yaml --system "Be brief." --json',
+        "cascade run configs/openai-to-anthropic.yaml --messages chat.json --stream",
+    )
+    run.add_argument("config", type=Path, help=CONFIG_HELP)
     run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")
     run.add_argument(
         "--messages",

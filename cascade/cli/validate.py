@@ -13,17 +13,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import COMMON, Subparsers
+from cascade.cli.options import CONFIG_HELP, Subparsers, add_command
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 
 def register(subparsers: Subparsers) -> None:
-    validate = subparsers.add_parser(
-        "validate", parents=[COMMON], help="check a config without calling any model"
+    validate = add_command(
+        subparsers,
+        "validate",
+        "check a config without calling any model",
+        "cascade validate configs/openai-to-anthropic.yaml",
     )
-    validate.add_argument("config", type=Path)
+    validate.add_argument("config", type=Path, help=CONFIG_HELP)
     validate.set_defaults(handler=handle)
 
 

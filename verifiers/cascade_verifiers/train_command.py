@@ -26,9 +26,13 @@ EXIT_OK = 0
 
 def register(subparsers: Any) -> None:
     """Add `train-verifier` to the `cascade` command."""
+    summary = "train the learned verifier (type: learned) on recorded outcomes"
     train = subparsers.add_parser(
         "train-verifier",
-        help="train the learned verifier (type: learned) on recorded outcomes",
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog="examples:\n  cascade train-verifier --data train.jsonl --out learned.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--data", type=Path, required=True, help="recorded outcomes (JSONL) with `correct`")
     train.add_argument("--out", type=Path, required=True, help="the model file to write (JSON)")
