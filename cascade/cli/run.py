@@ -155,29 +155,27 @@ async def _answer(cascade: Cascade, request: Request) -> Result:
 async def _stream(cascade: Cascade, request: Request, args: argparse.Namespace, stderr: Console) -> Result:
     """Show the answer as it comes: text on stdout, restarts plainly on stderr (or every
     event as a JSON line on stdout with --json). Returns the final result."""
+    from rich.console import Console
+
+    from cascade.cli.live_answer import LiveAnswer, PlainAnswer
     from cascade.cli.render import restart_notice, to_json
     from cascade.core.events import StreamDelta, StreamRestart, StreamResult
 
-    shown = ""  # of the current attempt, on stdout
+    stdout = Console()
+    # on a terminal, withdrawn text is erased and events print above the answer, not inside it
+    view = LiveAnswer(stdout) if stdout.is_terminal and not args.json else PlainAnswer()
     async with cascade:
-        async for event in cascade.astream(request, policy=args.policy):
-            if args.json:
-                print(to_json(event.to_dict()), flush=True)
-            elif isinstance(event, StreamDelta):
-                print(event.text, end="", flush=True)
-                shown += event.text
-            elif isinstance(event, StreamRestart):
-                if shown and not shown.endswith("\n"):
-                    print(flush=True)
-                shown = ""
-                stderr.print(restart_notice(event), highlight=False)
-            else:
-                output = event.result.output or ""
-                if output and not shown:  # an unverified best answer the stream never showed
-                    print(output, end="")
-                    shown = output
-                if shown and not shown.endswith("\n"):
-                    print(flush=True)
-            if isinstance(event, StreamResult):
-                return event.result
+        with view:
+            async for event in cascade.astream(request, policy=args.policy):
+                if args.json:
+                    print(to_json(event.to_dict()), flush=True)
+                elif isinstance(event, StreamDelta):
+                    view.add(event.text)
+                elif isinstance(event, StreamRestart):
+                    view.withdraw()
+                    stderr.print(restart_notice(event), highlight=False)
+                elif event.result.output and not view.text:  # an unverified best answer never shown
+                    view.add(event.result.output)
+                if isinstance(event, StreamResult):
+                    return event.result
     raise AssertionError("unreachable: a stream always ends with its result")  # pragma: no cover
