@@ -383,7 +383,7 @@ def test_progress_reaches_its_total_on_a_resumed_run(tmp_path):
             BatchOptions(source, out),
             base_dir=DEMO.parent,
             total_hint=totals.append,
-            progress=lambda handled, spent: seen.append(handled),
+            progress=lambda tally: seen.append(tally.handled),
         )
     )
     assert totals == [len(prompts) + 1]
@@ -622,3 +622,34 @@ def test_a_line_with_tools_gets_checked_tool_calls_in_its_output_record(tmp_path
     assert not records["b"]["verified"]  # its call misses the required argument
     assert "missing required argument(s) q" in str(records["b"]["attempts"])
     assert fake_server.requests[0].body["tools"] == [lookup]
+
+
+def test_the_progress_bar_counts_outcomes_and_leaves_skipped_items_out_of_rate_and_eta():
+    from collections import Counter
+
+    from cascade.batch.job import Tally
+    from cascade.cli.batch import progress_fields
+
+    tally = Tally(handled=600, skipped=500, accepted_by_tier=Counter(small=70, large=25), escalated=30)
+    tally.unverified = 5
+    fields = progress_fields(tally, total=1100, elapsed_s=10.0)
+    assert fields["outcomes"] == "✓ large 25 small 70 · ↑ 30 · ? 5"
+    assert fields["rate"] == "10.0/s"  # 100 answered in 10 s; the 500 skipped are no speed
+    assert fields["eta"] == "ETA 0:00:50"  # 500 left at 10 a second
+    assert progress_fields(Tally(), total=None, elapsed_s=0)["eta"] == "ETA -"
+
+
+def test_a_resumed_job_says_first_how_many_items_are_done(tmp_path, fake_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-123")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"tiers:\n  - {{name: only, provider: openai, model: gpt-4o-mini, "
+        f"base_url: '{fake_server.openai_base_url}'}}\n"
+    )
+    fake_server.default = Reply.text("Fine.")
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "prompt": f"item {i}"} for i in range(3)])
+    args = ("batch", str(config), "--input", str(source), "--output", str(tmp_path / "out.jsonl"))
+    first = run_cli(*args, env={"OPENAI_API_KEY": "sk-test-batch-123"}, timeout=120)
+    assert first.returncode == 0 and "resuming" not in first.stderr
+    again = run_cli(*args, env={"OPENAI_API_KEY": "sk-test-batch-123"}, timeout=120)
+    assert "resuming: 3 items are done already and will not be sent again" in again.stderr

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -26,9 +27,29 @@ from cascade.engine import Cascade
 from cascade.logs import get_logger
 from cascade.providers.rate_limited import CALL_GUARD
 
-# (non-blank input lines dealt with so far in this run, cost so far in this job): an item
-# finished now or by an earlier run, an item left for later, or a line in error.
-Progress = Callable[[int, Decimal], None]
+
+@dataclass
+class Tally:
+    """How the run is going, for a progress bar. `handled` counts non-blank input lines dealt
+    with in this run: an item answered now or `skipped` (finished by an earlier run), one left
+    for later, or a line in error; the rest counts the items answered in this run."""
+
+    handled: int = 0
+    skipped: int = 0
+    spent: Decimal = Decimal(0)  # in this job, earlier runs included
+    accepted_by_tier: Counter[str] = field(default_factory=Counter)
+    escalated: int = 0  # more than one tier was tried
+    unverified: int = 0
+
+    def add(self, result: Result) -> None:
+        if result.verified and result.tier is not None:
+            self.accepted_by_tier[result.tier] += 1
+        else:
+            self.unverified += 1
+        self.escalated += len({a.tier for a in result.attempts}) > 1
+
+
+Progress = Callable[[Tally], None]
 PROGRESS_EVERY = 100  # lines passed over without a call are reported in steps of this many
 WORKERS_PER_CALL = 4  # items in progress per call in flight: the others wait for a rate limit
 
@@ -102,7 +123,7 @@ class Job:
         self.watch = watch
         self.progress = progress
         self.counts = RunCounts()
-        self.handled = 0  # input lines dealt with in this run, for the progress bar
+        self.tally = Tally(spent=budget.spent)
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: Exception | None = None
         self._log = get_logger()
@@ -136,7 +157,8 @@ class Job:
         if self._failure is not None:
             raise self._failure
         if self.progress is not None:
-            self.progress(self.handled, self.budget.spent)
+            self.tally.spent = self.budget.spent
+            self.progress(self.tally)
         if self.counts.stopped_by_budget:
             self._log.warning(
                 "budget_reached", spent_usd=str(self.budget.spent), not_started=self.counts.not_started
@@ -171,9 +193,10 @@ class Job:
         return guard
 
     def _advance(self, every: int = 1) -> None:
-        self.handled += 1
-        if self.progress is not None and self.handled % every == 0:
-            self.progress(self.handled, self.budget.spent)
+        self.tally.handled += 1
+        if self.progress is not None and self.tally.handled % every == 0:
+            self.tally.spent = self.budget.spent
+            self.progress(self.tally)
 
     async def _produce(self, input_path: Any, queue: asyncio.Queue[Item | None], workers: int) -> None:
         state = self.state
@@ -189,6 +212,7 @@ class Job:
                 self._advance(PROGRESS_EVERY)
             elif status == "done":
                 self.counts.skipped_done += 1
+                self.tally.skipped += 1
                 self._advance(PROGRESS_EVERY)
             elif self.stopping:
                 self.counts.not_started += 1
@@ -223,6 +247,7 @@ class Job:
                 record["error"] = error
             self.state.finish(item.key, record, verified=result.verified, cost_usd=result.cost.total_usd)
             self.budget.settle(reserved, result.cost.total_usd)
+            self.tally.add(result)
             stop = self.watch.saw(result.attempts)
             if stop is not None and self.counts.stopped_by_failures is None:
                 self.counts.stopped_by_failures = stop

@@ -76,6 +76,20 @@ def state_path(output: Path) -> Path:
     return output.with_name(output.name + ".state.sqlite")
 
 
+def done_before(output: Path) -> int:
+    """Items finished by earlier runs of the job writing `output`, read without taking its
+    lock (what a resumed run says first); 0 when there is no state or it cannot be read."""
+    path = state_path(output)
+    if not path.is_file():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            (done,) = db.execute("SELECT COALESCE(SUM(done), 0) FROM items").fetchone()
+    except sqlite3.Error:
+        return 0  # the job itself will say what is wrong with its state
+    return int(done)
+
+
 class JobState:
     """What is done, what is pending, and what went into the output.
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+import time
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -18,6 +19,7 @@ from cascade.core.errors import ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from cascade.batch.job import Tally
     from cascade.batch.runner import BatchOptions, BatchOutcome
 
 
@@ -97,10 +99,10 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
         TaskProgressColumn,
         TextColumn,
         TimeElapsedColumn,
-        TimeRemainingColumn,
     )
 
     from cascade.batch.runner import BatchOptions, run_batch
+    from cascade.batch.state import done_before
     from cascade.config import load_config
 
     options = BatchOptions(
@@ -122,31 +124,52 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     tier_names = {t.name for t in config.tiers}
     options = replace(options, rate_limits=_rate_limits(args.rpm, args.tpm, tier_names, config))
     show = stderr.is_terminal if args.progress is None else args.progress
+    earlier = done_before(options.output)
+    if earlier:
+        stderr.print(f"resuming: {earlier} items are done already and will not be sent again")
     with Progress(
         TextColumn("[bold]batch"),
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
+        TextColumn("{task.fields[outcomes]}"),
         TextColumn("{task.fields[rate]}"),
         TextColumn("cost ${task.fields[cost]}"),
+        TextColumn("elapsed"),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        TextColumn("{task.fields[eta]}"),
         console=stderr,
         disable=not show,
     ) as bar:
-        task = bar.add_task("items", total=None, cost="0.0000", rate="")
+        task = bar.add_task("items", total=None, cost="0.0000", rate="", outcomes="", eta="")
+        started = time.monotonic()
 
         def total(lines: int) -> None:
             bar.update(task, total=lines)
 
-        def advance(done: int, spent: Decimal) -> None:
-            speed = bar.tasks[task].speed
-            bar.update(task, completed=done, cost=f"{spent:.4f}", rate=f"{speed:.1f}/s" if speed else "")
+        def advance(tally: Tally) -> None:
+            fields: dict[str, Any] = progress_fields(tally, bar.tasks[task].total, time.monotonic() - started)
+            bar.update(task, completed=tally.handled, cost=f"{tally.spent:.4f}", **fields)
 
         outcome = asyncio.run(
             run_batch(config, options, base_dir=args.config.parent, total_hint=total, progress=advance)
         )
     return _say(outcome, args, options, Console(soft_wrap=True))
+
+
+def progress_fields(tally: Tally, total: float | None, elapsed_s: float) -> dict[str, str]:
+    """The progress bar's words: accepted per tier, escalated, unverified; the rate and the
+    time left, from the items answered in this run (those done earlier are skipped in a
+    burst, and would make both look better than they are)."""
+    accepted = " ".join(f"{tier} {n}" for tier, n in sorted(tally.accepted_by_tier.items()))
+    outcomes = f"✓ {accepted or '-'} · ↑ {tally.escalated} · ? {tally.unverified}"
+    answered = tally.handled - tally.skipped
+    rate = answered / elapsed_s if elapsed_s > 0 else 0.0
+    if total is None or rate <= 0:
+        return {"outcomes": outcomes, "rate": "", "eta": "ETA -"}
+    left_s = int(max(0.0, total - tally.handled) / rate)
+    eta = f"ETA {left_s // 3600}:{left_s // 60 % 60:02d}:{left_s % 60:02d}"
+    return {"outcomes": outcomes, "rate": f"{rate:.1f}/s", "eta": eta}
 
 
 def _say(outcome: BatchOutcome, args: argparse.Namespace, options: BatchOptions, out: Console) -> ExitCode:
