@@ -81,12 +81,14 @@ def plot_cost_accuracy(
             label="oracle (a perfect verifier)",
             zorder=3,
         )
-        ax.scatter(
+        ax.scatter(  # a ring: a tier alone at the same point (all accepted there) shows inside it
             [float(report.cascade.cost_usd)],
             [report.cascade.accuracy],
-            s=90,
-            marker="D",
-            color="tab:red",
+            s=260,
+            marker="o",
+            facecolors="none",
+            edgecolors="tab:red",
+            linewidths=2,
             label="cascade",
             zorder=4,
         )
