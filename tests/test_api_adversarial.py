@@ -1,0 +1,127 @@
+"""The messages, structured-output and tools API used carelessly or with hostile intent, and
+providers behaving badly: through both SDKs to the loopback server (or, for replies the fake
+cannot script, to a raw server of canned bytes)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field, field_validator
+
+from cascade import Cascade
+from cascade.config import parse_config
+from cascade.testing.server import FakeProviderServer, Reply
+from tests.conftest import loopback_tier
+
+KEY = "Zq81mXv0Pt9LcQ2wRy7uKe4HbN6dJ3sA"  # not `sk-` shaped: only knowing it can hide it
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai-SECRET123")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-SECRET456")
+
+
+def one_tier(server: FakeProviderServer, wire: str = "openai", **tier: object) -> Cascade:
+    return Cascade.from_config(
+        parse_config({"tiers": [{**loopback_tier(server, "only", "m", wire), **tier}]})
+    )
+
+
+def assistant_call(arguments: str, call_id: str = "c1") -> dict[str, Any]:
+    function = {"name": "get_weather", "arguments": arguments}
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": call_id, "type": "function", "function": function}],
+    }
+
+
+# -- response_model: the instance is the answer as written --------------------------------
+
+
+class Aliased(BaseModel):
+    invoice_number: str = Field(alias="invoiceNumber")
+
+
+class WithExcluded(BaseModel):
+    number: str
+    internal: int = Field(exclude=True)
+
+
+class WithComputed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    net: float
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def gross(self) -> float:
+        return self.net * 1.2
+
+
+class Prefixed(BaseModel):
+    number: str
+
+    @field_validator("number")
+    @classmethod
+    def prefixed(cls, value: str) -> str:
+        return f"INV-{value}"
+
+
+class Login(BaseModel):
+    user: str
+    password: SecretStr
+
+
+@pytest.mark.parametrize("wire", ["openai", "anthropic"])
+@pytest.mark.parametrize(
+    ("model", "answer", "expected"),
+    [
+        (Aliased, {"invoiceNumber": "A-1"}, {"invoice_number": "A-1"}),
+        (WithExcluded, {"number": "A-1", "internal": 7}, {"number": "A-1", "internal": 7}),
+        (WithComputed, {"net": 10.0}, {"net": 10.0, "gross": 12.0}),
+        (Prefixed, {"number": "A-1"}, {"number": "INV-A-1"}),  # the validator runs once
+    ],
+)
+def test_a_valid_answer_parses_whatever_the_models_dump_looks_like(
+    fake_server: FakeProviderServer, wire: str, model: type[BaseModel], answer: dict[str, Any], expected: Any
+):
+    # the check validated the answer; `parsed` was then validated again from the check's dump,
+    # which for these models is no valid input (or not the same one): no tier gave a valid one
+    fake_server.script("m", [Reply.text(f"```json\n{json.dumps(answer)}\n```")])
+    with one_tier(fake_server, wire) as cascade:
+        result = cascade.run("Extract.", response_model=model)
+    assert isinstance(result.parsed, model) and result.verified
+    assert {k: getattr(result.parsed, k) for k in expected} == expected
+
+
+def test_a_secret_field_keeps_its_value_not_its_mask(fake_server: FakeProviderServer):
+    fake_server.script("m", [Reply.text('{"user": "ada", "password": "hunter2-correct-horse"}')])
+    with one_tier(fake_server, structured_output=True) as cascade:
+        login = cascade.run("Extract.", response_model=Login).parsed
+    assert login.password.get_secret_value() == "hunter2-correct-horse"  # was "**********"
+
+
+@pytest.fixture
+def known_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.core.redaction import read_key
+
+    monkeypatch.setenv("CASCADE_TEST_SECRET_KEY", KEY)
+    assert read_key("CASCADE_TEST_SECRET_KEY") == KEY
+
+
+def test_a_key_echoed_into_the_object_is_redacted_in_the_instance(fake_server: FakeProviderServer, known_key):
+    fake_server.script("m", [Reply.text(json.dumps({"invoiceNumber": f"A-1 {KEY}"}))])
+    with one_tier(fake_server) as cascade:
+        result = cascade.run("Extract.", response_model=Aliased)
+    assert result.parsed.invoice_number == "A-1 ***" and KEY[:8] not in json.dumps(result.to_dict())
