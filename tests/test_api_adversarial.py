@@ -5,15 +5,18 @@ cannot script, to a raw server of canned bytes)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field, field_validator
 
 from cascade import Cascade
+from cascade.batch.items import Item, LineError, read_items
 from cascade.config import parse_config
+from cascade.providers.replay import parse_recorded
 from cascade.testing.server import FakeProviderServer, Reply
-from tests.conftest import loopback_tier
+from tests.conftest import loopback_tier, run_cli
 
 KEY = "Zq81mXv0Pt9LcQ2wRy7uKe4HbN6dJ3sA"  # not `sk-` shaped: only knowing it can hide it
 
@@ -125,3 +128,29 @@ def test_a_key_echoed_into_the_object_is_redacted_in_the_instance(fake_server: F
     with one_tier(fake_server) as cascade:
         result = cascade.run("Extract.", response_model=Aliased)
     assert result.parsed.invoice_number == "A-1 ***" and KEY[:8] not in json.dumps(result.to_dict())
+
+
+# -- input files: a line nested deeper than the decoder goes ---------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_a_batch_line_nested_too_deep_is_a_line_error_and_the_job_goes_on(tmp_path: Path):
+    # it was a RecursionError out of the reader: the whole job stopped (internal error, exit 1)
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "prompt": "hi"}\n{"id": 2, "messages": ' + DEEP + "}\n")
+    first, second = read_items(source)
+    assert isinstance(first, Item) and isinstance(second, LineError)
+    assert "line 2: not valid JSON" in second.message
+    with pytest.raises(ValueError, match="not valid JSON"):
+        parse_recorded('{"id": 1, "messages": ' + DEEP + "}", 1)
+
+
+def test_a_messages_file_nested_too_deep_is_a_usage_error(tmp_path: Path, fake_server: FakeProviderServer):
+    config = tmp_path / "cascade.yaml"
+    config.write_text(json.dumps({"tiers": [loopback_tier(fake_server, "only", "m")]}))
+    deep = tmp_path / "deep.json"
+    deep.write_text(DEEP)
+    proc = run_cli("run", str(config), "--messages", str(deep))
+    assert proc.returncode == 2 and "not valid JSON" in proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr and fake_server.requests == []

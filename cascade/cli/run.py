@@ -116,7 +116,7 @@ def _read_messages_file(path: Path, system: str | None) -> Request:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested too deep to decode
         raise ConfigError(f"{path}: not valid JSON: {exc}") from None
     if isinstance(data, list):
         data = {"messages": data}
