@@ -5,6 +5,7 @@ cannot script, to a raw server of canned bytes)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,54 @@ def test_a_messages_file_nested_too_deep_is_a_usage_error(tmp_path: Path, fake_s
     proc = run_cli("run", str(config), "--messages", str(deep))
     assert proc.returncode == 2 and "not valid JSON" in proc.stderr, proc.stderr
     assert "internal error" not in proc.stderr and fake_server.requests == []
+
+
+# -- tool calls in the conversation ----------------------------------------------------------
+
+QUESTION = {"role": "user", "content": "Weather in Oslo?"}
+RESULT = {"role": "tool", "tool_call_id": "c1", "content": "12 C"}
+
+
+@pytest.mark.parametrize(
+    ("messages", "problem"),
+    [
+        # Anthropic takes the arguments as an object: these failed there as a "malformed
+        # response", retried, while OpenAI tiers sent them on
+        ([QUESTION, assistant_call("{city: Oslo"), RESULT], "messages[1].tool_calls[0].function.arguments"),
+        ([QUESTION, assistant_call('["Oslo"]'), RESULT], "must be a JSON object, not list"),
+        # both APIs refuse these with HTTP 400, on every tier
+        (
+            [QUESTION, assistant_call("{}"), {**RESULT, "tool_call_id": "c9"}],
+            "messages[2].tool_call_id: 'c9'",
+        ),
+        ([QUESTION, assistant_call("{}"), {"role": "user", "content": "And?"}], "no tool message answers it"),
+        ([RESULT], "messages[0].tool_call_id"),
+        ([QUESTION, {**assistant_call("{}"), "tool_calls": [{"id": "", "function": {"name": "f"}}]}], "id,"),
+    ],
+)
+@pytest.mark.parametrize("wire", ["openai", "anthropic"])
+def test_a_conversation_no_api_takes_is_refused_before_any_call(
+    fake_server: FakeProviderServer, wire: str, messages: list[dict[str, Any]], problem: str
+):
+    with one_tier(fake_server, wire) as cascade, pytest.raises(ValueError, match=re.escape(problem)):
+        cascade.run(messages, tools=[WEATHER])
+    assert fake_server.requests == []
+
+
+def test_tool_results_answering_two_calls_in_any_order_are_taken(fake_server: FakeProviderServer):
+    calls = {
+        "role": "assistant",
+        "content": "Both.",
+        "tool_calls": [
+            {
+                "id": i,
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": f'{{"city":"{i}"}}'},
+            }
+            for i in ("a", "b")
+        ],
+    }
+    fake_server.script("m", [Reply.text("Warm in both.")])
+    results = [{"role": "tool", "tool_call_id": i, "content": "12 C"} for i in ("b", "a")]
+    with one_tier(fake_server, "anthropic") as cascade:
+        assert cascade.run([QUESTION, calls, *results], tools=[WEATHER]).output == "Warm in both."
