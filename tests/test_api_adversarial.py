@@ -4,12 +4,15 @@ cannot script, to a raw server of canned bytes)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_type
 
+import openai
 import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field, field_validator
 
 from cascade import Cascade
@@ -206,3 +209,87 @@ def test_tool_results_answering_two_calls_in_any_order_are_taken(fake_server: Fa
     results = [{"role": "tool", "tool_call_id": i, "content": "12 C"} for i in ("b", "a")]
     with one_tier(fake_server, "anthropic") as cascade:
         assert cascade.run([QUESTION, calls, *results], tools=[WEATHER]).output == "Warm in both."
+
+
+# -- the OpenAI-shaped client, called as code written for the SDK calls it --------------------
+
+
+def client_cascade(server: FakeProviderServer) -> Cascade:
+    tiers = [loopback_tier(server, "small", "small", "anthropic"), loopback_tier(server, "large", "large")]
+    return Cascade.from_config(parse_config({"tiers": tiers}))
+
+
+@pytest.mark.parametrize("left_out", [openai.omit, openai.NOT_GIVEN, None])
+def test_the_sdks_markers_of_an_argument_left_out_are_taken_as_it_takes_them(
+    fake_server: FakeProviderServer, left_out: Any
+):
+    # wrappers pass `tools=tools or omit`: this was a MessagesError, `n=omit` a TypeError,
+    # and an Anthropic tier was sent the openai SDK's marker as its max_tokens
+    fake_server.script("small", [Reply.text("Paris.")])
+
+    async def ask() -> Any:
+        async with client_cascade(fake_server).openai_client() as client:
+            return await client.chat.completions.create(
+                model="gpt-4o",
+                messages=[QUESTION],
+                **dict.fromkeys(("tools", "tool_choice", "response_format", "n", "temperature"), left_out),
+                max_completion_tokens=left_out,
+                stream=left_out,
+            )
+
+    reply = asyncio.run(ask())
+    assert reply.choices[0].message.content == "Paris." and reply.cascade["tier"] == "small"
+    (body,) = [r.body for r in fake_server.requests]
+    assert body["max_tokens"] == 1024 and "tools" not in body and "temperature" not in body
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_request_no_tier_could_take_is_the_sdks_bad_request_error_from_create(
+    fake_server: FakeProviderServer, stream: bool
+):
+    # was a MessagesError, which `except openai.APIError` lets through; streamed, only once
+    # the caller iterated the stream
+    async def ask() -> None:
+        async with client_cascade(fake_server).openai_client() as client:
+            await client.chat.completions.create(
+                model="gpt-4o", messages=[QUESTION, assistant_call("{}")], stream=stream
+            )
+
+    with pytest.raises(openai.BadRequestError, match="the last message must be") as caught:
+        asyncio.run(ask())
+    assert isinstance(caught.value, ValueError) and caught.value.status_code == 400
+    assert fake_server.requests == []
+
+
+def test_a_streamed_request_that_exhausts_at_once_raises_from_create(fake_server: FakeProviderServer):
+    fake_server.script("small", [Reply.status(400)])
+    fake_server.script("large", [Reply.status(400)])
+
+    async def ask() -> str:
+        async with client_cascade(fake_server).openai_client() as client:
+            try:
+                await client.chat.completions.create(model="gpt-4o", messages=[QUESTION], stream=True)
+            except openai.APIError as exc:
+                return f"create raised: {exc.message.split(':')[0]}"
+            return "create returned"
+
+    # a restart (the first tier failed) was taken as the stream's start: create returned
+    assert asyncio.run(ask()) == "create raised: every tier failed"
+
+
+def test_create_is_typed_by_stream_as_the_sdks_is(fake_server: FakeProviderServer):
+    # mypy checks this file: `create` gave `ChatCompletion | ChunkStream` whatever `stream` was,
+    # so `reply.choices` and `async for chunk in stream` were both type errors
+    fake_server.script("small", [Reply.text("Paris."), Reply.text("Rome.")])
+
+    async def ask() -> tuple[str | None, list[ChatCompletionChunk]]:
+        async with client_cascade(fake_server).openai_client() as client:
+            reply = await client.chat.completions.create(model="m", messages=[QUESTION])
+            stream = await client.chat.completions.create(model="m", messages=[QUESTION], stream=True)
+            return assert_type(reply, ChatCompletion).choices[0].message.content, [c async for c in stream]
+
+    answer, chunks = asyncio.run(ask())
+    assert (
+        answer == "Paris."
+        and "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Rome."
+    )
