@@ -293,3 +293,20 @@ def test_create_is_typed_by_stream_as_the_sdks_is(fake_server: FakeProviderServe
         answer == "Paris."
         and "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Rome."
     )
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wire", ["openai", "anthropic"])
+def test_a_key_a_model_calls_a_tool_by_is_redacted_like_one_in_its_arguments(
+    fake_server: FakeProviderServer, known_key: None, wire: str
+):
+    # the arguments were redacted, the name was not: in the result, its dict and as_message
+    fake_server.script("m", [Reply.tool_call({"city": KEY}, name=f"get_{KEY}")])
+    with one_tier(fake_server, wire) as cascade:
+        result = cascade.run([{"role": "user", "content": f"My key is {KEY}."}], tools=[WEATHER])
+    (call,) = result.tool_calls
+    assert call.name == "get_***" and json.loads(call.arguments) == {"city": "***"}
+    shown = json.dumps([result.to_dict(), result.as_message()])
+    assert KEY[:8] not in shown and KEY[-8:] not in shown
