@@ -194,6 +194,7 @@ class Cascade:
             response_model=ask.response_model,
             response_format=ask.response_format,
             tools=bool(request.tools),
+            tool_choice=request.tool_choice,
         )
         if ask.min_tier is not None:
             plan = plan.starting_at(ask.min_tier)

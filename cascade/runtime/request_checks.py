@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from cascade.core.errors import ExhaustedError
-from cascade.core.values import Result
+from cascade.core.messages import write_tool_choice
+from cascade.core.values import ForcedTool, Result, ToolChoice
 from cascade.protocols import Verifier
 from cascade.runtime.plan import CascadePlan
 from cascade.verification.registry import resolve
@@ -36,6 +37,7 @@ class RequestChecks:
         response_model: type[BaseModel] | None = None,
         response_format: Mapping[str, Any] | None = None,
         tools: bool = False,
+        tool_choice: ToolChoice | None = None,
     ) -> CascadePlan:
         """`plan` with the answer's schema check and, when `tools` are offered, the tool
         check first in every chain (a chain with a tool check of its own keeps it)."""
@@ -46,6 +48,12 @@ class RequestChecks:
             checks.append(self._model_check(response_model))
         if response_format is not None and (schema := format_schema(response_format)) is not None:
             checks.append(self._schema_check(*schema))
+        if checks and (tool_choice == "required" or isinstance(tool_choice, ForcedTool)):
+            # the schema check fails every call, the tool check every text: each tier paid to fail
+            raise ValueError(
+                f"tool_choice {write_tool_choice(tool_choice)} requires a tool call, and a response schema "
+                "an object in the answer: no answer can be both (give tool_choice auto, or no schema)"
+            )
         if tools:
             checks.append(self._tool_check())
         return plan.checking_first(*checks, keep_own=frozenset({TOOL_CHECK})) if checks else plan
