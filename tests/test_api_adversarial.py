@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, assert_type
 
@@ -15,12 +18,13 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field, field_validator
 
-from cascade import Cascade
+from cascade import Cascade, Outcome
 from cascade.batch.items import Item, LineError, read_items
 from cascade.config import parse_config
+from cascade.core.events import StreamResult
 from cascade.providers.replay import parse_recorded
 from cascade.testing.server import FakeProviderServer, Reply
-from tests.conftest import loopback_tier, run_cli
+from tests.conftest import LOOPBACK_PRICE, LOOPBACK_RETRY, loopback_tier, run_cli
 
 KEY = "Zq81mXv0Pt9LcQ2wRy7uKe4HbN6dJ3sA"  # not `sk-` shaped: only knowing it can hide it
 
@@ -347,3 +351,161 @@ def test_a_valid_tool_call_is_an_answer_when_a_response_model_is_asked_for_too(
     with one_tier(fake_server, structured_output=True) as cascade:
         result = cascade.run("Weather in Oslo, as an object?", tools=[WEATHER], response_model=Weather)
     assert result.verified and [c.name for c in result.tool_calls] == ["get_weather"]
+
+
+# -- tool calls cut off: replies the fake cannot script, as canned bytes ---------------------
+
+
+class CannedServer:
+    """A loopback server answering every POST for `model` with its next canned body (JSON,
+    or `data:` events when the request streams); the request bodies are kept."""
+
+    def __init__(self, replies: dict[str, list[bytes]]) -> None:
+        self.replies = replies
+        self.bodies: list[dict[str, Any]] = []
+        canned = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                canned.bodies.append(body)
+                reply = canned.replies[body["model"]].pop(0)
+                self.send_response(200)
+                self.send_header(
+                    "content-type", "text/event-stream" if body.get("stream") else "application/json"
+                )
+                self.send_header("content-length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+
+@pytest.fixture
+def canned() -> Iterator[CannedServer]:
+    server = CannedServer({})
+    yield server
+    server.close()
+
+
+def events(*payloads: dict[str, Any], done: bool = True, named: bool = False) -> bytes:
+    """Server-sent events (each named by its type: Anthropic's SDK reads them by name)."""
+    lines = [(f"event: {p['type']}\n" if named else "") + f"data: {json.dumps(p)}\n\n" for p in payloads]
+    return "".join(lines + (["data: [DONE]\n\n"] if done else [])).encode()
+
+
+def openai_call(arguments: str, finish: str | None, *, stream: bool) -> bytes:
+    """An OpenAI answer calling get_time with `arguments` (as text), ending for `finish`."""
+    head = {"id": "chatcmpl-1", "created": 1, "model": "small"}
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": arguments}}
+    usage = {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
+    if not stream:
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        choice = {"index": 0, "message": message, "finish_reason": finish}
+        return json.dumps({**head, "object": "chat.completion", "choices": [choice], "usage": usage}).encode()
+    chunk = {**head, "object": "chat.completion.chunk"}
+    delta = {"role": "assistant", "tool_calls": [{"index": 0, **call}]}
+    pieces = [{**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}]
+    if finish is not None:
+        pieces.append(
+            {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}], "usage": usage}
+        )
+    return events(*pieces, done=finish is not None)
+
+
+def anthropic_call(arguments: str, stop: str) -> bytes:
+    """An Anthropic stream calling get_time with `arguments` (partial JSON), ending for `stop`."""
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "small", "content": []}
+    block = {"type": "tool_use", "id": "toolu_1", "name": "get_time", "input": {}}
+    return events(
+        {"type": "message_start", "message": {**message, "usage": {"input_tokens": 5, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": block},
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": arguments},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": 5}},
+        {"type": "message_stop"},
+        done=False,
+        named=True,
+    )
+
+
+TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
+
+
+def canned_tier(canned: CannedServer, name: str, wire: str, **extra: object) -> dict[str, object]:
+    base_url = canned.url + ("/v1" if wire == "openai" else "")
+    shape = {"price": LOOPBACK_PRICE, "retry": LOOPBACK_RETRY, "timeout_s": 5}
+    return {"name": name, "provider": wire, "model": name, "base_url": base_url, **shape, **extra}
+
+
+def anthropic_message(arguments: dict[str, Any], stop: str) -> bytes:
+    block = {"type": "tool_use", "id": "toolu_1", "name": "get_time", "input": arguments}
+    usage = {"input_tokens": 5, "output_tokens": 5}
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "small", "content": [block]}
+    return json.dumps({**message, "stop_reason": stop, "stop_sequence": None, "usage": usage}).encode()
+
+
+CUT_OFF = {  # a call cut at the token limit before its arguments began, and a whole one
+    ("openai", False): (
+        openai_call("", "length", stream=False),
+        openai_call('{"tz":"UTC"}', "tool_calls", stream=False),
+    ),
+    ("openai", True): (
+        openai_call("", "length", stream=True),
+        openai_call('{"tz":"UTC"}', "tool_calls", stream=True),
+    ),
+    ("anthropic", False): (anthropic_message({}, "max_tokens"), anthropic_message({"tz": "UTC"}, "tool_use")),
+    ("anthropic", True): (anthropic_call("", "max_tokens"), anthropic_call('{"tz":"UTC"}', "tool_use")),
+}
+
+
+@pytest.mark.parametrize(("wire", "stream"), list(CUT_OFF))
+def test_a_tool_call_cut_off_at_the_token_limit_is_rejected_even_when_truncation_is_accepted(
+    canned: CannedServer, wire: str, stream: bool
+):
+    # `on_truncated: accept` is for text, which a reader can use cut short; a call cut before
+    # its arguments read as a call with none ({}), valid for a tool that requires none
+    cut, whole = CUT_OFF[(wire, stream)]
+    canned.replies.update(small=[cut], large=[whole])
+    tiers = [canned_tier(canned, "small", wire, on_truncated="accept"), canned_tier(canned, "large", wire)]
+    with Cascade.from_config(parse_config({"tiers": tiers})) as cascade:
+        if stream:
+            (result,) = [
+                e.result for e in cascade.stream("Time?", tools=[TIME]) if isinstance(e, StreamResult)
+            ]
+        else:
+            result = cascade.run("Time?", tools=[TIME])
+    assert result.tier == "large" and json.loads(result.tool_calls[0].arguments) == {"tz": "UTC"}
+    (verdict,) = result.attempts[0].verdicts
+    assert verdict.verifier == "finish_reason" and "cut off" in verdict.reason
+
+
+@pytest.mark.parametrize("wire", ["openai", "anthropic"])
+def test_a_stream_cut_mid_arguments_is_a_failed_call_never_an_answer(canned: CannedServer, wire: str):
+    # not a problem: no terminal event is a cut-off stream, retried, then escalated
+    cut = (
+        openai_call('{"tz": "Eur', None, stream=True)
+        if wire == "openai"
+        else anthropic_call('{"tz": "Eur', "")
+    )
+    if wire == "anthropic":
+        cut = cut[: cut.index(b"event: message_delta")]  # no stop reason, no message_stop
+    canned.replies.update(small=[cut, cut], large=[CUT_OFF[(wire, True)][1]])
+    tiers = [canned_tier(canned, "small", wire), canned_tier(canned, "large", wire)]
+    with Cascade.from_config(parse_config({"tiers": tiers})) as cascade:
+        (result,) = [e.result for e in cascade.stream("Time?", tools=[TIME]) if isinstance(e, StreamResult)]
+    assert [a.outcome for a in result.attempts] == [Outcome.ERROR, Outcome.ERROR, Outcome.ACCEPTED]
+    assert result.tier == "large" and "cut off" in (result.attempts[0].error or "")
