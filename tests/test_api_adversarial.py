@@ -509,3 +509,19 @@ def test_a_stream_cut_mid_arguments_is_a_failed_call_never_an_answer(canned: Can
         (result,) = [e.result for e in cascade.stream("Time?", tools=[TIME]) if isinstance(e, StreamResult)]
     assert [a.outcome for a in result.attempts] == [Outcome.ERROR, Outcome.ERROR, Outcome.ACCEPTED]
     assert result.tier == "large" and "cut off" in (result.attempts[0].error or "")
+
+
+# -- cascade run --messages ----------------------------------------------------------------------
+
+
+def test_system_joins_the_messages_files_own_system_prompt(tmp_path: Path, fake_server: FakeProviderServer):
+    # --system replaced the file's system messages, silently; `run(messages, system=...)` joins them
+    config = tmp_path / "cascade.yaml"
+    config.write_text(json.dumps({"tiers": [loopback_tier(fake_server, "only", "m")]}))
+    conversation = tmp_path / "conversation.json"
+    conversation.write_text(json.dumps([{"role": "system", "content": "Answer in French."}, QUESTION]))
+    fake_server.script("m", [Reply.text("Il fait 12 C.")])
+    proc = run_cli("run", str(config), "--messages", str(conversation), "--system", "Be brief.")
+    assert proc.returncode == 0, proc.stderr
+    (body,) = [r.body for r in fake_server.requests]
+    assert body["messages"][0] == {"role": "system", "content": "Be brief.\n\nAnswer in French."}
