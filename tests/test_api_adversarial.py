@@ -9,6 +9,8 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, assert_type
@@ -525,3 +527,34 @@ def test_system_joins_the_messages_files_own_system_prompt(tmp_path: Path, fake_
     assert proc.returncode == 0, proc.stderr
     (body,) = [r.body for r in fake_server.requests]
     assert body["messages"][0] == {"role": "system", "content": "Be brief.\n\nAnswer in French."}
+
+
+# -- per-call parameters and tools an SDK cannot send ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ask", "problem"),
+    [
+        ({"temperature": Decimal("0.2")}, "temperature must be a number"),
+        ({"top_p": float("nan")}, "top_p must be a number"),
+        ({"max_tokens": "50"}, "max_tokens must be an integer"),
+        ({"seed": True}, "seed must be an integer"),
+        ({"tools": [{"function": {"name": "f", "parameters": {"default": date(2024, 1, 1)}}}]}, "is no JSON"),
+    ],
+)
+def test_a_value_an_sdk_cannot_send_is_refused_before_any_call(
+    fake_server: FakeProviderServer, ask: dict[str, Any], problem: str
+):
+    # the openai SDK could not write these (TypeError: a failed call) where the anthropic SDK
+    # could or dropped them: the cheap tier failed, the dear one answered, nothing said why
+    fake_server.default = Reply.text("ok")
+    tiers = [
+        loopback_tier(fake_server, "small", "small"),
+        loopback_tier(fake_server, "large", "large", "anthropic"),
+    ]
+    with (
+        Cascade.from_config(parse_config({"tiers": tiers})) as cascade,
+        pytest.raises(ValueError, match=problem),
+    ):
+        cascade.run("Hi", **ask)
+    assert fake_server.requests == []

@@ -10,6 +10,7 @@ its `tool_call_id`. Every problem is a MessagesError naming the message and the 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ TOOL_CHOICES = ("auto", "none", "required")
 CALL_PARAMS = frozenset(
     {"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty"}
 )
+INTEGER_PARAMS = frozenset({"max_tokens", "seed"})  # the others but `stop` are numbers
 
 
 class MessagesError(ValueError):
@@ -226,6 +228,10 @@ def read_tools(tools: Sequence[Mapping[str, Any]] | None) -> tuple[Tool, ...]:
             raise MessagesError(f"tools[{i}]: `parameters` is a JSON Schema object, `description` a string")
         if any(t.name == name for t in read):
             raise MessagesError(f"tools[{i}]: a second tool named {name!r}")
+        try:  # sent as JSON: a value an SDK cannot write fails its tier only (see `_of_kind`)
+            json.dumps(parameters, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise MessagesError(f"tools[{i}]: `parameters` is no JSON ({exc})") from None
         read.append(Tool(name, description, dict(parameters)))
     return tuple(read)
 
@@ -267,8 +273,9 @@ def write_tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
 
 
 def read_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Per-call model parameters, checked: a name outside CALL_PARAMS, or a `stop` that is
-    not a string or a list of strings, is a MessagesError."""
+    """Per-call model parameters, checked: a name outside CALL_PARAMS, a `stop` that is
+    not a string or a list of strings, or another that is not a (finite) number, or an
+    integer for max_tokens and seed, is a MessagesError."""
     unknown = sorted(set(params) - CALL_PARAMS)
     if unknown:
         raise MessagesError(
@@ -280,7 +287,21 @@ def read_params(params: Mapping[str, Any]) -> dict[str, Any]:
         isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
     ):
         raise MessagesError("stop must be a string or a list of strings")
+    for name, value in params.items():
+        if name != "stop" and value is not None and not _of_kind(value, integer=name in INTEGER_PARAMS):
+            kind = "an integer" if name in INTEGER_PARAMS else "a number"
+            raise MessagesError(f"{name} must be {kind}, not {value!r}")
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _of_kind(value: Any, *, integer: bool) -> bool:
+    """Is `value` what its parameter takes on the wire? A Decimal or a numpy float32 is no
+    JSON number to an SDK: its tier would fail while others took it, escalating silently."""
+    if isinstance(value, bool):
+        return False
+    if integer:
+        return isinstance(value, int)
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def tool_arguments(call: ToolCall) -> Any:
