@@ -508,7 +508,7 @@ def test_a_stream_cut_mid_arguments_is_a_failed_call_never_an_answer(canned: Can
     canned.replies.update(small=[cut, cut], large=[CUT_OFF[(wire, True)][1]])
     tiers = [canned_tier(canned, "small", wire), canned_tier(canned, "large", wire)]
     with Cascade.from_config(parse_config({"tiers": tiers})) as cascade:
-        (result,) = [e.result for e in cascade.stream("Time?", tools=[TIME]) if isinstance(e, StreamResult)]
+        result = last_result(cascade.stream("Time?", tools=[TIME]))
     assert [a.outcome for a in result.attempts] == [Outcome.ERROR, Outcome.ERROR, Outcome.ACCEPTED]
     assert result.tier == "large" and "cut off" in (result.attempts[0].error or "")
 
@@ -558,3 +558,51 @@ def test_a_value_an_sdk_cannot_send_is_refused_before_any_call(
     ):
         cascade.run("Hi", **ask)
     assert fake_server.requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_calls_a_server_sent_without_ids_get_distinct_ids_an_agent_can_answer(
+    canned: CannedServer, stream: bool
+):
+    # the id was None (streamed) or "": the README's agent step sent tool_call_id None, and
+    # as_message() made both calls `call_get_time`
+    head = {"id": "chatcmpl-1", "created": 1, "model": "small"}
+    calls = [
+        {"index": i, "type": "function", "function": {"name": "get_time", "arguments": "{}"}} for i in (0, 1)
+    ]
+    if stream:
+        chunk = {**head, "object": "chat.completion.chunk"}
+        first = {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": calls}}]}
+        last = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
+        reply = events(first, last)
+    else:
+        message = {"role": "assistant", "content": None, "tool_calls": [{**c, "id": ""} for c in calls]}
+        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+        reply = json.dumps({**head, "object": "chat.completion", "choices": [choice]}).encode()
+    canned.replies.update(small=[reply, openai_call_text("12:00 and 13:00.")])
+    question: list[Any] = [{"role": "user", "content": "Time here and there?"}]
+    with Cascade.from_config(parse_config({"tiers": [canned_tier(canned, "small", "openai")]})) as cascade:
+        if stream:
+            result = last_result(cascade.stream(question, tools=[TIME]))
+        else:
+            result = cascade.run(question, tools=[TIME])
+        ids = [call.id for call in result.tool_calls]
+        assert all(ids) and len(set(ids)) == 2 and [c["id"] for c in result.as_message()["tool_calls"]] == ids
+        question.append(result.as_message())
+        question += [
+            {"role": "tool", "tool_call_id": call.id, "content": "12:00"} for call in result.tool_calls
+        ]
+        assert cascade.run(question, tools=[TIME]).output == "12:00 and 13:00."
+
+
+def openai_call_text(text: str) -> bytes:
+    message = {"role": "assistant", "content": text}
+    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    return json.dumps(
+        {"id": "c", "object": "chat.completion", "created": 1, "model": "small", "choices": [choice]}
+    ).encode()
+
+
+def last_result(stream: Iterator[Any]) -> Any:
+    (result,) = [e.result for e in stream if isinstance(e, StreamResult)]
+    return result
