@@ -80,10 +80,10 @@ def unfinished(completion: Completion, *, accept_truncated: bool, tools_offered:
     Rejected before any verifier runs: a reply that calls a tool when the request offered
     none (with tools offered, tool calls are an answer, for the verifiers to judge, unless
     cut off at a token limit), a refusal, an answer withheld by a filter, one cut off at a
-    token limit (unless `accept_truncated`), a turn the provider paused (Anthropic `pause_turn`: the answer is
-    not there yet), and any finish reason not known to mean a finished answer (vLLM
-    `abort`, Mistral `error`, ...). No finish reason at all (a server that sends none) is
-    taken as finished: the reply came whole.
+    token limit (unless `accept_truncated`), a turn the provider paused (Anthropic
+    `pause_turn`: the answer is not there yet), and any finish reason not known to mean a
+    finished answer (vLLM `abort`, Mistral `error`, ...). No finish reason at all (a server
+    that sends none) is taken as finished: the reply came whole.
     """
     reason = completion.finish_reason.lower() if completion.finish_reason else None
     if completion.tool_calls or reason in TOOL_CALLS:
