@@ -23,7 +23,7 @@ from cascade.runtime.attempt import call_attempt
 from cascade.runtime.drive import drive
 from cascade.runtime.ladder import Tier
 from cascade.runtime.plan import CascadePlan, OnExhausted
-from cascade.runtime.request_checks import ModelT, RequestChecks, typed
+from cascade.runtime.request_checks import ModelT, RequestChecks
 from cascade.runtime.stream import stream_attempt
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class Cascade:
             async for event in events:
                 if isinstance(event, StreamResult):
                     model = ask.response_model
-                    return event.result if model is None else typed(event.result, model)
+                    return event.result if model is None else self._checks.typed(event.result, model)
         raise AssertionError("unreachable: the drive always ends with a result")  # pragma: no cover
 
     def _prepare(self, ask: Ask) -> tuple[Request, CascadePlan]:
@@ -194,6 +194,7 @@ class Cascade:
             response_model=ask.response_model,
             response_format=ask.response_format,
             tools=bool(request.tools),
+            tool_choice=request.tool_choice,
         )
         if ask.min_tier is not None:
             plan = plan.starting_at(ask.min_tier)
@@ -226,7 +227,7 @@ class Cascade:
         async with contextlib.aclosing(drive(plan, request, stream_attempt)) as events:
             async for event in events:
                 if isinstance(event, StreamResult) and response_model is not None:
-                    event = StreamResult(typed(event.result, response_model))
+                    event = StreamResult(self._checks.typed(event.result, response_model))
                 yield event
 
     def stream(

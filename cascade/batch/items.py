@@ -88,7 +88,7 @@ def parse_line(line: str, number: int) -> Item | LineError:
         )
     try:
         data = json.loads(line)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # a line nested deeper than the decoder can go
         return LineError(number, f"line {number}: not valid JSON: {exc}")
     if not isinstance(data, dict):
         return LineError(number, f"line {number}: a JSON object is required, not {type(data).__name__}")

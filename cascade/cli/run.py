@@ -123,17 +123,20 @@ def _read_messages_file(path: Path, system: str | None) -> Request:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested too deep to decode
         raise ConfigError(f"{path}: not valid JSON: {exc}") from None
     if isinstance(data, list):
         data = {"messages": data}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a messages list or an object with `messages` is required")
+    own = data.get("system")
+    if system is not None and (own is None or isinstance(own, str)):
+        # first, then the file's own system prompt and messages, as `Cascade.run` joins them
+        data = {**data, "system": f"{system}\n\n{own}" if own else system}
     try:
-        request = read_request(data)
+        return read_request(data)
     except MessagesError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    return request if system is None else request.replace(system=system)
 
 
 def _read_stdin() -> str:

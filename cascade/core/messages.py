@@ -10,6 +10,7 @@ its `tool_call_id`. Every problem is a MessagesError naming the message and the 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ TOOL_CHOICES = ("auto", "none", "required")
 CALL_PARAMS = frozenset(
     {"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty"}
 )
+INTEGER_PARAMS = frozenset({"max_tokens", "seed"})  # the others but `stop` are numbers
 
 
 class MessagesError(ValueError):
@@ -48,7 +50,7 @@ def read_messages(
     every system message, joined)."""
     if isinstance(messages, str | bytes) or not isinstance(messages, Sequence) or not messages:
         raise MessagesError("messages must be a non-empty list of {role, content} objects")
-    turns: list[Message] = []
+    turns: dict[str, Message] = {}  # by where each is in `messages`
     for i, raw in enumerate(messages):
         where = f"messages[{i}]"
         if hasattr(raw, "model_dump"):  # an SDK's message object, appended as OpenAI code does
@@ -62,12 +64,32 @@ def read_messages(
             text, _ = _content(raw.get("content"), f"{where}.content", images=False)
             system = text if system is None else f"{system}\n\n{text}"
             continue
-        turns.append(_turn(raw, role, where))
+        turns[where] = _turn(raw, role, where)
     if not turns:
         raise MessagesError("messages hold no user turn, only system messages")
-    if turns[-1].role not in ("user", "tool"):
+    if list(turns.values())[-1].role not in ("user", "tool"):
         raise MessagesError("the last message must be from the user (or a tool's result)")
-    return tuple(turns), system
+    _check_tool_results(turns)
+    return tuple(turns.values()), system
+
+
+def _check_tool_results(turns: Mapping[str, Message]) -> None:
+    """Every call of an assistant turn is answered by the tool messages right after it, and
+    every tool message answers one: both APIs refuse any other conversation (HTTP 400)."""
+    unanswered: dict[str | None, str] = {}  # call id -> where the call is
+    for where, turn in turns.items():
+        if turn.role == "tool":
+            if unanswered.pop(turn.tool_call_id, None) is None:
+                called = "a call of the assistant message before it"
+                raise MessagesError(f"{where}.tool_call_id: {turn.tool_call_id!r} is not {called}")
+            continue
+        if unanswered:
+            raise MessagesError(
+                f"{next(iter(unanswered.values()))}: no tool message answers it before {where}"
+            )
+        unanswered = {call.id: f"{where}.tool_calls[{j}]" for j, call in enumerate(turn.tool_calls)}
+    if unanswered:
+        raise MessagesError(f"{next(iter(unanswered.values()))}: no tool message answers it")
 
 
 def _turn(raw: Mapping[str, Any], role: str, where: str) -> Message:
@@ -129,18 +151,37 @@ def _tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
         return ()
     if isinstance(raw, str | bytes) or not isinstance(raw, Sequence):
         raise MessagesError(f"{where} must be a list")
-    calls = []
+    calls: list[ToolCall] = []
     for j, call in enumerate(raw):
         function = call.get("function") if isinstance(call, Mapping) else None
         name = function.get("name") if isinstance(function, Mapping) else None
         arguments = function.get("arguments", "") if isinstance(function, Mapping) else None
         call_id = call.get("id") if isinstance(call, Mapping) else None
-        if not isinstance(name, str) or not isinstance(arguments, str) or not isinstance(call_id, str):
+        if (
+            not isinstance(name, str)
+            or not isinstance(arguments, str)
+            or not call_id
+            or not isinstance(call_id, str)
+        ):
             raise MessagesError(
                 f"{where}[{j}] must be {{id, type: function, function: {{name, arguments: JSON text}}}}"
             )
+        if any(c.id == call_id for c in calls):
+            raise MessagesError(f"{where}[{j}].id: a second call with id {call_id!r}")
         calls.append(ToolCall(name, arguments, call_id))
+        _check_arguments(calls[-1], f"{where}[{j}].function.arguments")
     return tuple(calls)
+
+
+def _check_arguments(call: ToolCall, where: str) -> None:
+    """The arguments of a call in the conversation are a JSON object, as text: Anthropic takes
+    them as one (`tool_use.input`), and a model reads them back."""
+    try:
+        arguments = tool_arguments(call)
+    except (ValueError, RecursionError):
+        raise MessagesError(f"{where} is not JSON (a JSON object, as text)") from None
+    if not isinstance(arguments, dict):
+        raise MessagesError(f"{where} must be a JSON object, not {type(arguments).__name__}")
 
 
 def write_messages(messages: Sequence[Message], system: str | None = None) -> list[dict[str, Any]]:
@@ -187,6 +228,10 @@ def read_tools(tools: Sequence[Mapping[str, Any]] | None) -> tuple[Tool, ...]:
             raise MessagesError(f"tools[{i}]: `parameters` is a JSON Schema object, `description` a string")
         if any(t.name == name for t in read):
             raise MessagesError(f"tools[{i}]: a second tool named {name!r}")
+        try:  # sent as JSON: a value an SDK cannot write fails its tier only (see `_of_kind`)
+            json.dumps(parameters, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise MessagesError(f"tools[{i}]: `parameters` is no JSON ({exc})") from None
         read.append(Tool(name, description, dict(parameters)))
     return tuple(read)
 
@@ -228,8 +273,9 @@ def write_tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
 
 
 def read_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Per-call model parameters, checked: a name outside CALL_PARAMS, or a `stop` that is
-    not a string or a list of strings, is a MessagesError."""
+    """Per-call model parameters, checked: a name outside CALL_PARAMS, a `stop` that is
+    not a string or a list of strings, or another that is not a (finite) number, or an
+    integer for max_tokens and seed, is a MessagesError."""
     unknown = sorted(set(params) - CALL_PARAMS)
     if unknown:
         raise MessagesError(
@@ -241,7 +287,21 @@ def read_params(params: Mapping[str, Any]) -> dict[str, Any]:
         isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
     ):
         raise MessagesError("stop must be a string or a list of strings")
+    for name, value in params.items():
+        if name != "stop" and value is not None and not _of_kind(value, integer=name in INTEGER_PARAMS):
+            kind = "an integer" if name in INTEGER_PARAMS else "a number"
+            raise MessagesError(f"{name} must be {kind}, not {value!r}")
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _of_kind(value: Any, *, integer: bool) -> bool:
+    """Is `value` what its parameter takes on the wire? A Decimal or a numpy float32 is no
+    JSON number to an SDK: its tier would fail while others took it, escalating silently."""
+    if isinstance(value, bool):
+        return False
+    if integer:
+        return isinstance(value, int)
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def tool_arguments(call: ToolCall) -> Any:

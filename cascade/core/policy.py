@@ -78,12 +78,12 @@ def unfinished(completion: Completion, *, accept_truncated: bool, tools_offered:
     """Why `completion` is no answer to accept, whatever the verifiers say; None when it is one.
 
     Rejected before any verifier runs: a reply that calls a tool when the request offered
-    none (with tools offered, tool calls are an answer, for the verifiers to judge), a
-    refusal, an answer withheld by a filter, one cut off at a token limit (unless
-    `accept_truncated`), a turn the provider paused (Anthropic `pause_turn`: the answer is
-    not there yet), and any finish reason not known to mean a finished answer (vLLM
-    `abort`, Mistral `error`, ...). No finish reason at all (a server that sends none) is
-    taken as finished: the reply came whole.
+    none (with tools offered, tool calls are an answer, for the verifiers to judge, unless
+    cut off at a token limit), a refusal, an answer withheld by a filter, one cut off at a
+    token limit (unless `accept_truncated`), a turn the provider paused (Anthropic
+    `pause_turn`: the answer is not there yet), and any finish reason not known to mean a
+    finished answer (vLLM `abort`, Mistral `error`, ...). No finish reason at all (a server
+    that sends none) is taken as finished: the reply came whole.
     """
     reason = completion.finish_reason.lower() if completion.finish_reason else None
     if completion.tool_calls or reason in TOOL_CALLS:
@@ -94,6 +94,8 @@ def unfinished(completion: Completion, *, accept_truncated: bool, tools_offered:
             return f"the answer ended for a tool call (finish reason {reason!r}) but holds none"
         if reason is None or reason in TOOL_CALLS or reason in FINISHED:
             return None  # tool calls are the answer: the verifiers judge them
+        if reason in TRUNCATED:  # whatever on_truncated says: it lets a reader use cut text, not a tool
+            return f"the tool call is cut off (finish reason {reason!r}): its arguments may be missing"
     if completion.refusal:
         return f"the model refused: {' '.join(completion.refusal.split())[:200]}"
     if reason in FILTERED:

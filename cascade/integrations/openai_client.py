@@ -7,7 +7,8 @@ fields they do not know). `usage` holds the tokens of the returned answer. `mode
 taken and ignored: the cascade picks the model. A stream uses the `buffer` policy (a
 plain client cannot take back text it was sent): text arrives once it is verified, tool
 calls whole at the end. No acceptable answer raises `CascadeAPIError`, an `openai.APIError`
-carrying the result.
+carrying the result; a request no tier could take raises `CascadeBadRequestError`, an
+`openai.BadRequestError`, from `create`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from cascade.core.errors import ExhaustedError
-from cascade.core.events import CascadeEvent, StreamDelta, StreamResult
+from cascade.core.events import CascadeEvent, StreamDelta, StreamRestart, StreamResult
 from cascade.core.policy import FILTERED, TRUNCATED
 from cascade.core.values import Result, openai_tool_call
 
@@ -35,6 +36,7 @@ PASSED = frozenset(
     {"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty"}
 )
 IGNORED = frozenset({"model", "user", "metadata", "store", "timeout", "extra_headers", "extra_query"})
+REQUEST = frozenset({"tools", "tool_choice", "response_format"})  # what the cascade's checks read
 
 
 class Answers(Protocol):
@@ -54,6 +56,15 @@ class CascadeAPIError(openai.APIError):
         request = _httpx.Request("POST", "cascade://chat/completions")
         super().__init__(str(error), request, body={"error": {"message": str(error)}})
         self.result = error.result
+
+
+class CascadeBadRequestError(openai.BadRequestError, ValueError):
+    """A request no tier could take (malformed messages, tools, response_format): what the
+    API answers with HTTP 400, raised before any call. Also a ValueError, as `run` raises."""
+
+    def __init__(self, error: ValueError) -> None:
+        response = _httpx.Response(400, request=_httpx.Request("POST", "cascade://chat/completions"))
+        super().__init__(str(error), response=response, body={"error": {"message": str(error)}})
 
 
 class CascadeOpenAIClient:
@@ -82,37 +93,55 @@ class _Completions:
     def __init__(self, cascade: Answers) -> None:
         self._cascade = cascade
 
+    @overload
     async def create(
-        self,
-        *,
-        messages: Sequence[Mapping[str, Any]],
-        stream: bool = False,
-        stream_options: Mapping[str, Any] | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: Any = None,
-        response_format: Mapping[str, Any] | None = None,
-        n: int = 1,
-        max_completion_tokens: int | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        **options: Any,
+        self, *, messages: Sequence[Mapping[str, Any]], stream: Literal[True], **options: Any
+    ) -> ChunkStream: ...
+
+    @overload
+    async def create(
+        self, *, messages: Sequence[Mapping[str, Any]], stream: Literal[False] | None = None, **options: Any
+    ) -> ChatCompletion: ...
+
+    @overload
+    async def create(
+        self, *, messages: Sequence[Mapping[str, Any]], stream: bool, **options: Any
+    ) -> ChatCompletion | ChunkStream: ...
+
+    async def create(
+        self, *, messages: Sequence[Mapping[str, Any]], **options: Any
     ) -> ChatCompletion | ChunkStream:
-        """The cascade's answer as the SDK's `chat.completions.create` gives it."""
-        unknown = sorted(set(options) - PASSED - IGNORED)
+        """The cascade's answer as the SDK's `chat.completions.create` gives it. An argument
+        given as None, or as the SDK's markers of one left out (`omit`, `NOT_GIVEN`), is
+        not given."""
+        asked = {k: v for k, v in options.items() if _given(v) is not None}
+        stream, stream_options = asked.pop("stream", False), asked.pop("stream_options", None)
+        n, extra_body = asked.pop("n", 1), asked.pop("extra_body", None)
+        if "max_completion_tokens" in asked:
+            asked["max_tokens"] = asked.pop("max_completion_tokens")
+        unknown = sorted(set(asked) - PASSED - IGNORED - REQUEST)
         if unknown or n != 1 or extra_body:
             what = ", ".join(unknown) or ("n > 1" if n != 1 else "extra_body")
             raise TypeError(f"create(): a cascade does not take {what}")
-        params = {k: v for k, v in options.items() if k in PASSED}
-        if max_completion_tokens is not None:
-            params["max_tokens"] = max_completion_tokens
-        ask = {"tools": tools, "tool_choice": tool_choice, "response_format": response_format, **params}
+        ask = {k: v for k, v in asked.items() if k in PASSED | REQUEST}
         if stream:
             usage = bool(stream_options and stream_options.get("include_usage"))
-            return ChunkStream(self._cascade.astream(messages, policy="buffer", **ask), include_usage=usage)
+            chunks = ChunkStream(self._cascade.astream(messages, policy="buffer", **ask), include_usage=usage)
+            await chunks.start()
+            return chunks
         try:
             result = await self._cascade.arun(messages, **ask)
         except ExhaustedError as exc:
             raise CascadeAPIError(exc) from None
+        except ValueError as exc:
+            raise CascadeBadRequestError(exc) from None
         return chat_completion(result)
+
+
+def _given(value: Any) -> Any:
+    """`value`, or None for the SDK's markers of an argument left out, which code written
+    for the SDK passes on (`tools=tools or omit`)."""
+    return None if isinstance(value, openai.NotGiven | openai.Omit) else value
 
 
 def chat_completion(result: Result) -> ChatCompletion:
@@ -137,11 +166,27 @@ class ChunkStream:
     def __init__(self, events: AsyncIterator[CascadeEvent], *, include_usage: bool) -> None:
         self._events = events
         self._include_usage = include_usage
+        self._first: CascadeEvent | None = None  # taken by `start`, given first
         self._chunks = self._generate()
         self._id = f"chatcmpl-{uuid.uuid4().hex}"
 
     def __aiter__(self) -> ChunkStream:
         return self
+
+    async def start(self) -> None:
+        """Run the cascade up to its answer (restarts say nothing to a buffered client), so
+        that a request it refuses, or no acceptable answer, raises from `create` as the
+        SDK's HTTP errors do."""
+        try:
+            self._first = await anext(self._events)
+            while isinstance(self._first, StreamRestart):
+                self._first = await anext(self._events)
+        except StopAsyncIteration:
+            pass
+        except ExhaustedError as exc:
+            raise CascadeAPIError(exc) from None
+        except ValueError as exc:
+            raise CascadeBadRequestError(exc) from None
 
     async def __anext__(self) -> ChatCompletionChunk:
         return await anext(self._chunks)
@@ -162,7 +207,7 @@ class ChunkStream:
         yield self._chunk({"role": "assistant", "content": ""})
         shown = False
         try:
-            async for event in self._events:
+            async for event in self._all_events():
                 if isinstance(event, StreamDelta) and event.text:
                     shown = True
                     yield self._chunk({"content": event.text})
@@ -178,6 +223,12 @@ class ChunkStream:
                         yield self._chunk(None, usage=_usage(result))
         except ExhaustedError as exc:
             raise CascadeAPIError(exc) from None
+
+    async def _all_events(self) -> AsyncIterator[CascadeEvent]:
+        if self._first is not None:
+            yield self._first
+        async for event in self._events:
+            yield event
 
     def _chunk(
         self, delta: dict[str, Any] | None, finish: str | None = None, **extra: Any

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
@@ -136,7 +137,9 @@ class OpenAIAdapter(SdkAdapter[openai.AsyncOpenAI]):
             finish_reason=choice.finish_reason,
             logprobs=logprobs,
             tool_calls=tuple(
-                ToolCall(call.function.name, call.function.arguments or "", call.id)
+                ToolCall(
+                    call.function.name, call.function.arguments or "", getattr(call, "id", None) or _made_id()
+                )
                 for call in choice.message.tool_calls or ()
                 if getattr(call, "function", None) is not None
             ),
@@ -161,9 +164,15 @@ class _StreamedToolCalls:
 
     def calls(self) -> tuple[ToolCall, ...]:
         return tuple(
-            ToolCall(name or "(unnamed)", arguments or "", call_id)
+            ToolCall(name or "(unnamed)", arguments or "", call_id or _made_id())
             for _, (call_id, name, arguments) in sorted(self._parts.items())
         )
+
+
+def _made_id() -> str:
+    """An id for a call a server sent without one (some OpenAI-compatible ones do): the
+    caller's tool message must name it, and Anthropic wants every call's id distinct."""
+    return f"call_{uuid.uuid4().hex[:24]}"
 
 
 def translate_openai_error(exc: openai.APIError, *, in_stream: bool = False) -> ProviderError:

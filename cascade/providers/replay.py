@@ -91,7 +91,7 @@ def parse_recorded(line: str, number: int) -> Recorded:
     """One line of the format; ValueError says what is wrong with it."""
     try:
         data = json.loads(line)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # a line nested deeper than the decoder can go
         raise ValueError(f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("a JSON object is required")

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from cascade.core.redaction import redact, redact_value
-from cascade.core.values import ZERO, Attempt, Verdict
+from cascade.core.values import ZERO, Attempt, ToolCall, Verdict
 from cascade.logs import get_logger, info_enabled
 
 
@@ -35,7 +35,7 @@ class Ledger:
         output = None if attempt.output is None else redact(attempt.output)
         verdicts = tuple(_redacted(v) for v in attempt.verdicts)
         error = None if attempt.error is None else redact(attempt.error)
-        tool_calls = tuple(replace(c, arguments=redact(c.arguments)) for c in attempt.tool_calls)
+        tool_calls = tuple(_redacted_call(c) for c in attempt.tool_calls)
         refusal = None if attempt.refusal is None else redact(attempt.refusal)
         clean = (output, verdicts, error, tool_calls, refusal)
         if clean != (attempt.output, attempt.verdicts, attempt.error, attempt.tool_calls, attempt.refusal):
@@ -47,6 +47,12 @@ class Ledger:
         if info_enabled(self._log):  # the event's fields cost more than the check
             self._log.info("attempt_finished", **_event(attempt))
         return attempt
+
+
+def _redacted_call(call: ToolCall) -> ToolCall:
+    """A call with no key in it: a model may echo one as a tool's name as well as in its arguments."""
+    call_id = None if call.id is None else redact(call.id)
+    return replace(call, name=redact(call.name), arguments=redact(call.arguments), id=call_id)
 
 
 def _redacted(verdict: Verdict) -> Verdict:

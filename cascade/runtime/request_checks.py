@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from cascade.core.errors import ExhaustedError
-from cascade.core.values import Result
+from cascade.core.messages import write_tool_choice
+from cascade.core.values import ForcedTool, Result, ToolChoice
 from cascade.protocols import Verifier
 from cascade.runtime.plan import CascadePlan
 from cascade.verification.registry import resolve
@@ -36,6 +37,7 @@ class RequestChecks:
         response_model: type[BaseModel] | None = None,
         response_format: Mapping[str, Any] | None = None,
         tools: bool = False,
+        tool_choice: ToolChoice | None = None,
     ) -> CascadePlan:
         """`plan` with the answer's schema check and, when `tools` are offered, the tool
         check first in every chain (a chain with a tool check of its own keeps it)."""
@@ -46,9 +48,19 @@ class RequestChecks:
             checks.append(self._model_check(response_model))
         if response_format is not None and (schema := format_schema(response_format)) is not None:
             checks.append(self._schema_check(*schema))
+        if checks and (tool_choice == "required" or isinstance(tool_choice, ForcedTool)):
+            # the schema check fails every call, the tool check every text: each tier paid to fail
+            raise ValueError(
+                f"tool_choice {write_tool_choice(tool_choice)} requires a tool call, and a response schema "
+                "an object in the answer: no answer can be both (give tool_choice auto, or no schema)"
+            )
         if tools:
             checks.append(self._tool_check())
         return plan.checking_first(*checks, keep_own=frozenset({TOOL_CHECK})) if checks else plan
+
+    def typed(self, result: Result[Any], model: type[ModelT]) -> Result[ModelT]:
+        """`result` with its `model` instance, read by the model's check (see `typed`)."""
+        return typed(result, model, self._model_check(model))
 
     def _model_check(self, model: type[BaseModel]) -> Verifier:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -95,16 +107,27 @@ def format_schema(response_format: Mapping[str, Any]) -> tuple[str | None, Mappi
     return (name if isinstance(name, str) else None), schema
 
 
-def typed(result: Result[Any], model: type[ModelT]) -> Result[ModelT]:
+def typed(result: Result[Any], model: type[ModelT], check: Verifier) -> Result[ModelT]:
     """`result` with its answer as a `model` instance (`parsed`); ExhaustedError, carrying
-    the result, when the returned answer holds no valid one."""
+    the result, when the returned answer holds no valid one. The instance is read again from
+    the returned text (redacted: no key in it) by `check`, the model check that passed it."""
     data = result.data
     attempt = result.returned_attempt
-    if data is not None:
-        try:  # as the check read it: strict, as JSON
-            return replace(result, typed=model.model_validate_json(json.dumps(data), strict=True))
-        except ValidationError:  # a key was redacted out of it, most likely
-            pass
+    if data is not None and result.output is not None:
+        instance = _instance(check, model, result.output, data)
+        if instance is not None:
+            return replace(result, typed=instance)
     failed = next((v.reason for v in attempt.verdicts if not v.passed), None) if attempt else None
     why = f": {failed}" if failed else ""
     raise ExhaustedError(f"no tier gave a valid {model.__name__}{why}", result)
+
+
+def _instance(check: Verifier, model: type[ModelT], text: str, data: Any) -> ModelT | None:
+    """The instance `check` reads from `text`; a check without `instance` (a plug-in's own
+    `json_schema`) has it validated from the data it extracted."""
+    read = getattr(check, "instance", None)
+    try:
+        instance = read(text) if callable(read) else model.model_validate_json(json.dumps(data), strict=True)
+    except ValidationError:  # a key was redacted out of it, most likely
+        return None
+    return instance if isinstance(instance, model) else None

@@ -121,12 +121,31 @@ class JsonSchemaVerifier:
         more = f" (and {len(errors) - MAX_ERRORS} more)" if len(errors) > MAX_ERRORS else ""
         return self._fail(f"JSON does not follow the schema: {'; '.join(errors[:MAX_ERRORS])}{more}")
 
+    def instance(self, text: str) -> BaseModel | None:
+        """The model's instance of the document in `text` this check passes (the first that
+        validates, in the order `__call__` looks); None without a model or a valid document.
+        Read from the document as written: `parsed`, its dump, need not validate again
+        (aliases, excluded and computed fields, validators that change a value)."""
+        if self.model is None:
+            return None
+        for found in find_json(text):
+            try:
+                return self._validated(self.model, found)
+            except ValidationError:
+                continue
+        return None
+
+    @staticmethod
+    def _validated(model: type[BaseModel], found: FoundJson) -> BaseModel:
+        # strict, as JSON: no "9.50" for a float, as the schema sent to providers says
+        return model.model_validate_json(json.dumps(found.value), strict=True)
+
     def _check(self, found: FoundJson) -> tuple[Any, list[str], tuple[int, bool]]:
         """(parsed value, error lines best first, how close: path depth of the first error and
         whether it is about something other than a value's type)."""
         if self.model is not None:
-            try:  # strict, as JSON: no "9.50" for a float, as the schema sent to providers says
-                instance = self.model.model_validate_json(json.dumps(found.value), strict=True)
+            try:
+                instance = self._validated(self.model, found)
             except ValidationError as exc:
                 problems = exc.errors(include_url=False)
                 lines = [f"{_path(p['loc'])}: {_short(p['msg'])}" for p in problems]
