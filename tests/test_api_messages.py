@@ -155,3 +155,21 @@ def test_a_request_with_tools_params_and_a_schema_is_hashable_and_compares_whole
 
     assert hash(ask(0.1)) == hash(ask(0.1)) and ask(0.1) == ask(0.1)
     assert ask(0.1) != ask(0.2) and len({ask(0.1), ask(0.2)}) == 2
+
+
+def test_an_empty_assistant_turn_is_left_out_of_an_anthropic_conversation(fake_server: FakeProviderServer):
+    fake_server.script("m", [Reply.text("Fine.")])
+    turns = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "Still there?"},
+    ]
+    with one_tier(fake_server, "anthropic", "m") as cascade:
+        assert cascade.run(turns).output == "Fine."
+    (body,) = [r.body for r in fake_server.requests_for("m")]
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "Still there?"}],
+        }
+    ]

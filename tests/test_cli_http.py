@@ -175,3 +175,11 @@ def test_a_broken_messages_file_is_a_usage_error_naming_it(config, tmp_path, con
     proc = cascade_cli("run", str(config), "--messages", str(tmp_path / "chat.json"))
     assert proc.returncode == 2 and problem in proc.stderr and "chat.json" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_messages_file_with_a_key_it_cannot_hold_is_refused(config, tmp_path):
+    (tmp_path / "chat.json").write_text(
+        json.dumps({"messages": [{"role": "user", "content": "hi"}], "temperature": 0})
+    )
+    proc = cascade_cli("run", str(config), "--messages", str(tmp_path / "chat.json"))
+    assert proc.returncode == 2 and "unknown key temperature" in proc.stderr

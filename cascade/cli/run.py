@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from cascade.core.values import Result
     from cascade.engine import Cascade
 
+MESSAGES_FILE_KEYS = frozenset({"messages", "prompt", "system", "tools", "tool_choice"})
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes of an argument that were not UTF-8
 
 
@@ -129,6 +130,12 @@ def _read_messages_file(path: Path, system: str | None) -> Request:
         data = {"messages": data}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a messages list or an object with `messages` is required")
+    unknown = sorted(set(data) - MESSAGES_FILE_KEYS)
+    if unknown:  # `temperature` or `model` here would be dropped without a word
+        raise ConfigError(
+            f"{path}: unknown key {', '.join(unknown)} "
+            f"(the file holds {', '.join(sorted(MESSAGES_FILE_KEYS))})"
+        )
     own = data.get("system")
     if system is not None and (own is None or isinstance(own, str)):
         # first, then the file's own system prompt and messages, as `Cascade.run` joins them

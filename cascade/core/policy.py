@@ -89,7 +89,10 @@ def unfinished(completion: Completion, *, accept_truncated: bool, tools_offered:
     if completion.tool_calls or reason in TOOL_CALLS:
         names = ", ".join(dict.fromkeys(call.name for call in completion.tool_calls)) or "unnamed"
         if not tools_offered:
-            return f"the model called a tool ({names}) instead of answering; the request offered no tools"
+            return (
+                f"the model called a tool ({names}) instead of answering; the request offered no tools "
+                "(or said tool_choice: none)"
+            )
         if not completion.tool_calls:
             return f"the answer ended for a tool call (finish reason {reason!r}) but holds none"
         if reason is None or reason in TOOL_CALLS or reason in FINISHED:

@@ -218,9 +218,12 @@ def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
 def anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     """The conversation as this API takes it: tool results are user turns of `tool_result`
     blocks, tool calls are `tool_use` blocks, and turns of one role in a row are merged
-    (the API wants the roles to alternate). A plain text turn stays a string."""
+    (the API wants the roles to alternate). A plain text turn stays a string; an empty
+    assistant turn is left out (the API refuses empty text, and it says nothing)."""
     out: list[dict[str, Any]] = []
     for m in messages:
+        if m.role == "assistant" and not m.content.strip() and not m.parts and not m.tool_calls:
+            continue
         role = "user" if m.role == "tool" else m.role
         blocks = _blocks(m)
         if out and out[-1]["role"] == role:
