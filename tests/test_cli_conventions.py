@@ -51,3 +51,11 @@ def test_every_command_has_a_summary_an_example_and_help_on_every_argument():
         assert f"cascade {name}" in command.epilog, name
         unexplained = [a.dest for a in command._actions if not a.help and a.dest != "help"]
         assert unexplained == [], f"{name}: {unexplained}"
+
+
+def test_log_format_is_offered_only_where_there_are_events():
+    for command, offered in (("run", True), ("batch", True), ("validate", False), ("report", False)):
+        proc = run_cli(command, "--help", timeout=60)
+        assert ("--log-format" in proc.stdout) is offered, command
+    accepted = run_cli("validate", "no-such.yaml", "--log-format", "json", timeout=60)
+    assert accepted.returncode == 2 and "unrecognized arguments" not in accepted.stderr  # taken all the same

@@ -37,10 +37,11 @@ Handler: TypeAlias = "Callable[[argparse.Namespace, Console], int]"
 LOG_FORMATS = ("console", "json")
 
 
-def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool, events: bool = True) -> None:
     """`-q` and `--log-format`, which go before the sub-command or after it. The top parser
     holds the defaults; a sub-parser's copies leave a flag unset unless given there, so one
-    given before the sub-command is not undone by the sub-parser's default."""
+    given before the sub-command is not undone by the sub-parser's default. A command that
+    calls no model (`events` false) takes `--log-format` but does not offer it in its help."""
 
     def default(value: object) -> object:
         return value if defaults else argparse.SUPPRESS
@@ -49,7 +50,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> No
         "--log-format",
         choices=LOG_FORMATS,
         default=default("console"),
-        help="format of the per-attempt events on stderr",
+        help="format of the per-attempt events on stderr" if events else argparse.SUPPRESS,
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true", default=default(False), help="log warnings only"
@@ -59,14 +60,19 @@ def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> No
 # a parent of every sub-parser, so of their class; never parses on its own
 COMMON = IntermixedParser(add_help=False)
 add_global_options(COMMON, defaults=False)
+NO_EVENTS = IntermixedParser(add_help=False)  # the parent of a command that calls no model
+add_global_options(NO_EVENTS, defaults=False, events=False)
 
 
-def add_command(subparsers: Subparsers, name: str, summary: str, *examples: str) -> IntermixedParser:
+def add_command(
+    subparsers: Subparsers, name: str, summary: str, *examples: str, events: bool = True
+) -> IntermixedParser:
     """A sub-command with the common options: `summary` is its line in `cascade --help` and
-    the head of its own help, which ends with `examples` as a person would type them."""
+    the head of its own help, which ends with `examples` as a person would type them.
+    `events`: the command calls models, so it has per-attempt events to format."""
     return subparsers.add_parser(
         name,
-        parents=[COMMON],
+        parents=[COMMON if events else NO_EVENTS],
         help=summary,
         description=summary[0].upper() + summary[1:] + ".",
         epilog="examples:\n" + "\n".join(f"  {line}" for line in examples),

@@ -22,6 +22,7 @@ def register(subparsers: Subparsers) -> None:
         "the report of a batch output file, again",
         "cascade report answers.jsonl",
         "cascade report answers.jsonl --json",
+        events=False,
     )
     report.add_argument("output", type=Path, help="the --output file of a `cascade batch` job")
     report.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -25,6 +25,7 @@ def register(subparsers: Subparsers) -> None:
         "validate",
         "check a config without calling any model",
         "cascade validate configs/openai-to-anthropic.yaml",
+        events=False,
     )
     validate.add_argument("config", type=Path, help=CONFIG_HELP)
     validate.set_defaults(handler=handle)
