@@ -105,3 +105,48 @@ def test_the_verifier_table_lists_every_builtin() -> None:
     assert set(available_verifiers()) >= BUILTIN_TYPES  # the table's list is the installed one
     missing = sorted(t for t in BUILTIN_TYPES if f"| `{t}` |" not in README)
     assert missing == []
+
+
+SHELL_BLOCKS = re.findall(r"```bash\n(.*?)```", README, re.DOTALL)
+# run by other tests or needing the recorded data of ../shared/data (the set-up lines: .ci/run)
+NOT_HERE: tuple[str, ...] = ("python3 -m venv", "export ", "python benchmarks/", "cascade eval")
+NOT_HERE += ("cascade train-verifier", "cascade calibrate")
+
+
+def readme_commands() -> list[str]:
+    """Every command of the README's shell blocks, continuation lines joined."""
+    lines = "\n".join(SHELL_BLOCKS).replace("\\\n", " ").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def test_the_readmes_provider_commands_run_as_written_against_the_loopback_provider(tmp_path: Path) -> None:
+    """The commands as a reader types them, in order, in a folder of their own: only the
+    SDKs' endpoint variables point at the loopback fake provider, and keys are set."""
+    import os
+    import subprocess
+    import sys
+
+    from cascade.testing.server import FakeProviderServer, Reply
+
+    commands = [c for c in readme_commands() if not c.startswith(NOT_HERE)]
+    assert len(commands) >= 9, commands
+    (tmp_path / "configs").symlink_to(Path(__file__).resolve().parent.parent / "configs")
+    bin_dir = str(Path(sys.executable).parent)  # where `cascade` is installed
+    with FakeProviderServer() as server:
+        server.default = Reply.text("Fine.")
+        env = {
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "OPENAI_BASE_URL": server.openai_base_url,
+            "ANTHROPIC_BASE_URL": server.anthropic_base_url,
+            "OPENAI_API_KEY": "sk-test-readme-1234567",
+            "ANTHROPIC_API_KEY": "sk-ant-test-readme-1234567",
+        }
+        for command in commands:
+            done = subprocess.run(
+                ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+            )
+            assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+            assert "Traceback" not in done.stderr, command
+        assert len(server.requests) >= 4  # the runs and the batch's items went out
+    assert (tmp_path / "results.jsonl").read_text().count("\n") == 2
