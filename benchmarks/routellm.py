@@ -99,6 +99,8 @@ def _normal(text: str) -> str:
 def main(argv: list[str]) -> None:
     if len(argv) != 2 or argv[0] not in ("gsm8k", "mt_bench"):
         sys.exit("usage: python benchmarks/routellm.py gsm8k|mt_bench OUT.jsonl")
+    if not DATA.is_dir():
+        sys.exit(f"no RouteLLM data at {DATA}: this script converts the copy kept beside the repository")
     records = gsm8k() if argv[0] == "gsm8k" else mt_bench()
     with Path(argv[1]).open("w") as out:
         count = 0

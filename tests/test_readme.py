@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import cascade
 from cascade import Candidate, Completion, Request, Usage
@@ -109,8 +112,9 @@ def test_the_verifier_table_lists_every_builtin() -> None:
 
 SHELL_BLOCKS = re.findall(r"```bash\n(.*?)```", README, re.DOTALL)
 # run by other tests or needing the recorded data of ../shared/data (the set-up lines: .ci/run)
-NOT_HERE: tuple[str, ...] = ("python3 -m venv", "export ", "python benchmarks/", "cascade eval")
-NOT_HERE += ("cascade train-verifier", "cascade calibrate")
+NOT_HERE: tuple[str, ...] = ("python3 -m venv", "export ")
+ON_DATA = ("python benchmarks/", "cascade eval", "cascade train-verifier", "cascade calibrate")
+NOT_HERE += ON_DATA
 
 
 def readme_commands() -> list[str]:
@@ -150,3 +154,25 @@ def test_the_readmes_provider_commands_run_as_written_against_the_loopback_provi
             assert "Traceback" not in done.stderr, command
         assert len(server.requests) >= 4  # the runs and the batch's items went out
     assert (tmp_path / "results.jsonl").read_text().count("\n") == 2
+
+
+ROUTELLM = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "routellm"
+
+
+@pytest.mark.skipif(not ROUTELLM.is_dir(), reason=f"{ROUTELLM} is absent")
+def test_the_readmes_eval_and_calibrate_steps_run_as_written_on_the_recorded_data(tmp_path: Path) -> None:
+    """From the data beside the repository to a calibrated config, each command as written."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    shutil.copytree(root / "configs", tmp_path / "configs")  # learned.json is beside it, in tmp_path
+    (tmp_path / "benchmarks").symlink_to(root / "benchmarks")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    commands = [c for c in readme_commands() if c.startswith(ON_DATA)]
+    assert len(commands) == 5, commands
+    for command in commands:
+        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+    assert (tmp_path / "gsm8k.png").is_file() and (tmp_path / "tuned.yaml").is_file()
