@@ -176,3 +176,36 @@ def test_the_readmes_eval_and_calibrate_steps_run_as_written_on_the_recorded_dat
         done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True)
         assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
     assert (tmp_path / "gsm8k.png").is_file() and (tmp_path / "tuned.yaml").is_file()
+
+
+def test_the_streaming_example_runs_in_an_async_function_on_a_loopback_cascade(
+    monkeypatch: Any, capsys: Any
+) -> None:
+    """The block is a loop over a cascade's stream, as it would sit in the reader's own
+    coroutine: run it in one, on a two-tier cascade whose cheap tier hedges."""
+    import textwrap
+
+    from cascade import Cascade, StreamDelta, StreamRestart
+    from cascade.config import parse_config
+    from cascade.testing.server import FakeProviderServer, Reply
+    from tests.conftest import loopback_tier
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-readme-1234567")
+    code = "async def reader(cascade):\n" + textwrap.indent(block_containing("cascade.astream("), "    ")
+    code += "    return result\n"
+    namespace: dict[str, Any] = {"StreamDelta": StreamDelta, "StreamRestart": StreamRestart}
+    exec(code, namespace)
+    with FakeProviderServer() as server:
+        server.script("small", [Reply.text("I'm not sure, maybe it grows.")])
+        server.script("large", [Reply.text("It doubles the window each round trip.")])
+        tiers = [loopback_tier(server, "small", "small"), loopback_tier(server, "large", "large")]
+        cascade = Cascade.from_config(parse_config({"tiers": tiers, "verifiers": [{"type": "hedging"}]}))
+
+        async def go() -> Any:
+            async with cascade:
+                return await namespace["reader"](cascade)
+
+        result = asyncio.run(go())
+    printed = capsys.readouterr().out
+    assert result.output == "It doubles the window each round trip." and result.tier == "large"
+    assert "[small failed: hedging" in printed and "restarting on large]" in printed
