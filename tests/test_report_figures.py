@@ -93,3 +93,18 @@ def test_events_carry_money_as_plain_decimal_digits():
         Cascade([scripted_tier("t", ("m", ["fine"]), price=Price(Decimal(0), Decimal(0)))]).run("q")
     (finished,) = [e for e in events if e["event"] == "attempt_finished"]
     assert finished["cost_usd"] == "0.000000000000" and "E" not in finished["verification_usd"]
+
+
+def test_an_unverified_answer_claims_no_saving_in_its_record():
+    from cascade import Cascade, PermanentProviderError
+    from tests.conftest import DEAR, scripted_tier
+
+    def rejects(candidate: object) -> bool:
+        return False
+
+    top_fails = scripted_tier("large", ("l", [PermanentProviderError("HTTP 400")]), price=DEAR)
+    result = Cascade([scripted_tier("small", ("s", ["a guess"])), top_fails], [rejects]).run("q")
+    assert not result.verified and result.cost.baseline_usd > result.cost.total_usd  # a "saving" on paper
+    assert result.to_dict()["cost"]["saved_usd"] is None
+    verified = Cascade([scripted_tier("t", ("m", ["fine"]))]).run("q")
+    assert verified.to_dict()["cost"]["saved_usd"] == float(verified.cost.saved_usd)

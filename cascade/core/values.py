@@ -326,8 +326,16 @@ class Result(Generic[ParsedT]):
             "parsed": self.data,
             "tool_calls": [tool_call_dict(c) for c in self.tool_calls],
             "attempts": [a.to_dict() for a in self.attempts],
-            "cost": self.cost.to_dict(),
+            "cost": self._cost_dict(),
         }
+
+    def _cost_dict(self) -> dict[str, Any]:
+        """The cost report; an unverified answer claims no saving (`saved_usd` null): it is
+        not an answer the top tier's could have been traded for."""
+        cost = self.cost.to_dict()
+        if not self.verified:
+            cost["saved_usd"] = None
+        return cost
 
 
 def tool_call_dict(call: ToolCall) -> dict[str, Any]:
