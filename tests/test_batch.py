@@ -54,6 +54,17 @@ def run(config, options: BatchOptions):
     return asyncio.run(run_batch(load_config(config), options, base_dir=Path(config).parent))
 
 
+def one_tier_job(tmp_path: Path, server, monkeypatch, verifiers: str = "") -> Path:
+    """The config of a one-tier job on the loopback provider (gpt-4o-mini), its key set."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-123")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"tiers:\n  - {{name: only, provider: openai, model: gpt-4o-mini, "
+        f"base_url: '{server.openai_base_url}'}}\n{verifiers}"
+    )
+    return config
+
+
 # -- input lines ----------------------------------------------------------------------------
 
 
@@ -149,12 +160,7 @@ def test_unverified_items_are_flagged_and_listed_for_review(tmp_path):
 
 
 def test_a_second_run_resumes_and_sends_nothing_again(tmp_path, fake_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-123")
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        f"tiers:\n  - {{name: only, provider: openai, model: gpt-4o-mini, "
-        f"base_url: '{fake_server.openai_base_url}'}}\n"
-    )
+    config = one_tier_job(tmp_path, fake_server, monkeypatch)
     fake_server.default = Reply.text("Fine.")
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "prompt": f"item {i}"} for i in range(20)])
     out = tmp_path / "out.jsonl"
@@ -272,13 +278,7 @@ def test_counting_lines_never_holds_a_whole_line(tmp_path):
 
 def _loopback_job(tmp_path: Path, server, monkeypatch) -> Path:
     """A one-tier job on the loopback provider: prompts with `hard` get a hedged answer."""
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-123")
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        f"tiers:\n  - {{name: only, provider: openai, model: gpt-4o-mini, "
-        f"base_url: '{server.openai_base_url}'}}\n"
-        "verifiers: [{type: hedging}]\n"
-    )
+    config = one_tier_job(tmp_path, server, monkeypatch, "verifiers: [{type: hedging}]\n")
 
     def answer(request: RecordedRequest) -> Reply:
         prompt = json.dumps(request.body.get("messages"))
@@ -604,12 +604,7 @@ def test_kill_9_twice_then_resume_finishes_every_item_exactly_once(tmp_path, fak
 
 
 def test_a_line_with_tools_gets_checked_tool_calls_in_its_output_record(tmp_path, fake_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-123")
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        f"tiers:\n  - {{name: only, provider: openai, model: gpt-4o-mini, "
-        f"base_url: '{fake_server.openai_base_url}'}}\n"
-    )
+    config = one_tier_job(tmp_path, fake_server, monkeypatch)
     lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"required": ["q"]}}}
     fake_server.script(
         "gpt-4o-mini", [Reply.tool_call({"q": "x"}, name="lookup"), Reply.tool_call({}, name="lookup")]
@@ -640,12 +635,7 @@ def test_the_progress_bar_counts_outcomes_and_leaves_skipped_items_out_of_rate_a
 
 
 def test_a_resumed_job_says_first_how_many_items_are_done(tmp_path, fake_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-123")
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        f"tiers:\n  - {{name: only, provider: openai, model: gpt-4o-mini, "
-        f"base_url: '{fake_server.openai_base_url}'}}\n"
-    )
+    config = one_tier_job(tmp_path, fake_server, monkeypatch)
     fake_server.default = Reply.text("Fine.")
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "prompt": f"item {i}"} for i in range(3)])
     args = ("batch", str(config), "--input", str(source), "--output", str(tmp_path / "out.jsonl"))

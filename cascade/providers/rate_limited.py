@@ -124,7 +124,24 @@ class AdaptiveGate:
                 self._changed.notify_all()
 
 
-class RateLimitedProvider:
+class InFront:
+    """A provider that stands in front of another: its settings and its closing are the other's."""
+
+    provider: Provider
+
+    @property
+    def params(self) -> Any:
+        return getattr(self.provider, "params", {})
+
+    @property
+    def structured_output(self) -> bool:
+        return bool(getattr(self.provider, "structured_output", False))
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+
+
+class RateLimitedProvider(InFront):
     """A provider behind its model's limits. 429s slow it down; successes speed it up.
 
     A call first waits in this model's buckets, then for this model's adaptive cap, and only
@@ -149,14 +166,6 @@ class RateLimitedProvider:
         self.requests = TokenBucket(requests_per_minute) if requests_per_minute else None
         self.tokens = TokenBucket(tokens_per_minute) if tokens_per_minute else None
         self.output_guess = output_guess or DEFAULT_OUTPUT_GUESS
-
-    @property
-    def params(self) -> Any:
-        return getattr(self.provider, "params", {})
-
-    @property
-    def structured_output(self) -> bool:
-        return bool(getattr(self.provider, "structured_output", False))
 
     def sharing_with(self, provider: Provider) -> RateLimitedProvider:
         """Another client of the same model (a judge's, with its own params) behind these same
@@ -236,9 +245,6 @@ class RateLimitedProvider:
                 raise
         await self._outcome(None, guess, used)
 
-    async def aclose(self) -> None:
-        await self.provider.aclose()
-
 
 CONFIGURED_IN_FLIGHT = 64  # the adaptive cap's ceiling outside a batch job, which sets its own
 
@@ -255,7 +261,7 @@ _SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ..
 _SHARED = weakref.WeakKeyDictionary()
 
 
-class ConfiguredLimit:
+class ConfiguredLimit(InFront):
     """A model behind its config's `rate_limit` in every mode: `run`, streams, a judge's calls.
 
     Every cascade of the process that calls the same model on the same server with the same
@@ -282,14 +288,6 @@ class ConfiguredLimit:
             *(requests_per_minute, tokens_per_minute),
         )
 
-    @property
-    def params(self) -> Any:
-        return getattr(self.provider, "params", {})
-
-    @property
-    def structured_output(self) -> bool:
-        return bool(getattr(self.provider, "structured_output", False))
-
     def _limiter(self) -> RateLimitedProvider:
         shared = _SHARED.setdefault(asyncio.get_running_loop(), {})
         limiter = shared.get(self.key)
@@ -308,9 +306,6 @@ class ConfiguredLimit:
 
     def stream_events(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         return self._limiter().stream_events(request)
-
-    async def aclose(self) -> None:
-        await self.provider.aclose()
 
 
 def unlimited(provider: Provider) -> Provider:
