@@ -200,7 +200,7 @@ class Cascade:
             plan = plan.starting_at(ask.min_tier)
         return request, plan
 
-    async def astream(
+    def astream(
         self,
         prompt: Prompt,
         *,
@@ -217,7 +217,12 @@ class Cascade:
         leaves an attempt, and a `StreamResult` last. `policy` overrides the cascade's; the
         other arguments are `arun`'s. Tool calls come whole, in the result, once verified."""
         ask = Ask(prompt, response_model, response_format, system, tools, tool_choice, min_tier, params)
-        request, plan = self._prepare(ask)
+        return self._astream(ask, policy)
+
+    async def _astream(
+        self, ask: Ask, policy: StreamPolicy | StreamMode | None
+    ) -> AsyncGenerator[CascadeEvent, None]:
+        request, plan = self._prepare(ask)  # a generator: bad input raises on the first event
         if isinstance(policy, str):
             if policy not in STREAM_MODES:
                 raise ValueError(f"unknown stream policy {policy!r} (known: {', '.join(STREAM_MODES)})")
@@ -226,8 +231,8 @@ class Cascade:
             plan = replace(plan, stream_policy=policy)
         async with contextlib.aclosing(drive(plan, request, stream_attempt)) as events:
             async for event in events:
-                if isinstance(event, StreamResult) and response_model is not None:
-                    event = StreamResult(self._checks.typed(event.result, response_model))
+                if isinstance(event, StreamResult) and ask.response_model is not None:
+                    event = StreamResult(self._checks.typed(event.result, ask.response_model))
                 yield event
 
     def stream(
@@ -244,17 +249,8 @@ class Cascade:
         **params: Any,
     ) -> Iterator[CascadeEvent]:
         """Sync twin of `astream`."""
-        events = self.astream(
-            prompt,
-            policy=policy,
-            response_model=response_model,
-            response_format=response_format,
-            system=system,
-            tools=tools,
-            tool_choice=tool_choice,
-            min_tier=min_tier,
-            **params,
-        )
+        ask = Ask(prompt, response_model, response_format, system, tools, tool_choice, min_tier, params)
+        events = self._astream(ask, policy)
         try:
             while True:
                 try:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -251,16 +251,17 @@ def build_model(
     except ConfigError as exc:
         raise ConfigError(f"{where}.price: {exc}") from None
     limits = config.rate_limit
+    model = TierModel(provider, price, config.retry, config.idle_timeout_s, limits)
     offline = config.provider in ("replay", "simulated")  # a replay of recorded answers waits for no one
     if (limits.requests_per_minute or limits.tokens_per_minute) and not offline:  # in every mode
-        max_tokens = config.params.get("max_tokens")
-        provider = ConfiguredLimit(
+        limited = ConfiguredLimit(
             provider,
             requests_per_minute=limits.requests_per_minute,
             tokens_per_minute=limits.tokens_per_minute,
-            output_guess=max_tokens if isinstance(max_tokens, int) else None,
+            output_guess=model.max_tokens,
         )
-    return TierModel(provider, price, config.retry, config.idle_timeout_s, limits)
+        model = replace(model, provider=limited)
+    return model
 
 
 def _model_config(settings: Mapping[str, Any], where: str) -> ModelConfig:

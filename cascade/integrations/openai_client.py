@@ -23,6 +23,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from cascade.core.errors import ExhaustedError
 from cascade.core.events import CascadeEvent, StreamDelta, StreamRestart, StreamResult
+from cascade.core.messages import CALL_PARAMS
 from cascade.core.policy import FILTERED, TRUNCATED
 from cascade.core.values import Result, openai_tool_call
 
@@ -31,10 +32,9 @@ try:  # the SDK's HTTP library: httpx2 in current releases, httpx before
 except ImportError:  # pragma: no cover
     import httpx as _httpx  # type: ignore[no-redef,import-not-found,unused-ignore]
 
-# what `create` takes besides the messages: passed on, or taken and left (client-side options)
-PASSED = frozenset(
-    {"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty"}
-)
+# what `create` takes besides the messages: passed on (the cascade's per-call parameters),
+# or taken and left (client-side options)
+PASSED = CALL_PARAMS
 IGNORED = frozenset({"model", "user", "metadata", "store", "timeout", "extra_headers", "extra_query"})
 REQUEST = frozenset({"tools", "tool_choice", "response_format"})  # what the cascade's checks read
 

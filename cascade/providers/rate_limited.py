@@ -257,7 +257,7 @@ def server_of(provider: Any) -> str:
 
 # one limiter per model and server per event loop (asyncio's locks belong to one loop); a
 # loop that ends takes its limiters with it
-_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], RateLimitedProvider]]
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[object, ...], RateLimitedProvider]]
 _SHARED = weakref.WeakKeyDictionary()
 
 
@@ -283,9 +283,12 @@ class ConfiguredLimit(InFront):
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
         self.output_guess = output_guess
-        self.key: tuple[Any, ...] = (
-            *(type(provider).__name__, server_of(provider), provider.model),
-            *(requests_per_minute, tokens_per_minute),
+        self.key = (
+            type(provider).__name__,
+            server_of(provider),
+            provider.model,
+            requests_per_minute,
+            tokens_per_minute,
         )
 
     def _limiter(self) -> RateLimitedProvider:

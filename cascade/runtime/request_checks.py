@@ -69,9 +69,10 @@ class RequestChecks:
 
     def _schema_check(self, name: str | None, schema: Mapping[str, Any]) -> Verifier:
         key = json.dumps([name, schema], sort_keys=True, default=str)
-        make = resolve("json_schema", where="response_format")
-        try:
-            return self._kept(key, lambda: make(schema=schema, name=name))
+        try:  # the registry is looked up once per schema, when its check is built
+            return self._kept(
+                key, lambda: resolve("json_schema", where="response_format")(schema=schema, name=name)
+            )
         except ValueError as exc:
             raise ValueError(f"response_format: {exc}") from None
 
