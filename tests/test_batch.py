@@ -620,13 +620,13 @@ def test_a_line_with_tools_gets_checked_tool_calls_in_its_output_record(tmp_path
 
 
 def test_the_progress_bar_counts_outcomes_and_leaves_skipped_items_out_of_rate_and_eta():
-    from collections import Counter
 
     from cascade.batch.job import Tally
     from cascade.cli.batch import progress_fields
 
-    tally = Tally(handled=600, skipped=500, accepted_by_tier=Counter(small=70, large=25), escalated=30)
-    tally.unverified = 5
+    tally = Tally(handled=600, skipped=500)
+    tally.answered.accepted_by_tier.update(small=70, large=25)
+    tally.answered.escalated, tally.answered.unverified = 30, 5
     fields = progress_fields(tally, total=1100, elapsed_s=10.0)
     assert fields["outcomes"] == "✓ large 25 small 70 · ↑ 30 · ? 5"
     assert fields["rate"] == "10.0/s"  # 100 answered in 10 s; the 500 skipped are no speed

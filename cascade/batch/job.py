@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,6 +19,7 @@ from typing import Any
 
 from cascade.batch.budget import JobBudget, worst_case_usd
 from cascade.batch.items import Item, LineError, read_items
+from cascade.batch.report import BatchReport
 from cascade.batch.state import JobState
 from cascade.core.errors import CONFIGURATION_FAILURES, ExhaustedError
 from cascade.core.values import Attempt, Outcome, Result
@@ -32,21 +32,13 @@ from cascade.providers.rate_limited import CALL_GUARD
 class Tally:
     """How the run is going, for a progress bar. `handled` counts non-blank input lines dealt
     with in this run: an item answered now or `skipped` (finished by an earlier run), one left
-    for later, or a line in error; the rest counts the items answered in this run."""
+    for later, or a line in error; `answered` holds the figures of the items answered in this
+    run, counted as the job's report counts them."""
 
     handled: int = 0
     skipped: int = 0
     spent: Decimal = Decimal(0)  # in this job, earlier runs included
-    accepted_by_tier: Counter[str] = field(default_factory=Counter)
-    escalated: int = 0  # more than one tier was tried
-    unverified: int = 0
-
-    def add(self, result: Result) -> None:
-        if result.verified and result.tier is not None:
-            self.accepted_by_tier[result.tier] += 1
-        else:
-            self.unverified += 1
-        self.escalated += len({a.tier for a in result.attempts}) > 1
+    answered: BatchReport = field(default_factory=BatchReport)
 
 
 Progress = Callable[[Tally], None]
@@ -247,7 +239,7 @@ class Job:
                 record["error"] = error
             self.state.finish(item.key, record, verified=result.verified, cost_usd=result.cost.total_usd)
             self.budget.settle(reserved, result.cost.total_usd)
-            self.tally.add(result)
+            self.tally.answered.add(record)
             stop = self.watch.saw(result.attempts)
             if stop is not None and self.counts.stopped_by_failures is None:
                 self.counts.stopped_by_failures = stop

@@ -161,10 +161,10 @@ def progress_fields(tally: Tally, total: float | None, elapsed_s: float) -> dict
     """The progress bar's words: accepted per tier, escalated, unverified; the rate and the
     time left, from the items answered in this run (those done earlier are skipped in a
     burst, and would make both look better than they are)."""
-    accepted = " ".join(f"{tier} {n}" for tier, n in sorted(tally.accepted_by_tier.items()))
-    outcomes = f"✓ {accepted or '-'} · ↑ {tally.escalated} · ? {tally.unverified}"
-    answered = tally.handled - tally.skipped
-    rate = answered / elapsed_s if elapsed_s > 0 else 0.0
+    answered = tally.answered
+    accepted = " ".join(f"{tier} {n}" for tier, n in sorted(answered.accepted_by_tier.items()))
+    outcomes = f"✓ {accepted or '-'} · ↑ {answered.escalated} · ? {answered.unverified}"
+    rate = (tally.handled - tally.skipped) / elapsed_s if elapsed_s > 0 else 0.0
     if total is None or rate <= 0:
         return {"outcomes": outcomes, "rate": "", "eta": "ETA -"}
     left_s = int(max(0.0, total - tally.handled) / rate)
