@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import CONFIG_HELP, Subparsers, add_command
 from cascade.core.errors import ConfigError, ExhaustedError
-from cascade.core.messages import MessagesError, read_request
+from cascade.core.messages import REQUEST_KEYS, MessagesError, read_request
 from cascade.core.values import Request
 
 if TYPE_CHECKING:
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from cascade.core.values import Result
     from cascade.engine import Cascade
 
-MESSAGES_FILE_KEYS = frozenset({"messages", "prompt", "system", "tools", "tool_choice"})
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes of an argument that were not UTF-8
 
 
@@ -130,11 +129,10 @@ def _read_messages_file(path: Path, system: str | None) -> Request:
         data = {"messages": data}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a messages list or an object with `messages` is required")
-    unknown = sorted(set(data) - MESSAGES_FILE_KEYS)
+    unknown = sorted(set(data) - REQUEST_KEYS)
     if unknown:  # `temperature` or `model` here would be dropped without a word
         raise ConfigError(
-            f"{path}: unknown key {', '.join(unknown)} "
-            f"(the file holds {', '.join(sorted(MESSAGES_FILE_KEYS))})"
+            f"{path}: unknown key {', '.join(unknown)} (the file holds {', '.join(sorted(REQUEST_KEYS))})"
         )
     own = data.get("system")
     if system is not None and (own is None or isinstance(own, str)):

@@ -341,6 +341,9 @@ def to_request(
     return request.replace(**changes) if changes else request
 
 
+REQUEST_KEYS = frozenset({"prompt", "messages", "system", "tools", "tool_choice"})  # what read_request reads
+
+
 def read_request(data: Mapping[str, Any]) -> Request:
     """The request an input object holds, as batch lines, recorded outcomes and `--messages`
     files do: `prompt` (a string) or `messages` (a list), with optional `system`, `tools`
