@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import referencing
 import yaml
-from jsonschema import validators
 from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ValidationError
 
 from cascade import Candidate, Request, Verdict
 from cascade_verifiers._json import FoundJson, find_json, json_prefix_error
+from cascade_verifiers._jsonschema import compiled, truncated
 
 MAX_ERRORS = 3  # errors named in a failed verdict
 _ERRORS_SCANNED = 50  # errors collected to pick the best from
@@ -70,16 +69,13 @@ class JsonSchemaVerifier:
         if not isinstance(loaded, Mapping):
             raise ValueError(f"the schema must be a mapping, not {type(loaded).__name__}")
         self.schema: dict[str, Any] = dict(loaded)
-        validator_class = validators.validator_for(self.schema, default=jsonschema.Draft202012Validator)
         try:
-            validator_class.check_schema(self.schema)
+            self._validator = compiled(self.schema)
         except jsonschema.SchemaError as exc:
             where = f"schema_file {schema_file!r} holds an " if schema_file is not None else ""
             raise ValueError(
                 f"{where}invalid JSON Schema at {_path(exc.absolute_path)}: {_short(exc.message)}"
             ) from None
-        # an empty registry: `$ref`s to other documents are not fetched over the network
-        self._validator = validator_class(self.schema, registry=referencing.Registry())
         self.schema_name = _schema_name(name, self.schema)
 
     def prepare_request(self, request: Request) -> Request:
@@ -230,4 +226,4 @@ def _path(parts: Any) -> str:
 
 
 def _short(message: str) -> str:
-    return message if len(message) <= _MESSAGE_CHARS else message[: _MESSAGE_CHARS - 3] + "..."
+    return truncated(message, _MESSAGE_CHARS)

@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
-import referencing
-from jsonschema import validators
 
 from cascade import Candidate, ForcedTool, Request, Tool, ToolCall, Verdict
+from cascade_verifiers._jsonschema import compiled, truncated
 
 MAX_PROBLEMS = 3  # problems named in a failed verdict
 _MESSAGE_CHARS = 160
@@ -105,16 +104,12 @@ class ToolCallVerifier:
         if key not in self._validators:
             if len(self._validators) >= _CACHED_VALIDATORS:
                 self._validators.pop(next(iter(self._validators)))
-            schema = dict(tool.parameters)
-            cls = validators.validator_for(schema, default=jsonschema.Draft202012Validator)
             try:
-                cls.check_schema(schema)
+                self._validators[key] = compiled(dict(tool.parameters))
             except jsonschema.SchemaError:
                 self._validators[key] = None
-            else:  # an empty registry: `$ref`s to other documents are not fetched
-                self._validators[key] = cls(schema, registry=referencing.Registry())
         return self._validators[key]
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= _MESSAGE_CHARS else text[: _MESSAGE_CHARS - 3] + "..."
+    return truncated(text, _MESSAGE_CHARS)
