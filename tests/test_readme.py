@@ -112,7 +112,7 @@ def test_the_verifier_table_lists_every_builtin() -> None:
 
 SHELL_BLOCKS = re.findall(r"```bash\n(.*?)```", README, re.DOTALL)
 # run by other tests or needing the recorded data of ../shared/data (the set-up lines: .ci/run)
-NOT_HERE: tuple[str, ...] = ("python3 -m venv", "export ")
+NOT_HERE: tuple[str, ...] = ("python3 -m venv", "pip install", "export ")
 ON_DATA = ("python benchmarks/", "cascade eval", "cascade train-verifier", "cascade calibrate")
 NOT_HERE += ON_DATA
 
