@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cascade.config.live import AuditConfig, CacheConfig, LedgerConfig, ShadowConfig
+
 PROVIDER_GROUP = "cascade.providers"  # plug-in providers' entry points
 # the built-in providers, and the environment variable each reads its key from
 DEFAULT_KEY_ENV: dict[str, str | None] = {
@@ -157,6 +159,15 @@ class CascadeConfig(_Strict):
     reask: int = Field(default=0, ge=0, le=10)  # retries on the same tier with the failure as feedback
     reask_prompt: str = DEFAULT_REASK_PROMPT
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    ledger: LedgerConfig | None = None
+    cache: CacheConfig | None = None
+    audit: AuditConfig | None = None
+    shadow: ShadowConfig | None = None
+
+    @field_validator("shadow", mode="before")
+    @classmethod
+    def _shadow_file(cls, value: Any) -> Any:
+        return {"config": value} if isinstance(value, str) else value  # `shadow: other.yaml`
 
     @model_validator(mode="after")
     def _tier_names_unique_and_known(self) -> CascadeConfig:
@@ -170,6 +181,8 @@ class CascadeConfig(_Strict):
                 raise ValueError(f"verifiers.{i} names unknown tiers: {', '.join(unknown)}")
         if "{reasons}" not in self.reask_prompt:
             raise ValueError("reask_prompt must contain {reasons}")
+        if (self.audit or self.shadow) and self.ledger is None:
+            raise ValueError("audit and shadow write what they find to the ledger: add `ledger: {path: ...}`")
         return self
 
     def reask_for(self, tier: TierConfig) -> int:

@@ -254,6 +254,9 @@ class Result(Generic[ParsedT]):
     withdrawn: it is returned as it stands, never as verified.
     `returned` is the index in `attempts` of the attempt whose answer is `output`.
     `typed` is the `response_model` instance of the answer, for a call that asked for one.
+    `request_id` names the request in the ledger and the events (the caller's, or one made
+    up); `tags` are its attribution tags; `cache` is "hit" for an answer served from the
+    cache of verified answers, "miss" when the cache was asked and had none, else None.
     """
 
     output: str | None
@@ -265,6 +268,9 @@ class Result(Generic[ParsedT]):
     # streamed text that failed a check (or was cut off) after it could no longer be withdrawn
     degraded: bool = False
     typed: ParsedT | None = field(default=None, compare=False, repr=False)
+    request_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    cache: str | None = None
 
     @property
     def returned_attempt(self) -> Attempt | None:
@@ -317,6 +323,7 @@ class Result(Generic[ParsedT]):
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "request_id": self.request_id,
             "output": self.output,
             "verified": self.verified,
             "tier": self.tier,
@@ -327,6 +334,8 @@ class Result(Generic[ParsedT]):
             "tool_calls": [tool_call_dict(c) for c in self.tool_calls],
             "attempts": [a.to_dict() for a in self.attempts],
             "cost": self._cost_dict(),
+            "tags": dict(self.tags),
+            "cache": self.cache,
         }
 
     def _cost_dict(self) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""The ledger's database: the tables of `cascade.live.rows` in SQLite (WAL, the embedded
+default) or PostgreSQL (`cascade.live.postgres`), behind one small interface.
+
+A store is used from one thread at a time: the writer's thread writes through its own
+store, and readers (the report, the audit's start) open theirs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from cascade.core.errors import ConfigError
+from cascade.live.rows import FLAG_COLUMNS, INT_COLUMNS, REAL_COLUMNS, TABLES, Row, row_dict
+
+INDEXES = ("results (ts)", "attempts (ts)", "audits (ts)", "shadows (ts)", "alarms (ts)")
+
+
+class LedgerStore(Protocol):
+    """Where ledger rows go and come back from."""
+
+    def insert(self, rows: Sequence[Row]) -> None:
+        """Add `rows` in one transaction: all of them or none."""
+
+    def select(self, table: str, since: float | None = None) -> list[dict[str, Any]]:
+        """The rows of `table` (from `since`, a Unix time, on), oldest first, as dicts."""
+
+    def close(self) -> None: ...
+
+
+def column_type(column: str, *, flag: str, integer: str, real: str) -> str:
+    if column in FLAG_COLUMNS:
+        return flag
+    if column in INT_COLUMNS:
+        return integer
+    if column in REAL_COLUMNS:
+        return real
+    return "TEXT"  # money too: exact decimal text, summed as Decimal
+
+
+def create_statements(*, flag: str, integer: str, real: str) -> list[str]:
+    """The DDL of every table and index (idempotent)."""
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        + ", ".join(f"{c} {column_type(c, flag=flag, integer=integer, real=real)}" for c in columns)
+        + ")"
+        for table, columns in TABLES.items()
+    ]
+    for index in INDEXES:
+        table, columns = index.split(" ", 1)
+        statements.append(f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} {columns}")
+    return statements
+
+
+def insert_statement(table: str, placeholder: str) -> str:
+    columns = TABLES[table]
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([placeholder] * len(columns))})"
+
+
+def select_statement(table: str, placeholder: str, since: float | None) -> str:
+    where = "" if since is None else f" WHERE ts >= {placeholder}"
+    return f"SELECT {', '.join(TABLES[table])} FROM {table}{where} ORDER BY ts"
+
+
+def grouped(rows: Sequence[Row]) -> dict[str, list[tuple[Any, ...]]]:
+    by_table: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_table.setdefault(row.table, []).append(row.values)
+    return by_table
+
+
+class SqliteStore:
+    """The ledger in a SQLite file, in WAL mode: readers never wait for the writer, and a
+    process killed mid-write leaves the last committed transaction whole."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = path
+        if not create and not path.is_file():
+            raise ConfigError(f"{path}: no such ledger")
+        try:
+            self.db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable up to the last checkpoint's fsync
+            if create:
+                for statement in create_statements(flag="INTEGER", integer="INTEGER", real="REAL"):
+                    self.db.execute(statement)
+            else:
+                self._check_is_ledger()
+        except sqlite3.Error as exc:
+            raise ConfigError(f"{path}: cannot open the ledger: {exc}") from None
+
+    def _check_is_ledger(self) -> None:
+        found = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "results" not in found:
+            raise ConfigError(f"{self.path}: not a cascade ledger (no `results` table)")
+
+    def insert(self, rows: Sequence[Row]) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, values in grouped(rows).items():
+                self.db.executemany(insert_statement(table, "?"), values)
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    def select(self, table: str, since: float | None = None) -> list[dict[str, Any]]:
+        if table not in TABLES:
+            raise ValueError(f"no table {table!r}")
+        try:
+            cursor = self.db.execute(select_statement(table, "?", since), () if since is None else (since,))
+        except sqlite3.OperationalError as exc:  # a ledger from before a table existed
+            if "no such table" in str(exc):
+                return []
+            raise
+        return [row_dict(table, values) for values in cursor]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_store(*, path: Path | None = None, url: str | None = None, create: bool = True) -> LedgerStore:
+    """The store at `path` (SQLite) or `url` (PostgreSQL); ConfigError when it cannot open."""
+    if url is not None:
+        from cascade.live.postgres import PostgresStore  # psycopg loads only for a PostgreSQL ledger
+
+        return PostgresStore(url, create=create)
+    assert path is not None, "a ledger needs a path or a url"
+    return SqliteStore(path, create=create)

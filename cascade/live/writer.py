@@ -1,0 +1,140 @@
+"""Writing ledger rows off the request's path: a queue a request only appends to, and a
+thread that commits what it holds in batches.
+
+A request never waits for the database and never fails because of it: a store that cannot
+open, a full disk, a read-only file or a lost server is logged and counted, and the rows
+it could not take are dropped (counted too), while requests go on being answered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from cascade.live.rows import Row
+from cascade.live.store import LedgerStore
+from cascade.logs import get_logger
+
+BATCH_ROWS = 2000  # at most this many rows per transaction
+RETRY_OPEN_S = 30.0  # a store that would not open is tried again after this long
+
+
+@dataclass
+class WriterCounts:
+    """What became of the rows handed to the writer."""
+
+    written: int = 0
+    dropped: int = 0  # the queue was full, or the store refused them
+    errors: int = 0  # failed transactions (each logged)
+
+
+class LedgerWriter:
+    """Rows in, committed in the background. `put` never blocks; `flush` waits until what
+    was put before it is committed (or dropped); `close` flushes and stops the thread."""
+
+    def __init__(
+        self, open_store: Callable[[], LedgerStore], *, where: str, max_pending: int = 100_000
+    ) -> None:
+        self._open = open_store
+        self.where = where  # named in the log: the path or the server, never a password
+        self.counts = WriterCounts()
+        self._queue: queue.Queue[Sequence[Row] | threading.Event | None] = queue.Queue(max_pending)
+        self._store: LedgerStore | None = None
+        self._next_open = 0.0
+        self._log = get_logger()
+        self._thread = threading.Thread(target=self._run, name="cascade-ledger", daemon=True)
+        self._thread.start()
+
+    def put(self, rows: Sequence[Row]) -> None:
+        try:
+            self._queue.put_nowait(rows)
+        except queue.Full:
+            self.counts.dropped += len(rows)
+            if self.counts.dropped == len(rows) or self.counts.dropped % 1000 < len(rows):
+                self._log.warning("ledger_queue_full", ledger=self.where, dropped=self.counts.dropped)
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Wait for the rows put so far; False when the writer did not get to them in time."""
+        if not self._thread.is_alive():
+            return False
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[Row] = []
+            waiting: list[threading.Event] = []
+            stop = False
+            while True:  # take what else is there, up to a batch
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiting.append(item)
+                else:
+                    batch.extend(item)
+                if stop or len(batch) >= BATCH_ROWS:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write(batch)
+            for event in waiting:
+                event.set()
+            if stop:
+                if self._store is not None:
+                    self._store.close()
+                return
+
+    def _write(self, batch: list[Row]) -> None:
+        store = self._store or self._opened()
+        if store is None:
+            self.counts.dropped += len(batch)
+            return
+        try:
+            store.insert(batch)
+        except Exception as exc:  # a full disk, a read-only file, a lost server: the request goes on
+            self.counts.errors += 1
+            self.counts.dropped += len(batch)
+            self._log.warning(
+                "ledger_write_failed",
+                ledger=self.where,
+                error=f"{type(exc).__name__}: {exc}",
+                rows=len(batch),
+            )
+            self._drop_store()
+        else:
+            self.counts.written += len(batch)
+
+    def _opened(self) -> LedgerStore | None:
+        if time.monotonic() < self._next_open:
+            return None
+        try:
+            self._store = self._open()
+        except Exception as exc:
+            self.counts.errors += 1
+            self._next_open = time.monotonic() + RETRY_OPEN_S
+            self._log.warning(
+                "ledger_unavailable", ledger=self.where, error=str(exc), retry_in_s=RETRY_OPEN_S
+            )
+            return None
+        return self._store
+
+    def _drop_store(self) -> None:
+        """Close a store whose write failed; the next batch opens it again (a server back up)."""
+        if self._store is not None:
+            with contextlib.suppress(Exception):  # it is being let go of; the failure was logged
+                self._store.close()
+            self._store = None
