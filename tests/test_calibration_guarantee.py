@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from cascade.offline.calibration import Target, calibrate
-from cascade.offline.calibration.bounds import (
+from cascade.core.binomial import (
     accuracy_p_value,
     binomial_cdf,
     loss_interval,
     loss_p_value,
     requests_needed,
 )
+from cascade.offline.calibration import Target, calibrate
 from cascade.offline.calibration.reliability import expected_calibration_error, fit_isotonic, out_of_fold
 from cascade.offline.calibration.simulate import Ladder, Setting
 from tests.synthetic_ladders import Ladder3, Request

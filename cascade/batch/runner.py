@@ -4,7 +4,6 @@ durable at every finished item, with its output and review files written at the 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -20,8 +19,9 @@ from cascade.batch.records import records_path
 from cascade.batch.report import BatchReport, report_file, report_lines
 from cascade.batch.state import JobState, state_path
 from cascade.config import CascadeConfig
+from cascade.config.digest import config_digest
 from cascade.core.errors import ConfigError
-from cascade.core.messages import write_messages, write_tools
+from cascade.core.recorded import recorded_request, recorded_response
 from cascade.core.redaction import redact
 from cascade.engine import Cascade
 from cascade.logs import get_logger
@@ -112,7 +112,7 @@ async def run_batch(
     """Run (or resume) the job, then write its output, review file, and report (an
     interrupted run writes none of them: its items are saved, and the next run resumes)."""
     options.check()
-    digest = _digest(config, base_dir)
+    digest = config_digest(config, base_dir)
     state = JobState(
         options.output,
         input_path=options.input,
@@ -169,26 +169,10 @@ def recorded_outcomes(state: JobState, source: Path) -> Iterator[str]:
         for attempt in record.get("attempts", []):
             if attempt.get("output") is None or attempt.get("outcome") == "error":
                 continue
-            responses[attempt["model"]] = {
-                "text": attempt["output"],
-                "input_tokens": attempt["input_tokens"],
-                "output_tokens": attempt["output_tokens"],
-                "cost_usd": attempt["cost_usd"],
-                "latency_ms": round(attempt["latency_s"] * 1000, 1),
-                "finish_reason": attempt.get("finish_reason"),
-                "tool_calls": attempt.get("tool_calls") or [],
-                "refusal": attempt.get("refusal"),
-                "verified": attempt["outcome"] == "accepted",
-            }
+            responses[attempt["model"]] = recorded_response(attempt)
         if not responses:
             continue
-        request = entry.request
-        line: dict[str, Any] = {"id": entry.id}
-        if request.system:
-            line["system"] = request.system
-        line["messages"] = write_messages(request.messages)
-        if request.tools:
-            line["tools"] = write_tools(request.tools)
+        line = recorded_request(entry.request, entry.id)
         line["responses"] = responses
         if entry.metadata is not None:
             line["metadata"] = entry.metadata
@@ -225,31 +209,6 @@ def _limited(cascade: Cascade, options: BatchOptions) -> Cascade:
     )
     wrap_models(limited.plan.all_verifiers(), limit)  # each verifier once, whatever chains share it
     return limited
-
-
-def _digest(config: CascadeConfig, base_dir: Path | None) -> str:
-    """The config's fingerprint: its settings, and the contents of the files they name (a
-    schema file, a learned verifier's weights, examples, records): editing one of them
-    changes the rules as much as editing the config."""
-    digest = hashlib.sha256(config.model_dump_json().encode())
-    for name in sorted(_files_named(config.model_dump())):
-        path = Path(name) if Path(name).is_absolute() or base_dir is None else base_dir / name
-        digest.update(name.encode())
-        try:
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        except OSError:
-            digest.update(b"(unreadable)")  # building the cascade will say why
-    return digest.hexdigest()
-
-
-def _files_named(value: Any, key: str = "") -> set[str]:
-    """The file names among a config's settings: `*_file` settings, `examples`, `records`."""
-    if isinstance(value, dict):
-        return set().union(*(_files_named(v, str(k)) for k, v in value.items()))
-    if isinstance(value, list):
-        return set().union(*(_files_named(v, key) for v in value))
-    named = key.endswith("_file") or key in ("examples", "records")
-    return {value} if named and isinstance(value, str) and value != "builtin" else set()
 
 
 def _count_lines(path: Path) -> int:

@@ -8,19 +8,28 @@ it could not take are dropped (counted too), while requests go on being answered
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cascade.live.rows import Row
-from cascade.live.store import LedgerStore
 from cascade.logs import get_logger
 
 BATCH_ROWS = 2000  # at most this many rows per transaction
 RETRY_OPEN_S = 30.0  # a store that would not open is tried again after this long
+
+
+class RowSink(Protocol):
+    """Where the writer commits rows: a ledger store, the cache's file."""
+
+    def insert(self, rows: Sequence[Row]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -36,18 +45,18 @@ class LedgerWriter:
     """Rows in, committed in the background. `put` never blocks; `flush` waits until what
     was put before it is committed (or dropped); `close` flushes and stops the thread."""
 
-    def __init__(
-        self, open_store: Callable[[], LedgerStore], *, where: str, max_pending: int = 100_000
-    ) -> None:
+    def __init__(self, open_store: Callable[[], RowSink], *, where: str, max_pending: int = 100_000) -> None:
         self._open = open_store
         self.where = where  # named in the log: the path or the server, never a password
         self.counts = WriterCounts()
         self._queue: queue.Queue[Sequence[Row] | threading.Event | None] = queue.Queue(max_pending)
-        self._store: LedgerStore | None = None
+        self._store: RowSink | None = None
         self._next_open = 0.0
         self._log = get_logger()
         self._thread = threading.Thread(target=self._run, name="cascade-ledger", daemon=True)
         self._thread.start()
+        # a script that never closes its cascade still has its last rows committed at exit
+        atexit.register(self.close, timeout=5.0)
 
     def put(self, rows: Sequence[Row]) -> None:
         try:
@@ -118,7 +127,7 @@ class LedgerWriter:
         else:
             self.counts.written += len(batch)
 
-    def _opened(self) -> LedgerStore | None:
+    def _opened(self) -> RowSink | None:
         if time.monotonic() < self._next_open:
             return None
         try:

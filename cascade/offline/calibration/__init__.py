@@ -15,7 +15,7 @@ target on recorded outcomes (docs/calibration.md).
    `curves`: what is printed and drawn of it.
 """
 
-from cascade.offline.calibration.bounds import binomial_lower_bound
+from cascade.core.binomial import binomial_lower_bound
 from cascade.offline.calibration.choose import Calibration, calibrate
 from cascade.offline.calibration.observations import Observations, observe
 from cascade.offline.calibration.search import Explored

@@ -24,8 +24,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cascade.core.binomial import accuracy_p_value, loss_p_value, requests_needed
 from cascade.core.errors import ConfigError
-from cascade.offline.calibration.bounds import accuracy_p_value, loss_p_value, requests_needed
 from cascade.offline.calibration.observations import Observations
 from cascade.offline.calibration.reliability import Isotonic, fit_isotonic
 from cascade.offline.calibration.search import Explored, pareto

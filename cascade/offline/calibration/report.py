@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from cascade.offline.calibration.bounds import accuracy_interval, loss_interval
+from cascade.core.binomial import accuracy_interval, loss_interval
 from cascade.offline.calibration.certify import Step
 from cascade.offline.calibration.choose import Calibration
 from cascade.offline.calibration.search import Explored

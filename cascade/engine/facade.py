@@ -1,10 +1,10 @@
-"""The cascade: cheapest model first, verify, escalate only on failure, bill every attempt."""
+"""The Cascade facade: run/arun/stream/astream/close/aclose; itself a Provider."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
@@ -14,34 +14,21 @@ from pydantic import BaseModel
 from cascade.config import DEFAULT_REASK_PROMPT, CascadeConfig, load_config
 from cascade.core.errors import ExhaustedError, PermanentProviderError
 from cascade.core.events import CascadeEvent, StreamResult
-from cascade.core.messages import Prompt, to_request
-from cascade.core.policy import STREAM_MODES, StreamMode, StreamPolicy
+from cascade.core.messages import Prompt
+from cascade.core.policy import StreamMode, StreamPolicy
 from cascade.core.values import Completion, Request, Result, Usage
+from cascade.engine.calls import Ask, Calls
+from cascade.live.loop import LiveLoop
 from cascade.protocols import Closable, Verifier, hook
 from cascade.runtime import portal
 from cascade.runtime.attempt import call_attempt
-from cascade.runtime.drive import drive
 from cascade.runtime.ladder import Tier
 from cascade.runtime.plan import CascadePlan, OnExhausted
-from cascade.runtime.request_checks import ModelT, RequestChecks
+from cascade.runtime.request_checks import ModelT
 from cascade.runtime.stream import stream_attempt
 
 if TYPE_CHECKING:
     from cascade.integrations.openai_client import CascadeOpenAIClient
-
-
-@dataclass(frozen=True)
-class Ask:
-    """One call's arguments, as `arun` takes them."""
-
-    prompt: Prompt
-    response_model: type[BaseModel] | None = None
-    response_format: Mapping[str, Any] | None = None
-    system: str | None = None
-    tools: Sequence[Mapping[str, Any]] | None = None
-    tool_choice: Any = None
-    min_tier: str | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Cascade:
@@ -82,9 +69,10 @@ class Cascade:
             )
         )
 
-    def _start(self, plan: CascadePlan) -> None:
+    def _start(self, plan: CascadePlan, live: LiveLoop | None = None) -> None:
         self.plan = plan
-        self._checks = RequestChecks()
+        self.live = live  # the config's ledger, cache, audit and shadow, when it has them
+        self._calls = Calls(plan, live)
         self.model = "cascade:" + "+".join(t.name for t in plan.tiers)  # its name as a Provider
 
     @classmethod
@@ -97,16 +85,19 @@ class Cascade:
         the file's folder).
         """
         from cascade.config.build import build_plan  # genai-prices and the SDKs load with it
+        from cascade.config.build_live import build_live
 
         if not isinstance(config, CascadeConfig):
             source, base_dir, config = str(config), base_dir or Path(config).parent, load_config(config)
-        return cls.from_plan(build_plan(config, source=source, base_dir=base_dir))
+        plan = build_plan(config, source=source, base_dir=base_dir)
+        return cls.from_plan(plan, live=build_live(config, source=source, base_dir=base_dir))
 
     @classmethod
-    def from_plan(cls, plan: CascadePlan) -> Cascade:
-        """A cascade running `plan` (a batch job or an evaluation varies a cascade's plan)."""
+    def from_plan(cls, plan: CascadePlan, *, live: LiveLoop | None = None) -> Cascade:
+        """A cascade running `plan` (a batch job or an evaluation varies a cascade's plan),
+        with `live` around each request."""
         cascade = cls.__new__(cls)
-        cascade._start(plan)
+        cascade._start(plan, live)
         return cascade
 
     @property
@@ -117,7 +108,7 @@ class Cascade:
     def with_tiers(self, tiers: Sequence[Tier]) -> Cascade:
         """The same cascade on other tiers (the same names; a batch job wraps each model in
         its rate limiter this way)."""
-        return Cascade.from_plan(replace(self.plan, tiers=tuple(tiers)))
+        return Cascade.from_plan(replace(self.plan, tiers=tuple(tiers)), live=self.live)
 
     # -- running -------------------------------------------------------------------------
 
@@ -132,6 +123,9 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> Result[ModelT]: ...
 
@@ -146,6 +140,9 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> Result: ...
 
@@ -159,6 +156,9 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> Result:
         """The cascade's answer to `prompt`: a string, a `Request`, or an OpenAI-style
@@ -172,33 +172,27 @@ class Cascade:
         a failed one).
         Raises ExhaustedError per `on_exhausted`; a malformed input is a ValueError."""
         return await self._answer(
-            Ask(prompt, response_model, response_format, system, tools, tool_choice, min_tier, params)
+            Ask(
+                prompt,
+                response_model,
+                response_format,
+                system,
+                tools,
+                tool_choice,
+                min_tier,
+                params,
+                tags,
+                request_id,
+                cache,
+            )
         )
 
     async def _answer(self, ask: Ask) -> Result:
-        request, plan = self._prepare(ask)
-        async with contextlib.aclosing(drive(plan, request, call_attempt)) as events:
+        async with contextlib.aclosing(self._calls.events(ask, call_attempt)) as events:
             async for event in events:
                 if isinstance(event, StreamResult):
-                    model = ask.response_model
-                    return event.result if model is None else self._checks.typed(event.result, model)
+                    return event.result
         raise AssertionError("unreachable: the drive always ends with a result")  # pragma: no cover
-
-    def _prepare(self, ask: Ask) -> tuple[Request, CascadePlan]:
-        """The request `ask` means, and the plan with the checks it calls for."""
-        request = to_request(
-            ask.prompt, system=ask.system, tools=ask.tools, tool_choice=ask.tool_choice, params=ask.params
-        )
-        plan = self._checks.plan_for(
-            self.plan,
-            response_model=ask.response_model,
-            response_format=ask.response_format,
-            tools=bool(request.tools),
-            tool_choice=request.tool_choice,
-        )
-        if ask.min_tier is not None:
-            plan = plan.starting_at(ask.min_tier)
-        return request, plan
 
     def astream(
         self,
@@ -211,29 +205,28 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> AsyncGenerator[CascadeEvent, None]:
         """The answer as it is generated: `StreamDelta`s, a `StreamRestart` when the cascade
         leaves an attempt, and a `StreamResult` last. `policy` overrides the cascade's; the
         other arguments are `arun`'s. Tool calls come whole, in the result, once verified."""
-        ask = Ask(prompt, response_model, response_format, system, tools, tool_choice, min_tier, params)
-        return self._astream(ask, policy)
-
-    async def _astream(
-        self, ask: Ask, policy: StreamPolicy | StreamMode | None
-    ) -> AsyncGenerator[CascadeEvent, None]:
-        request, plan = self._prepare(ask)  # a generator: bad input raises on the first event
-        if isinstance(policy, str):
-            if policy not in STREAM_MODES:
-                raise ValueError(f"unknown stream policy {policy!r} (known: {', '.join(STREAM_MODES)})")
-            plan = replace(plan, stream_policy=replace(plan.stream_policy, mode=policy))
-        elif policy is not None:
-            plan = replace(plan, stream_policy=policy)
-        async with contextlib.aclosing(drive(plan, request, stream_attempt)) as events:
-            async for event in events:
-                if isinstance(event, StreamResult) and ask.response_model is not None:
-                    event = StreamResult(self._checks.typed(event.result, ask.response_model))
-                yield event
+        ask = Ask(
+            prompt,
+            response_model,
+            response_format,
+            system,
+            tools,
+            tool_choice,
+            min_tier,
+            params,
+            tags,
+            request_id,
+            cache,
+        )
+        return self._calls.events(ask, stream_attempt, policy)
 
     def stream(
         self,
@@ -246,11 +239,26 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> Iterator[CascadeEvent]:
         """Sync twin of `astream`."""
-        ask = Ask(prompt, response_model, response_format, system, tools, tool_choice, min_tier, params)
-        events = self._astream(ask, policy)
+        ask = Ask(
+            prompt,
+            response_model,
+            response_format,
+            system,
+            tools,
+            tool_choice,
+            min_tier,
+            params,
+            tags,
+            request_id,
+            cache,
+        )
+        events = self._calls.events(ask, stream_attempt, policy)
         try:
             while True:
                 try:
@@ -272,6 +280,9 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> Result[ModelT]: ...
 
@@ -286,6 +297,9 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> Result: ...
 
@@ -299,10 +313,25 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> Result:
         """Sync twin of `arun`."""
-        ask = Ask(prompt, response_model, response_format, system, tools, tool_choice, min_tier, params)
+        ask = Ask(
+            prompt,
+            response_model,
+            response_format,
+            system,
+            tools,
+            tool_choice,
+            min_tier,
+            params,
+            tags,
+            request_id,
+            cache,
+        )
         return portal.call(lambda: self._answer(ask))
 
     async def complete(self, request: Request) -> Completion:
@@ -341,7 +370,10 @@ class Cascade:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close every provider's connections, and those of verifiers that hold their own."""
+        """Let background audits finish and commit the ledger; then close every provider's
+        connections, and those of verifiers that hold their own."""
+        if self.live is not None:
+            await self.live.aclose()
         for tier in self.plan.tiers:
             for model in tier.models:
                 await model.provider.aclose()

@@ -1,0 +1,133 @@
+"""Builds a config's live sections (`ledger`, `cache`, `audit`, `shadow`) into the loop
+the engine runs around each request (`cascade.live.loop.LiveLoop`).
+
+Paths are relative to the config's folder. The audit's estimates and the day's audit
+spend are read back from the ledger, so a restart neither forgets an alarm nor resets
+the budget.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from cascade.config import CascadeConfig, VerifierConfig, load_config
+from cascade.config.build import build_plan
+from cascade.config.digest import config_digest
+from cascade.config.live import AuditConfig, LedgerConfig
+from cascade.core.errors import ConfigError
+from cascade.live.audit import Auditor, restore, spent_today
+from cascade.live.background import DailyBudget
+from cascade.live.cache import AnswerCache
+from cascade.live.drift import DriftMonitor
+from cascade.live.loop import LiveLoop
+from cascade.live.shadow import ShadowRunner
+from cascade.live.store import open_store
+from cascade.live.writer import LedgerWriter
+from cascade.runtime.plan import CascadePlan
+from cascade.verification.registry import build_verifier
+
+
+def build_live(
+    config: CascadeConfig, *, source: str | None = None, base_dir: Path | None = None
+) -> LiveLoop | None:
+    """The live loop of `config`, or None when it has no live section."""
+    if not (config.ledger or config.cache or config.audit or config.shadow):
+        return None
+    digest = config_digest(config, base_dir)
+    loop = LiveLoop(digest)
+    if config.ledger is not None:
+        loop.ledger = ledger_writer(config.ledger, base_dir)
+    if config.cache is not None:
+        cache = config.cache
+        loop.cache = AnswerCache(
+            _path(cache.path, base_dir), ttl_s=cache.ttl_s, max_entries=cache.max_entries
+        )
+    if config.audit is not None:
+        assert loop.ledger is not None and config.ledger is not None  # the schema insists
+        loop.auditor = _auditor(config.audit, config.ledger, loop.ledger, digest, source, base_dir)
+        loop.tighten = config.audit.on_drift == "tighten"
+    if config.shadow is not None:
+        assert loop.ledger is not None
+        shadow_path = _path(config.shadow.config, base_dir)
+        candidate = load_config(shadow_path)
+        plan: CascadePlan = build_plan(candidate, source=str(shadow_path), base_dir=shadow_path.parent)
+        loop.shadow = ShadowRunner(
+            plan,
+            config.shadow,
+            ledger=loop.ledger,
+            digest=config_digest(candidate, shadow_path.parent),
+            budget=DailyBudget(config.shadow.max_usd_per_day),
+        )
+    return loop
+
+
+def ledger_writer(config: LedgerConfig, base_dir: Path | None) -> LedgerWriter:
+    path = None if config.path is None else _path(config.path, base_dir)
+    return LedgerWriter(
+        lambda: open_store(path=path, url=config.url),
+        where=str(path) if path is not None else safe_url(config.url or ""),
+        max_pending=config.max_pending,
+    )
+
+
+def _auditor(
+    config: AuditConfig,
+    ledger_config: LedgerConfig,
+    ledger: LedgerWriter,
+    digest: str,
+    source: str | None,
+    base_dir: Path | None,
+) -> Auditor:
+    monitor = DriftMonitor(limit=config.max_false_accept, confidence=config.confidence, window=config.window)
+    audits, alarms = _history(ledger_config, base_dir)
+    restore(monitor, audits, alarms, digest)
+    judge = None
+    if config.judge is not None:
+        settings = {"type": "judge", **config.judge}
+        where = f"{source}: audit.judge" if source else "audit.judge"
+        try:
+            judge = build_verifier(VerifierConfig.model_validate(settings), where=where, base_dir=base_dir)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return Auditor(
+        config,
+        ledger=ledger,
+        digest=digest,
+        monitor=monitor,
+        budget=DailyBudget(config.max_usd_per_day, spent_today(audits)),
+        judge=judge,
+    )
+
+
+def _history(
+    config: LedgerConfig, base_dir: Path | None
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The ledger's audits and alarms so far; none when it cannot be read (the writer will
+    say why, and requests go on)."""
+    path = None if config.path is None else _path(config.path, base_dir)
+    try:
+        store = open_store(path=path, url=config.url)
+    except ConfigError:
+        return [], []
+    try:
+        return store.select("audits"), store.select("alarms")
+    except Exception:  # a ledger that cannot be read is the writer's to report
+        return [], []
+    finally:
+        store.close()
+
+
+def _path(name: str, base_dir: Path | None) -> Path:
+    path = Path(name).expanduser()
+    return path if path.is_absolute() or base_dir is None else base_dir / path
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit to show: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

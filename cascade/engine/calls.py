@@ -1,0 +1,165 @@
+"""One call of a cascade, from its arguments to its recorded result: the request and the
+plan it needs, the cache asked first, and the result stamped with its id and tags and
+handed to the live loop (ledger, cache, audit, shadow)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pydantic import BaseModel
+
+from cascade.core.errors import ExhaustedError
+from cascade.core.events import CascadeEvent, StreamDelta, StreamResult
+from cascade.core.messages import Prompt, to_request
+from cascade.core.policy import STREAM_MODES, StreamMode, StreamPolicy
+from cascade.core.tags import TagError, read_tags
+from cascade.core.values import Request, Result
+from cascade.live.cache import answer_schema, cache_key
+from cascade.live.loop import LiveLoop
+from cascade.runtime.attempt import AttemptRunner
+from cascade.runtime.drive import drive
+from cascade.runtime.plan import CascadePlan
+from cascade.runtime.request_checks import RequestChecks
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One call's arguments, as `arun` takes them."""
+
+    prompt: Prompt
+    response_model: type[BaseModel] | None = None
+    response_format: Mapping[str, Any] | None = None
+    system: str | None = None
+    tools: Sequence[Mapping[str, Any]] | None = None
+    tool_choice: Any = None
+    min_tier: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, Any] | None = None
+    request_id: str | None = None
+    cache: bool = True
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One call, ready to run: the request, the plan for it, and how it is recorded."""
+
+    request: Request
+    plan: CascadePlan
+    request_id: str
+    tags: Mapping[str, str]
+    cache_key: str | None  # None: the cache is not asked (none configured, or `cache=False`)
+    ask: Ask
+
+
+class Calls:
+    """Prepares and records the calls of one cascade (its plan, and its live loop if any)."""
+
+    def __init__(self, plan: CascadePlan, live: LiveLoop | None) -> None:
+        self.plan, self.live = plan, live
+        self.checks = RequestChecks()
+
+    async def events(
+        self, ask: Ask, run_attempt: AttemptRunner, policy: StreamPolicy | StreamMode | None = None
+    ) -> AsyncGenerator[CascadeEvent, None]:
+        """The call's events, as `drive` gives them with `run_attempt` (plain calls and
+        streams alike), its result recorded; a cached answer comes whole, at once."""
+        call = self.prepare(ask)  # a generator: bad input raises on the first event
+        hit = self.cached(call)
+        if hit is not None:
+            yield StreamDelta(hit.output or "", hit.tier or "", hit.model or "")
+            yield StreamResult(hit)
+            return
+        started = time.perf_counter()
+        try:
+            plan = with_policy(call.plan, policy)
+            async with contextlib.aclosing(drive(plan, call.request, run_attempt)) as events:
+                async for event in events:
+                    if isinstance(event, StreamResult):
+                        event = StreamResult(self.typed(self.finished(call, event.result, started), ask))
+                    yield event
+        except ExhaustedError as exc:  # recorded too: every attempt of it was paid for
+            exc.result = self.finished(call, exc.result, started)
+            raise
+
+    def typed(self, result: Result, ask: Ask) -> Result:
+        """`result` with its `response_model` instance, for a call that asked for one."""
+        model = ask.response_model
+        return result if model is None else self.checks.typed(result, model)
+
+    def prepare(self, ask: Ask) -> Prepared:
+        """The request `ask` means, the plan with the checks it calls for, and its record."""
+        request = to_request(
+            ask.prompt, system=ask.system, tools=ask.tools, tool_choice=ask.tool_choice, params=ask.params
+        )
+        try:
+            tags = read_tags(ask.tags)
+        except TagError as exc:
+            raise ValueError(str(exc)) from None
+        plan = self.checked(self.plan, ask, request)
+        live, key = self.live, None
+        if live is not None:
+            plan = live.plan_for(plan, tags)
+            if ask.cache and live.cache is not None:
+                schema = answer_schema(ask.response_model, ask.response_format)
+                key = cache_key(request, schema=schema, min_tier=ask.min_tier, config=live.digest)
+        return Prepared(request, plan, ask.request_id or uuid.uuid4().hex, tags, key, ask)
+
+    def checked(self, plan: CascadePlan, ask: Ask, request: Request, *, strict: bool = True) -> CascadePlan:
+        """`plan` with the checks `ask` calls for, from `min_tier` up (a ValueError for a tier
+        it does not have, unless not `strict`: a shadow cascade may have other tiers)."""
+        plan = self.checks.plan_for(
+            plan,
+            response_model=ask.response_model,
+            response_format=ask.response_format,
+            tools=bool(request.tools),
+            tool_choice=request.tool_choice,
+        )
+        if ask.min_tier is not None and (strict or ask.min_tier in plan.tier_rank):
+            plan = plan.starting_at(ask.min_tier)
+        return plan
+
+    def cached(self, call: Prepared) -> Result | None:
+        """A verified answer from the cache, recorded as the request's (it costs nothing)."""
+        if self.live is None:
+            return None
+        hit = self.live.cached(call.cache_key, request_id=call.request_id, tags=call.tags)
+        if hit is None:
+            return None
+        self.live.finished(
+            call.plan, call.request, hit, latency_s=0.0, ts=time.time(), key=None, prepare=lambda p: p
+        )
+        return self.typed(hit, call.ask)
+
+    def finished(self, call: Prepared, result: Result, started: float) -> Result:
+        """`result` with its id and tags, handed to the live loop (ledger, cache, audit)."""
+        result = replace(
+            result,
+            request_id=call.request_id,
+            tags=call.tags,
+            cache="miss" if call.cache_key is not None else None,
+        )
+        if self.live is not None:
+            self.live.finished(
+                call.plan,
+                call.request,
+                result,
+                latency_s=time.perf_counter() - started,
+                ts=time.time(),
+                key=call.cache_key,
+                prepare=lambda candidate: self.checked(candidate, call.ask, call.request, strict=False),
+            )
+        return result
+
+
+def with_policy(plan: CascadePlan, policy: StreamPolicy | StreamMode | None) -> CascadePlan:
+    """`plan` under a stream policy given for one call (a mode's name, or a whole policy)."""
+    if isinstance(policy, str):
+        if policy not in STREAM_MODES:
+            raise ValueError(f"unknown stream policy {policy!r} (known: {', '.join(STREAM_MODES)})")
+        return replace(plan, stream_policy=replace(plan.stream_policy, mode=policy))
+    return plan if policy is None else replace(plan, stream_policy=policy)

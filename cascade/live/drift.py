@@ -1,0 +1,110 @@
+"""The running false-accept estimate of each tier and tag group, and its alarm (pure).
+
+Each audit says whether an answer accepted below the top tier agreed with the reference
+(the top tier's answer, or a judge). Over the latest `window` audits of a group, the
+disagreement rate has a one-sided Clopper-Pearson upper bound at `confidence`. A group is
+
+- `warming` until it has the audits the limit needs even with no disagreement at all;
+- `ok` while the bound is at or under `limit`: its false-accept rate is certified;
+- `drift` when, with enough audits, the bound is over `limit`: the alarm.
+
+The window lets old agreement age out, so a change shows within about as many audits as
+the bound needs to cross (`audits_to_alarm` says how many), however long the run before it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from cascade.core.binomial import binomial_lower_bound, binomial_upper_bound
+
+State = Literal["warming", "ok", "drift"]
+Group = tuple[str, str]  # (tier, "" for the whole tier or "name=value" for a tag's slice)
+
+
+def groups_of(tier: str, tags: Mapping[str, str]) -> list[Group]:
+    """The groups an audit of `tier` with `tags` counts in: the tier, and each tag's slice."""
+    return [(tier, ""), *((tier, f"{k}={v}") for k, v in sorted(tags.items()))]
+
+
+def min_audits(limit: float, confidence: float) -> int:
+    """The fewest audits whose bound can be under `limit`: all of them in agreement."""
+    return math.ceil(math.log(1 - confidence) / math.log(1 - limit))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A group's figures over its window."""
+
+    audited: int
+    disagreements: int
+    upper: float  # Clopper-Pearson upper bound of the disagreement rate
+    lower: float
+    state: State
+
+    @property
+    def rate(self) -> float:
+        return self.disagreements / self.audited if self.audited else 0.0
+
+
+@dataclass(frozen=True)
+class Change:
+    """A group entering or leaving `drift`."""
+
+    group: Group
+    old: State
+    new: State
+    estimate: Estimate
+
+
+class DriftMonitor:
+    """Audits in, estimates and alarms out."""
+
+    def __init__(self, *, limit: float, confidence: float, window: int) -> None:
+        self.limit, self.confidence, self.window = limit, confidence, window
+        self.needed = min_audits(limit, confidence)
+        self._audits: dict[Group, deque[bool]] = {}  # True: a disagreement
+        self._states: dict[Group, State] = {}
+
+    def observe(self, groups: Iterable[Group], agreed: bool) -> list[Change]:
+        """Count one audit in each of `groups`; the groups whose alarm state changed."""
+        changes = []
+        for group in groups:
+            self._audits.setdefault(group, deque(maxlen=self.window)).append(not agreed)
+            old = self._states.get(group, "warming")
+            estimate = self.estimate(group)
+            self._states[group] = estimate.state
+            if (old == "drift") != (estimate.state == "drift"):
+                changes.append(Change(group, old, estimate.state, estimate))
+        return changes
+
+    def estimate(self, group: Group) -> Estimate:
+        audits = self._audits.get(group, ())
+        n, k = len(audits), sum(audits)
+        if n == 0:
+            return Estimate(0, 0, 1.0, 0.0, "warming")
+        upper = binomial_upper_bound(k, n, self.confidence)
+        lower = binomial_lower_bound(k, n, self.confidence)
+        state: State = "ok" if upper <= self.limit else "drift" if n >= self.needed else "warming"
+        return Estimate(n, k, upper, lower, state)
+
+    def state(self, group: Group) -> State:
+        return self._states.get(group, "warming")
+
+    def groups(self) -> list[Group]:
+        return sorted(self._audits)
+
+    def audits_to_alarm(self, group: Group) -> int | None:
+        """How many more audits, every one a disagreement, raise the alarm on `group` from
+        where it stands (0: it is raised; None: never, as with a window too short)."""
+        audits = deque(self._audits.get(group, ()), maxlen=self.window)
+        for more in range(self.window + 1):
+            n, k = len(audits), sum(audits)
+            if n >= self.needed and binomial_upper_bound(k, n, self.confidence) > self.limit:
+                return more
+            audits.append(True)
+        return None
