@@ -1,7 +1,8 @@
 """Batch input: JSON lines read one at a time, each turned into an item or an error record.
 
 A line is `{"id": ..., "prompt": "..."}` or `{"id": ..., "messages": [...]}` (OpenAI-style,
-as `Cascade.run` takes them), with optional `system`, `tools`, `tool_choice` and `metadata`
+as `Cascade.run` takes them), with optional `system`, `tools`, `tool_choice`, `tags`
+(attribution: `{"user": ..., "feature": ...}`, in the output and the ledger) and `metadata`
 (carried through to the output untouched). An id is a string or
 an integer. Anything else about a line is an error naming its line number; the job goes on.
 """
@@ -11,11 +12,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cascade.core.messages import MessagesError, read_request
+from cascade.core.tags import TagError, read_tags
 from cascade.core.values import Request
 
 # A longer line is refused, and never held whole: it is read in chunks of at most this
@@ -34,6 +36,7 @@ class Item:
     id: str | int
     request: Request
     metadata: Any = None
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -99,4 +102,8 @@ def parse_line(line: str, number: int) -> Item | LineError:
         request = read_request(data)
     except MessagesError as exc:
         return LineError(number, f"line {number}: {exc}", item_id)
-    return Item(number, item_id, request, data.get("metadata"))
+    try:
+        tags = read_tags(data.get("tags"))
+    except TagError as exc:
+        return LineError(number, f"line {number}: {exc}", item_id)
+    return Item(number, item_id, request, data.get("metadata"), tags)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -107,8 +107,11 @@ class Job:
         budget: JobBudget,
         watch: ConfigFailureWatch,
         progress: Progress | None,
+        tags: Mapping[str, str] | None = None,
+        cache: bool = True,
     ) -> None:
         self.cascade = cascade
+        self.tags, self.cache = dict(tags or {}), cache
         self.state = state
         self.concurrency = concurrency
         self.budget = budget
@@ -223,7 +226,7 @@ class Job:
                 continue
             token = CALL_GUARD.set(self._first_call_guard())
             try:
-                result, error = await _answer(self.cascade, item)
+                result, error = await self._answer(item)
             except _NotStarted:  # a stop came before its first call went out: nothing was spent
                 self.budget.release(reserved)
                 self._not_started()
@@ -259,6 +262,14 @@ class Job:
             return False
         return True
 
+    async def _answer(self, item: Item) -> tuple[Result, str | None]:
+        """The item's result; a cascade that gives up still has a result (every attempt billed)."""
+        try:
+            tags = {**self.tags, **item.tags}
+            return await self.cascade.arun(item.request, tags=tags, cache=self.cache), None
+        except ExhaustedError as exc:
+            return exc.result, str(exc)
+
     def _not_started(self) -> None:
         self.counts.not_started += 1
         self._advance()
@@ -267,14 +278,6 @@ class Job:
 class _NotStarted(BaseException):
     """An item stopped before its first call: not an error of the item (the cascade's own
     handlers, which catch Exception, let it through)."""
-
-
-async def _answer(cascade: Cascade, item: Item) -> tuple[Result, str | None]:
-    """The item's result; a cascade that gives up still has a result (every attempt billed)."""
-    try:
-        return await cascade.arun(item.request), None
-    except ExhaustedError as exc:
-        return exc.result, str(exc)
 
 
 @contextlib.contextmanager

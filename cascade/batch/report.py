@@ -39,6 +39,7 @@ class BatchReport:
     fell_back: int = 0  # at least one call failed (error) and the item went on elsewhere
     attempts: int = 0
     saved_excluded: int = 0  # unverified or failed items: no saving is claimed on them
+    cache_hits: int = 0  # answered from the cache of verified answers, at no cost
     accepted_by_tier: Counter[str] = field(default_factory=Counter)
     money: dict[str, Decimal] = field(default_factory=lambda: dict.fromkeys(MONEY, ZERO))
 
@@ -58,6 +59,8 @@ class BatchReport:
             self.failed += 1
         if record.get("degraded"):
             self.degraded += 1
+        if record.get("cache") == "hit":
+            self.cache_hits += 1
         if len({a.get("tier") for a in attempts}) > 1:
             self.escalated += 1
         if any(a.get("outcome") == "error" for a in attempts):
@@ -90,6 +93,7 @@ class BatchReport:
             "degraded": self.degraded,
             "attempts": self.attempts,
             "saved_excluded": self.saved_excluded,
+            "cache_hits": self.cache_hits,
             "accepted_by_tier": dict(self.accepted_by_tier),
             "escalation_rate": round(self.rate(self.escalated), 6),
             "fallback_rate": round(self.rate(self.fell_back), 6),

@@ -44,6 +44,8 @@ class BatchOptions:
     retry_failed: bool = False  # run again the finished items that got no answer
     retry_unverified: bool = False  # ... and those whose answer is not verified
     max_config_failures: int = 5  # stop once one 401/403/404/missing key hits this many in a row
+    tags: dict[str, str] = field(default_factory=dict)  # of every item; a line's own tags win
+    cache: bool = True  # ask (and fill) the config's cache of verified answers
 
     @property
     def review_path(self) -> Path:
@@ -135,6 +137,8 @@ async def run_batch(
             budget=JobBudget(options.max_cost_usd, state.spent()),  # earlier runs count against it
             watch=ConfigFailureWatch(options.max_config_failures),
             progress=progress,
+            tags=options.tags,
+            cache=options.cache,
         )
         async with cascade:
             counts = await job.run(options.input)

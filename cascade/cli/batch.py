@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import CONFIG_HELP, Subparsers, add_command
+from cascade.cli.options import CONFIG_HELP, Subparsers, add_call_options, add_command
 from cascade.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,7 +32,9 @@ def register(subparsers: Subparsers) -> None:
         "cascade batch CONFIG --input in.jsonl --output out.jsonl --concurrency 32 --rpm small=600",
     )
     batch.add_argument("config", type=Path, help=CONFIG_HELP)
-    batch.add_argument("--input", type=Path, required=True, help="JSONL: {id, prompt | messages, metadata?}")
+    batch.add_argument(
+        "--input", type=Path, required=True, help="JSONL: {id, prompt | messages, tags?, metadata?}"
+    )
     batch.add_argument("--output", type=Path, required=True, help="JSONL results, one line per input id")
     batch.add_argument(
         "--concurrency", type=int, default=8, help="model calls in flight, all tiers together (default 8)"
@@ -64,6 +66,7 @@ def register(subparsers: Subparsers) -> None:
         help="progress bar (default: on a TTY)",
     )
     batch.add_argument("--events", action="store_true", help="also log every attempt of every item")
+    add_call_options(batch, tags_help="a tag of every item (a line's own `tags` win); repeatable")
     batch.add_argument(
         "--retry-failed", action="store_true", help="run again the finished items that got no answer"
     )
@@ -116,6 +119,8 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
         retry_failed=args.retry_failed or args.retry_unverified,
         retry_unverified=args.retry_unverified,
         max_config_failures=args.max_config_failures,
+        tags=dict(args.tag),
+        cache=not args.no_cache,
     )
     options.check()  # before anything runs: no input overwritten, no folder missing at the end
     if args.report_json is not None:

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from cascade.cli import batch, calibrate, demo, report, run, validate
+from cascade.cli import audit, batch, calibrate, demo, report, run, validate
 from cascade.cli import eval as evaluate
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Handler, IntermixedParser, Subparsers, add_global_options
@@ -26,6 +26,7 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     validate.register,
     batch.register,
     report.register,
+    audit.register,
     evaluate.register,
     calibrate.register,
     demo.register,

@@ -81,3 +81,20 @@ def add_command(
 
 
 CONFIG_HELP = "the cascade's YAML config (configs/ holds ready ones)"
+
+
+def _tag(text: str) -> tuple[str, str]:
+    from cascade.core.tags import TagError, parse_tag
+
+    try:
+        return parse_tag(text)
+    except TagError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_call_options(parser: argparse.ArgumentParser, *, tags_help: str) -> None:
+    """`--tag k=v` (attribution in the ledger and the output) and `--no-cache`."""
+    parser.add_argument("--tag", action="append", type=_tag, default=[], metavar="NAME=VALUE", help=tags_help)
+    parser.add_argument(
+        "--no-cache", action="store_true", help="neither read nor fill the config's cache of verified answers"
+    )

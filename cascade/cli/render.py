@@ -103,6 +103,8 @@ def batch_table(report: BatchReport, title: str = "Batch report") -> Table:
     table.add_row("escalation rate", f"{report.rate(report.escalated):.1%}")
     table.add_row("fallback (error) rate", f"{report.rate(report.fell_back):.1%}")
     table.add_row("attempts (all billed)", str(report.attempts))
+    if report.cache_hits:
+        table.add_row("  answered from the cache (free)", str(report.cache_hits))
     table.add_row("total cost", usd(report.money["total_usd"]))
     table.add_row("  wasted on escalation", usd(report.money["wasted_usd"]))
     table.add_row("  verification", usd(report.money["verification_usd"]))

@@ -1,4 +1,4 @@
-"""`cascade report`: the report of a batch output file, again."""
+"""`cascade report`: the report of a batch output file, again; or of a ledger, by group."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cascade.cli.exit_codes import ExitCode
+from cascade.cli.ledger_source import LEDGER_HELP, SINCE_HELP, open_ledger, since_time
 from cascade.cli.options import Subparsers, add_command
 from cascade.core.errors import ConfigError
 
@@ -19,17 +20,32 @@ def register(subparsers: Subparsers) -> None:
     report = add_command(
         subparsers,
         "report",
-        "the report of a batch output file, again",
+        "the report of a batch output file, again, or of a ledger by feature, user, tier, model or day",
         "cascade report answers.jsonl",
         "cascade report answers.jsonl --json",
+        "cascade report --ledger spend.sqlite --by feature --since 7d",
         events=False,
     )
-    report.add_argument("output", type=Path, help="the --output file of a `cascade batch` job")
+    report.add_argument("output", type=Path, nargs="?", help="the --output file of a `cascade batch` job")
+    report.add_argument("--ledger", metavar="PATH_OR_URL", help=LEDGER_HELP)
+    report.add_argument(
+        "--by",
+        default="tier",
+        metavar="KEY",
+        help="with --ledger: group by tier, model, day, or any tag (feature, user, ...); default tier",
+    )
+    report.add_argument("--since", metavar="WHEN", help=SINCE_HELP)
     report.add_argument("--json", action="store_true", help="print the figures as JSON")
     report.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
+    if (args.output is None) == (args.ledger is None):
+        raise ConfigError("give a batch output file or --ledger, one of them")
+    if args.ledger is not None:
+        return _ledger_report(args)
+    if args.since is not None:
+        raise ConfigError("--since reads a ledger's times: give --ledger")
     from rich.console import Console
 
     from cascade.batch.report import NotBatchOutput, report_file
@@ -47,4 +63,33 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         Console().print(batch_table(report, title=f"Batch report: {args.output}"))
+    return ExitCode.OK
+
+
+def _ledger_report(args: argparse.Namespace) -> ExitCode:
+    from rich.console import Console
+
+    from cascade.cli.render_live import WIDE, ledger_tables
+    from cascade.live.spend import ledger_report
+
+    since = since_time(args.since)
+    store = open_ledger(args.ledger)
+    try:
+        report = ledger_report(
+            args.by,
+            store.select("results", since),
+            store.select("attempts", since),
+            store.select("audits", since),
+            store.select("alarms"),
+        ).to_dict()
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return ExitCode.OK
+    console = Console(width=max(Console().width, WIDE))  # a table this wide wraps into mush below it
+    for table in ledger_tables(
+        report, title=f"Ledger report by {args.by}" + (f" since {args.since}" if args.since else "")
+    ):
+        console.print(table)
     return ExitCode.OK

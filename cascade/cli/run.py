@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import CONFIG_HELP, Subparsers, add_command
+from cascade.cli.options import CONFIG_HELP, Subparsers, add_call_options, add_command
 from cascade.core.errors import ConfigError, ExhaustedError
 from cascade.core.messages import REQUEST_KEYS, MessagesError, read_request
 from cascade.core.values import Request
@@ -54,6 +54,7 @@ def register(subparsers: Subparsers) -> None:
         choices=["buffer", "restart", "finish_degraded"],
         help="with --stream: what happens to text already shown when a check fails (default: the config's)",
     )
+    add_call_options(run, tags_help="a tag of the request in the ledger (user=..., feature=...); repeatable")
     run.set_defaults(handler=handle)
 
 
@@ -71,7 +72,7 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
         if args.stream:
             result = asyncio.run(_stream(cascade, request, args, stderr))
         else:
-            result = asyncio.run(_answer(cascade, request))
+            result = asyncio.run(_answer(cascade, request, args))
     except ExhaustedError as exc:
         if args.json:  # a stream's last line is a result event, whatever the outcome
             event = {"event": "result"} if args.stream else {}
@@ -155,9 +156,9 @@ def _read_stdin() -> str:
         ) from None
 
 
-async def _answer(cascade: Cascade, request: Request) -> Result:
+async def _answer(cascade: Cascade, request: Request, args: argparse.Namespace) -> Result:
     async with cascade:
-        return await cascade.arun(request)
+        return await cascade.arun(request, tags=dict(args.tag), cache=not args.no_cache)
 
 
 async def _stream(cascade: Cascade, request: Request, args: argparse.Namespace, stderr: Console) -> Result:
@@ -174,7 +175,9 @@ async def _stream(cascade: Cascade, request: Request, args: argparse.Namespace, 
     view = LiveAnswer(stdout) if stdout.is_terminal and not args.json else PlainAnswer()
     async with cascade:
         with view:
-            async for event in cascade.astream(request, policy=args.policy):
+            async for event in cascade.astream(
+                request, policy=args.policy, tags=dict(args.tag), cache=not args.no_cache
+            ):
                 if args.json:
                     print(to_json(event.to_dict()), flush=True)
                 elif isinstance(event, StreamDelta):

@@ -1,0 +1,113 @@
+"""The ledger's tables on a terminal: the report by group, latency per tier, the audit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rich.table import Table
+
+from cascade.cli.render import usd
+
+WIDE = 130  # the columns the ledger's tables need whole
+
+
+def _percentiles(figures: dict[str, Any]) -> str:
+    values = [figures[f"latency_p{q}_s"] for q in (50, 95, 99)]
+    return "-" if values[0] is None else " / ".join(f"{v:.3f}" for v in values) + " s"
+
+
+def ledger_tables(report: dict[str, Any], title: str) -> list[Table]:
+    """The report's groups (and their total), the tiers' calls, and any alarm that is up."""
+    groups = Table(title=title)
+    for column in (
+        report["by"],
+        "requests",
+        "spend",
+        "saved (verified)",
+        "escalated",
+        "unverified",
+        "cache hits",
+    ):
+        groups.add_column(column, justify="left" if column == report["by"] else "right")
+    for column in ("audit cost", "latency p50 / p95 / p99"):
+        groups.add_column(column, justify="right")
+    for group in [*report["groups"], report["total"]]:
+        groups.add_row(
+            group["group"],
+            str(group["requests"]),
+            usd(Decimal(str(group["spend_usd"]))),
+            usd(Decimal(str(group["saved_usd"]))),
+            f"{group['escalation_rate']:.1%}",
+            f"{group['unverified_rate']:.1%}",
+            str(group["cache_hits"]),
+            usd(Decimal(str(group["audit_usd"]))),
+            _percentiles(group),
+            end_section=group is report["groups"][-1],
+        )
+    groups.caption = (
+        "latency: the request's, cache hits left out; saved: against the top tier alone, on verified answers"
+    )
+    tiers = Table(title="Calls per tier")
+    for column in ("tier", "calls", "answers accepted", "share of requests", "latency p50 / p95 / p99"):
+        tiers.add_column(column, justify="left" if column == "tier" else "right")
+    for tier in report["tiers"]:
+        tiers.add_row(
+            tier["tier"],
+            str(tier["calls"]),
+            str(tier["accepted"]),
+            f"{tier['share_of_requests']:.1%}",
+            _percentiles(tier),
+        )
+    return [groups, tiers, *_alarm_tables(report["drift_alarms"])]
+
+
+def audit_tables(figures: dict[str, Any]) -> list[Table]:
+    level = f"{figures['confidence']:.0%}"
+    tiers = Table(title=f"Audit: false-accept rate per tier (limit {figures['limit']:.1%}, {level} bound)")
+    by_day = Table(title="Trend by day")
+    for table, first in ((tiers, "group"), (by_day, "day")):
+        for column in (
+            "tier",
+            first,
+            "audited",
+            "disagreed",
+            "rate",
+            f"{level} interval",
+            "within limit",
+            "cost",
+        ):
+            table.add_column(column, justify="left" if column in ("tier", first) else "right")
+    for table, lines in ((tiers, figures["tiers"]), (by_day, figures["by_day"])):
+        for line in lines:
+            rate = "-" if line["rate"] is None else f"{line['rate']:.1%}"
+            table.add_row(
+                line["tier"],
+                line["group"],
+                str(line["audited"]),
+                str(line["disagreements"]),
+                rate,
+                f"{line['lower']:.1%} - {line['upper']:.1%}",
+                "yes" if line["within_limit"] else "[red]no[/]",
+                usd(Decimal(str(line["audit_usd"]))),
+            )
+    return [tiers, by_day, *_alarm_tables(figures["drift_alarms"])]
+
+
+def _alarm_tables(alarms: list[dict[str, Any]]) -> list[Table]:
+    if not alarms:
+        return []
+    table = Table(title="[red]Drift alarms up[/]")
+    for column in ("tier", "group", "audited", "disagreed", "upper bound", "config"):
+        table.add_column(column)
+    for alarm in alarms:
+        table.add_row(
+            alarm["tier"],
+            alarm["group"],
+            str(alarm["audited"]),
+            str(alarm["disagreements"]),
+            f"{alarm['upper_bound']:.1%}",
+            alarm["config"],
+        )
+    table.caption = "cleared by `cascade audit --ledger ... --clear TIER` once the tier is recalibrated"
+    return [table]
