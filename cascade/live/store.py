@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cascade.core.errors import ConfigError
-from cascade.live.rows import FLAG_COLUMNS, INT_COLUMNS, REAL_COLUMNS, TABLES, Row, row_dict
-
-INDEXES = ("results (ts)", "attempts (ts)", "audits (ts)", "shadows (ts)", "alarms (ts)")
+from cascade.live.rows import TABLES, Row, row_dict
+from cascade.live.sql import create_statements, grouped, insert_statement, select_statement
 
 
 class LedgerStore(Protocol):
@@ -28,47 +27,6 @@ class LedgerStore(Protocol):
         """The rows of `table` (from `since`, a Unix time, on), oldest first, as dicts."""
 
     def close(self) -> None: ...
-
-
-def column_type(column: str, *, flag: str, integer: str, real: str) -> str:
-    if column in FLAG_COLUMNS:
-        return flag
-    if column in INT_COLUMNS:
-        return integer
-    if column in REAL_COLUMNS:
-        return real
-    return "TEXT"  # money too: exact decimal text, summed as Decimal
-
-
-def create_statements(*, flag: str, integer: str, real: str) -> list[str]:
-    """The DDL of every table and index (idempotent)."""
-    statements = [
-        f"CREATE TABLE IF NOT EXISTS {table} ("
-        + ", ".join(f"{c} {column_type(c, flag=flag, integer=integer, real=real)}" for c in columns)
-        + ")"
-        for table, columns in TABLES.items()
-    ]
-    for index in INDEXES:
-        table, columns = index.split(" ", 1)
-        statements.append(f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} {columns}")
-    return statements
-
-
-def insert_statement(table: str, placeholder: str) -> str:
-    columns = TABLES[table]
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([placeholder] * len(columns))})"
-
-
-def select_statement(table: str, placeholder: str, since: float | None) -> str:
-    where = "" if since is None else f" WHERE ts >= {placeholder}"
-    return f"SELECT {', '.join(TABLES[table])} FROM {table}{where} ORDER BY ts"
-
-
-def grouped(rows: Sequence[Row]) -> dict[str, list[tuple[Any, ...]]]:
-    by_table: dict[str, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        by_table.setdefault(row.table, []).append(row.values)
-    return by_table
 
 
 class SqliteStore:

@@ -1,0 +1,123 @@
+"""The ledger in PostgreSQL (psycopg 3), for gateways on several machines: the tables and
+statements of `cascade.live.sql`, typed for the server.
+
+A url is only ever shown through `safe_url`, and a server's error only after its password
+is taken out: an error or a log line names the server, never how to log in to it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote
+
+from cascade.core.errors import ConfigError
+from cascade.core.redaction import REDACTED
+from cascade.live.rows import TABLES, Row, row_dict
+from cascade.live.sql import create_statements, grouped, insert_statement, select_statement
+
+try:
+    import psycopg
+except ImportError:  # the `postgres` extra is not installed: said when a store is opened
+    psycopg = None  # type: ignore[assignment]
+
+DDL = create_statements(flag="BOOLEAN", integer="BIGINT", real="DOUBLE PRECISION")
+CONNECT_TIMEOUT_S = 5  # a server that does not answer fails the open, it does not hang the writer
+# gateways starting together would race to create the same tables: one at a time, by this lock
+CREATE_LOCK = 0x6361736361646531  # "cascade1"
+# a conninfo string (`host=... password=...`) rather than a url
+_CONNINFO_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)", re.IGNORECASE)
+
+
+def _without_passwords(url: str) -> tuple[str, set[str]]:
+    """`url` with its passwords taken out, and those passwords (as written and decoded)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        found = {m.group(2).strip("'") for m in _CONNINFO_PASSWORD.finditer(url)}
+        return _CONNINFO_PASSWORD.sub(rf"\g<1>{REDACTED}", url), found
+    rest, has_query, query = rest.partition("?")
+    found = set()
+    userinfo, at, hosts = rest.rpartition("@")  # the last @: a password may hold an unescaped @ or /
+    if at:
+        user, colon, password = userinfo.partition(":")
+        if colon:
+            found.add(password)
+        rest = f"{user}@{hosts}"
+    kept = []
+    for param in query.split("&") if has_query else []:
+        key, _, value = param.partition("=")
+        if unquote(key).strip().lower() == "password":
+            found.add(value)
+        elif param:
+            kept.append(param)
+    shown = f"{scheme}://{rest}" + (f"?{'&'.join(kept)}" if kept else "")
+    return shown, {form for password in found for form in (password, unquote(password)) if form}
+
+
+def safe_url(url: str) -> str:
+    """`url` as it may be shown: user, hosts, ports, database and options, no password."""
+    return _without_passwords(url)[0]
+
+
+def _scrubbed(error: Exception, url: str) -> str:
+    """A server's or the driver's error, without any password of `url` in it."""
+    text = str(error).strip()
+    for password in sorted(_without_passwords(url)[1], key=len, reverse=True):
+        text = text.replace(password, REDACTED)
+    return text
+
+
+class PostgresStore:
+    """The ledger in a PostgreSQL database: each `insert` one transaction, tables made on
+    first use (unless `create=False`, which opens only an existing ledger)."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self.where = safe_url(url)
+        if psycopg is None:
+            raise ConfigError(
+                f"{self.where}: a PostgreSQL ledger needs psycopg: pip install 'verified-cascade[postgres]'"
+            )
+        try:
+            timeout: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
+            if "connect_timeout" in psycopg.conninfo.conninfo_to_dict(url):
+                timeout = {}  # the url's own
+            # autocommit: each insert is its own explicit transaction, and a select holds none open;
+            # no prepared statements, so a transaction-pooling PgBouncer in front works too
+            self.db = psycopg.connect(url, autocommit=True, prepare_threshold=None, **timeout)
+        except psycopg.Error as exc:
+            raise ConfigError(f"{self.where}: cannot connect to the ledger: {_scrubbed(exc, url)}") from None
+        try:
+            if create:
+                with self.db.transaction():
+                    self.db.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_LOCK,))
+                    for statement in DDL:
+                        self.db.execute(statement)
+            elif not self._is_ledger():
+                raise ConfigError(f"{self.where}: not a cascade ledger (no `results` table)")
+        except BaseException as exc:
+            self.db.close()
+            if isinstance(exc, psycopg.Error):
+                raise ConfigError(f"{self.where}: cannot open the ledger: {_scrubbed(exc, url)}") from None
+            raise
+
+    def _is_ledger(self) -> bool:
+        found = self.db.execute("SELECT to_regclass('results') IS NOT NULL").fetchone()
+        return bool(found and found[0])
+
+    def insert(self, rows: Sequence[Row]) -> None:
+        with self.db.transaction(), self.db.cursor() as cursor:  # an error rolls back every table
+            for table, values in grouped(rows).items():
+                cursor.executemany(insert_statement(table, "%s"), values)
+
+    def select(self, table: str, since: float | None = None) -> list[dict[str, Any]]:
+        if table not in TABLES:
+            raise ValueError(f"no table {table!r}")
+        try:
+            cursor = self.db.execute(select_statement(table, "%s", since), () if since is None else (since,))
+        except psycopg.errors.UndefinedTable:  # a ledger from before a table existed
+            return []
+        return [row_dict(table, tuple(values)) for values in cursor]
+
+    def close(self) -> None:
+        self.db.close()
