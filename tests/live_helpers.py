@@ -13,6 +13,10 @@ from typing import Any
 
 from cascade import Cascade
 from cascade.config import parse_config
+from cascade.live.audit import Auditor
+from cascade.live.cache import AnswerCache
+from cascade.live.loop import LiveLoop
+from cascade.live.writer import LedgerWriter
 from cascade.testing.server import FakeProviderServer, RecordedRequest, Reply
 from tests.conftest import loopback_tier
 
@@ -55,3 +59,26 @@ def calls_to(server: FakeProviderServer, model: str) -> int:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def live_of(cascade: Cascade) -> LiveLoop:
+    assert cascade.live is not None, "the config has live sections"
+    return cascade.live
+
+
+def auditor_of(cascade: Cascade) -> Auditor:
+    auditor = live_of(cascade).auditor
+    assert auditor is not None
+    return auditor
+
+
+def cache_of(cascade: Cascade) -> AnswerCache:
+    cache = live_of(cascade).cache
+    assert cache is not None
+    return cache
+
+
+def ledger_of(cascade: Cascade) -> LedgerWriter:
+    ledger = live_of(cascade).ledger
+    assert ledger is not None
+    return ledger

@@ -6,13 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from structlog.testing import capture_logs
 
+from cascade.live.background import BackgroundCounts
 from cascade.live.store import SqliteStore
 from cascade.testing.server import Reply
 from tests.conftest import run_cli
-from tests.live_helpers import CHEAP, TOP, calls_to, live_cascade, prompt_of, read_jsonl, serve
+from tests.live_helpers import (
+    CHEAP,
+    TOP,
+    auditor_of,
+    cache_of,
+    calls_to,
+    live_cascade,
+    prompt_of,
+    read_jsonl,
+    serve,
+)
 
 LEDGER = {"path": "spend.sqlite"}
 SLICE = ("small", "feature=billing")
@@ -30,7 +42,11 @@ def test_an_audit_asks_the_top_tier_in_the_background_and_bills_it_apart(fake_se
     assert result.tier == "small" and result.output == "Paris."  # the answer is the cheap tier's
     assert result.cost.total_usd == result.attempts[0].cost_usd  # the audit is not in its bill
     assert audit["agreed"] is True and audit["audit_usd"] > 0  # "Paris." and "paris", normalised
-    assert (audit["tier"], audit["tags"], audit["request_id"]) == ("small", {"feature": "geo"}, result.request_id)
+    assert (audit["tier"], audit["tags"], audit["request_id"]) == (
+        "small",
+        {"feature": "geo"},
+        result.request_id,
+    )
     pair = json.loads(audit["pair"])  # a recorded line, labelled by agreement with the top tier
     assert pair["responses"][CHEAP]["correct"] is True and pair["responses"][TOP]["correct"] is True
     assert pair["messages"] == [{"role": "user", "content": "Capital of France?"}]
@@ -45,7 +61,7 @@ def test_the_caller_never_waits_for_its_audit(fake_server, tmp_path):
     async def main() -> None:
         async with live_cascade(fake_server, tmp_path, ledger=LEDGER, audit={"sample": 1.0}) as cascade:
             result = await cascade.arun("2 + 2?")
-            background = cascade.live.auditor.background
+            background = auditor_of(cascade).background
             assert result.verified and len(background._tasks) == 1  # returned with its audit in flight
             assert not any(r.completed for r in fake_server.requests_for(TOP))
         assert background.counts.finished == 1  # closing the cascade let it finish
@@ -60,7 +76,7 @@ def test_answers_from_the_top_tier_and_the_cache_are_never_audited(fake_server, 
         fake_server, tmp_path, ledger=LEDGER, cache={"path": "c.sqlite"}, audit={"sample": 1.0}
     ) as cascade:
         escalated = cascade.run("2 + 2?")
-        cascade.live.cache.writer.flush()
+        cache_of(cascade).writer.flush()
         hit = cascade.run("2 + 2?")
     assert escalated.tier == "large" and hit.cache == "hit"
     assert audited(tmp_path) == [] and calls_to(fake_server, TOP) == 1
@@ -72,13 +88,13 @@ def test_the_daily_budget_and_the_in_flight_cap_bound_the_audits(fake_server, tm
 
     fake_server.default = reply
 
-    async def main(audit: dict) -> object:
+    async def main(audit: dict[str, Any]) -> BackgroundCounts:
         async with live_cascade(fake_server, tmp_path, ledger=LEDGER, audit=audit) as cascade:
             await asyncio.gather(*(cascade.arun(f"q{i}") for i in range(6)))
-            await cascade.live.auditor.background.drain()
+            await auditor_of(cascade).background.drain()
             for i in range(6, 9):
                 await cascade.arun(f"q{i}")
-            return cascade.live.auditor.background.counts
+            return auditor_of(cascade).background.counts
 
     busy = asyncio.run(main({"sample": 1.0, "max_in_flight": 2}))
     assert busy.skipped_busy >= 4 and busy.started <= 2 + 3
@@ -97,8 +113,14 @@ def test_against_judge_the_judges_verdict_is_the_label(fake_server, tmp_path):
         return Reply.text("Paris." if "France" in prompt_of(request) else "Lyon.")
 
     fake_server.default = reply
-    judge = {"model": {"provider": "openai", "model": "judge-model", "base_url": fake_server.openai_base_url,
-                       "price": {"input_per_mtok": 1, "output_per_mtok": 1}}}
+    judge = {
+        "model": {
+            "provider": "openai",
+            "model": "judge-model",
+            "base_url": fake_server.openai_base_url,
+            "price": {"input_per_mtok": 1, "output_per_mtok": 1},
+        }
+    }
     audit = {"sample": 1.0, "against": "judge", "judge": judge}
     with live_cascade(fake_server, tmp_path, ledger=LEDGER, audit=audit) as cascade:
         cascade.run("Capital of France?")
@@ -121,9 +143,9 @@ def test_a_drift_in_one_slice_raises_its_alarm_within_the_audits_the_bound_predi
     audit = {"sample": 0.5, "seed": 7, "max_false_accept": 0.1, "confidence": 0.9, "window": 60}
     features = ["billing", "search", "search", "chat"]
 
-    async def main() -> tuple[int, int, list]:
+    async def main() -> tuple[int | None, str, list[Any]]:
         async with live_cascade(fake_server, tmp_path, ledger=LEDGER, audit=audit) as cascade:
-            auditor = cascade.live.auditor
+            auditor = auditor_of(cascade)
             with capture_logs() as before:
                 for i in range(240):
                     feature = features[i % 4]
@@ -158,13 +180,16 @@ def test_a_drift_in_one_slice_raises_its_alarm_within_the_audits_the_bound_predi
 
 def test_tighten_sends_a_drifted_slice_to_the_next_tier_until_cleared(fake_server, tmp_path):
     serve(fake_server, lambda model, prompt: "0" if model == CHEAP and "billing" in prompt else "42")
-    audit = {"sample": 1.0, "max_false_accept": 0.2, "confidence": 0.8, "window": 20, "on_drift": "tighten"}
+    # one request in six is billing, all wrong: the slice drifts, the tier as a whole does not
+    audit = {"sample": 1.0, "max_false_accept": 0.25, "confidence": 0.8, "window": 200, "on_drift": "tighten"}
 
     async def drifted() -> None:
         async with live_cascade(fake_server, tmp_path, ledger=LEDGER, audit=audit) as cascade:
-            for i in range(20):
-                await cascade.arun(f"billing {i}", tags={"feature": "billing"})
-                await cascade.live.auditor.background.drain()
+            for i in range(60):
+                feature = "billing" if i % 6 == 0 else "search"
+                await cascade.arun(f"{feature} {i}", tags={"feature": feature})
+                await auditor_of(cascade).background.drain()
+            assert auditor_of(cascade).monitor.state(("small", "")) == "ok"
 
     def tiers_now() -> tuple[str | None, str | None]:
         with live_cascade(fake_server, tmp_path, ledger=LEDGER, audit=audit) as cascade:

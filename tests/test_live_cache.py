@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from pydantic import BaseModel
 from structlog.testing import capture_logs
 
-from cascade.core.events import StreamDelta, StreamResult
+from cascade.core.events import CascadeEvent, StreamDelta, StreamResult
 from cascade.live.cache import AnswerCache
-from tests.live_helpers import CHEAP, TOP, calls_to, live_cascade, serve
+from tests.live_helpers import CHEAP, TOP, cache_of, calls_to, live_cascade, serve
 
 CACHE = {"path": "cache.sqlite"}
 
@@ -19,7 +20,7 @@ CACHE = {"path": "cache.sqlite"}
 def ask_twice(cascade, prompt="What is 2 + 2?", first=None, second=None):
     """Two calls, the first's answer committed to the cache before the second."""
     one = cascade.run(prompt, **(first or {}))
-    assert cascade.live.cache.writer.flush()
+    assert cache_of(cascade).writer.flush()
     two = cascade.run(prompt, **(second or first or {}))
     return one, two
 
@@ -49,7 +50,7 @@ def test_whatever_shapes_the_answer_is_part_of_the_key(fake_server, tmp_path):
     class Answer(BaseModel):
         value: int
 
-    variants = [
+    variants: list[dict[str, Any]] = [
         {"system": "Be brief."},
         {"temperature": 0.2},
         {"min_tier": "large"},
@@ -58,7 +59,7 @@ def test_whatever_shapes_the_answer_is_part_of_the_key(fake_server, tmp_path):
     ]
     with live_cascade(fake_server, tmp_path, cache=CACHE) as cascade:
         cascade.run("What is 2 + 2?")
-        assert cascade.live.cache.writer.flush()
+        assert cache_of(cascade).writer.flush()
         seen = [cascade.run("What is 2 + 2?", **v).cache for v in variants]
     assert seen == ["miss", "miss", "miss", "miss", "hit"]
 
@@ -96,7 +97,7 @@ def test_entries_expire_after_their_ttl(fake_server, tmp_path):
     serve(fake_server)
     with live_cascade(fake_server, tmp_path, cache={**CACHE, "ttl_s": 0.3}) as cascade:
         cascade.run("What is 2 + 2?")
-        assert cascade.live.cache.writer.flush()
+        assert cache_of(cascade).writer.flush()
         assert cascade.run("What is 2 + 2?").cache == "hit"
         time.sleep(0.4)
         assert cascade.run("What is 2 + 2?").cache == "miss"
@@ -107,7 +108,7 @@ def test_the_cache_keeps_under_its_size_cap(fake_server, tmp_path):
     with live_cascade(fake_server, tmp_path, cache={**CACHE, "max_entries": 5}) as cascade:
         for i in range(12):
             cascade.run(f"question {i}")
-            assert cascade.live.cache.writer.flush()
+            assert cache_of(cascade).writer.flush()
         newest = cascade.run("question 11").cache
         oldest = cascade.run("question 0").cache
     import sqlite3
@@ -119,15 +120,15 @@ def test_the_cache_keeps_under_its_size_cap(fake_server, tmp_path):
 def test_a_stream_served_from_the_cache_comes_whole_at_once(fake_server, tmp_path):
     serve(fake_server)
 
-    async def main() -> list:
+    async def main() -> list[CascadeEvent]:
         async with live_cascade(fake_server, tmp_path, cache=CACHE) as cascade:
             await cascade.arun("What is 2 + 2?")
-            assert cascade.live.cache.writer.flush()
+            assert cache_of(cascade).writer.flush()
             return [event async for event in cascade.astream("What is 2 + 2?")]
 
-    events = asyncio.run(main())
-    assert [type(e) for e in events] == [StreamDelta, StreamResult]
-    assert events[1].result.cache == "hit" and events[0].text == events[1].result.output
+    delta, last = asyncio.run(main())
+    assert isinstance(delta, StreamDelta) and isinstance(last, StreamResult)
+    assert last.result.cache == "hit" and delta.text == last.result.output
 
 
 def test_a_corrupt_cache_file_steps_aside_and_requests_go_on(fake_server, tmp_path):

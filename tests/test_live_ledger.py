@@ -19,10 +19,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from cascade.core.errors import ConfigError, ExhaustedError
+from cascade.core.values import Result
 from cascade.live.rows import Row, result_rows
 from cascade.live.store import SqliteStore
 from cascade.live.writer import LedgerWriter
-from tests.live_helpers import CHEAP, TOP, live_cascade, serve
+from tests.live_helpers import CHEAP, TOP, ledger_of, live_cascade, serve
 
 
 def hedge_on_cheap(model: str, prompt: str) -> str:
@@ -32,7 +33,7 @@ def hedge_on_cheap(model: str, prompt: str) -> str:
 def test_every_result_is_a_row_with_its_attempts_costs_id_and_tags(fake_server, tmp_path):
     serve(fake_server, hedge_on_cheap)
 
-    async def main() -> list:
+    async def main() -> list[Result]:
         async with live_cascade(fake_server, tmp_path, ledger={"path": "spend.sqlite"}) as cascade:
             easy = await cascade.arun("easy one", tags={"feature": "search", "user": "ann"})
             hard = await cascade.arun("hard one", tags={"feature": "chat"}, request_id="req-7")
@@ -89,13 +90,13 @@ def test_the_sync_api_commits_its_rows_on_close(fake_server, tmp_path):
 def test_a_ledger_that_cannot_open_is_logged_and_every_request_still_answered(fake_server, tmp_path):
     serve(fake_server)
     (tmp_path / "not-a-folder").write_text("a file where the ledger's folder should be")
-    with capture_logs() as logs, live_cascade(
-        fake_server, tmp_path, ledger={"path": "not-a-folder/spend.sqlite"}
-    ) as cascade:
+    with (
+        capture_logs() as logs,
+        live_cascade(fake_server, tmp_path, ledger={"path": "not-a-folder/spend.sqlite"}) as cascade,
+    ):
         results = [cascade.run(f"q{i}") for i in range(3)]
-        assert cascade.live is not None and cascade.live.ledger is not None
-        assert cascade.live.ledger.flush()
-        counts = cascade.live.ledger.counts
+        assert ledger_of(cascade).flush()
+        counts = ledger_of(cascade).counts
     assert all(r.verified for r in results)
     assert counts.written == 0 and counts.dropped > 0 and counts.errors >= 1
     assert any(e["event"] == "ledger_unavailable" for e in logs)
@@ -147,7 +148,7 @@ WRITER_SCRIPT = textwrap.dedent(
     path = Path(sys.argv[1])
     writer = LedgerWriter(lambda: SqliteStore(path), where=str(path))
     attempts = tuple(
-        Attempt("t%d" % i, "m", Outcome.REJECTED if i < 2 else Outcome.ACCEPTED, Usage(10, 5), Decimal("0.001"))
+        Attempt("t%d" % i, "m", Outcome.ACCEPTED if i == 2 else Outcome.REJECTED, Usage(10, 5), Decimal(1))
         for i in range(3)
     )
     n = 0

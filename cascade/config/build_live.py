@@ -9,7 +9,6 @@ the budget.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from cascade.config import CascadeConfig, VerifierConfig, load_config
 from cascade.config.build import build_plan
@@ -21,6 +20,7 @@ from cascade.live.background import DailyBudget
 from cascade.live.cache import AnswerCache
 from cascade.live.drift import DriftMonitor
 from cascade.live.loop import LiveLoop
+from cascade.live.postgres import safe_url
 from cascade.live.shadow import ShadowRunner
 from cascade.live.store import open_store
 from cascade.live.writer import LedgerWriter
@@ -121,13 +121,3 @@ def _history(
 def _path(name: str, base_dir: Path | None) -> Path:
     path = Path(name).expanduser()
     return path if path.is_absolute() or base_dir is None else base_dir / path
-
-
-def safe_url(url: str) -> str:
-    """A database URL fit to show: without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

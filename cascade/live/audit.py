@@ -53,7 +53,6 @@ class Auditor:
         )
         self.background = Background("audit", max_in_flight=config.max_in_flight, budget=budget)
         self._random = random.Random(config.seed)
-        self._log = get_logger()
 
     def eligible(self, plan: CascadePlan, result: Result) -> bool:
         """An answer accepted, freshly, below the top tier: the answers an audit can doubt."""
@@ -158,9 +157,9 @@ class Auditor:
             "action": self.config.on_drift,
         }
         if change.new == "drift":
-            self._log.warning("drift_alarm", **fields)
+            get_logger().warning("drift_alarm", **fields)
         else:
-            self._log.info("drift_cleared", **fields)
+            get_logger().info("drift_cleared", **fields)
         self.ledger.put(
             [
                 Row.of(

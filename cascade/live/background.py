@@ -61,7 +61,6 @@ class Background:
         self.budget = budget
         self.counts = BackgroundCounts()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._log = get_logger()
 
     def start(self, work: Coroutine[Any, Any, None]) -> bool:
         """Run `work` in the background when there is room and budget; False (and `work`
@@ -85,7 +84,7 @@ class Background:
             await work
         except Exception as exc:  # a failure beside a request is logged, never raised into it
             self.counts.failed += 1
-            self._log.warning(f"{self.name}_failed", error=f"{type(exc).__name__}: {exc}")
+            get_logger().warning(f"{self.name}_failed", error=f"{type(exc).__name__}: {exc}")
         finally:
             self.counts.finished += 1
 

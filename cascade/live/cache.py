@@ -102,12 +102,11 @@ class AnswerCache:
         self.path, self.ttl_s = path, ttl_s
         self.hits = self.misses = 0
         self._lock = threading.Lock()
-        self._log = get_logger()
         self._reader: sqlite3.Connection | None = None
         try:
             self._reader = _connect(path)
         except sqlite3.Error as exc:
-            self._log.warning("cache_unavailable", cache=str(path), error=str(exc))
+            get_logger().warning("cache_unavailable", cache=str(path), error=str(exc))
         self.writer = LedgerWriter(
             lambda: CacheFile(path, ttl_s=ttl_s, max_entries=max_entries), where=str(path)
         )
@@ -141,7 +140,7 @@ class AnswerCache:
                     "SELECT value FROM answers WHERE key = ? AND ts >= ?", (key, time.time() - self.ttl_s)
                 ).fetchone()
         except sqlite3.Error as exc:  # a file gone bad under us: a miss, said once per kind
-            self._log.warning("cache_read_failed", cache=str(self.path), error=str(exc))
+            get_logger().warning("cache_read_failed", cache=str(self.path), error=str(exc))
             return None
         return None if row is None else str(row[0])
 

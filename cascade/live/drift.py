@@ -4,12 +4,18 @@ Each audit says whether an answer accepted below the top tier agreed with the re
 (the top tier's answer, or a judge). Over the latest `window` audits of a group, the
 disagreement rate has a one-sided Clopper-Pearson upper bound at `confidence`. A group is
 
-- `warming` until it has the audits the limit needs even with no disagreement at all;
-- `ok` while the bound is at or under `limit`: its false-accept rate is certified;
-- `drift` when, with enough audits, the bound is over `limit`: the alarm.
+- `warming` until the bound first comes under `limit` (it needs `min_audits` audits at
+  least, all of them in agreement);
+- `ok` while the bound is at or under `limit`: the false-accept rate is certified;
+- `drift`, the alarm, when the bound crosses back over `limit` after the group was
+  certified, or when even the lower bound is over it (a group bad from its first audits),
+  never on fewer than `min_audits` audits.
 
-The window lets old agreement age out, so a change shows within about as many audits as
-the bound needs to cross (`audits_to_alarm` says how many), however long the run before it.
+A group still warming does not alarm on the upper bound alone: with few audits it is over
+any limit after one disagreement, which says nothing yet. The window lets old agreement
+age out, so a change shows within the audits the bound needs to cross (`audits_to_alarm`
+says how many), however long the run before it. Pick a window in which a healthy tier's
+bound sits well under the limit (`cascade audit` shows it), or the alarm is a hair trigger.
 """
 
 from __future__ import annotations
@@ -83,13 +89,21 @@ class DriftMonitor:
         return changes
 
     def estimate(self, group: Group) -> Estimate:
+        """The group's figures now, its state following on from the one it was in."""
         audits = self._audits.get(group, ())
-        n, k = len(audits), sum(audits)
+        return self._estimate(len(audits), sum(audits), self._states.get(group, "warming"))
+
+    def _estimate(self, n: int, k: int, before: State) -> Estimate:
         if n == 0:
             return Estimate(0, 0, 1.0, 0.0, "warming")
         upper = binomial_upper_bound(k, n, self.confidence)
         lower = binomial_lower_bound(k, n, self.confidence)
-        state: State = "ok" if upper <= self.limit else "drift" if n >= self.needed else "warming"
+        if lower > self.limit and n >= self.needed:  # no alarm on fewer audits than certifying takes
+            state: State = "drift"
+        elif upper <= self.limit:
+            state = "ok"
+        else:
+            state = "warming" if before == "warming" else "drift"
         return Estimate(n, k, upper, lower, state)
 
     def state(self, group: Group) -> State:
@@ -102,9 +116,10 @@ class DriftMonitor:
         """How many more audits, every one a disagreement, raise the alarm on `group` from
         where it stands (0: it is raised; None: never, as with a window too short)."""
         audits = deque(self._audits.get(group, ()), maxlen=self.window)
+        state = self.state(group)
         for more in range(self.window + 1):
-            n, k = len(audits), sum(audits)
-            if n >= self.needed and binomial_upper_bound(k, n, self.confidence) > self.limit:
+            state = self._estimate(len(audits), sum(audits), state).state
+            if state == "drift":
                 return more
             audits.append(True)
         return None

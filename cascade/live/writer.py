@@ -52,7 +52,6 @@ class LedgerWriter:
         self._queue: queue.Queue[Sequence[Row] | threading.Event | None] = queue.Queue(max_pending)
         self._store: RowSink | None = None
         self._next_open = 0.0
-        self._log = get_logger()
         self._thread = threading.Thread(target=self._run, name="cascade-ledger", daemon=True)
         self._thread.start()
         # a script that never closes its cascade still has its last rows committed at exit
@@ -64,7 +63,7 @@ class LedgerWriter:
         except queue.Full:
             self.counts.dropped += len(rows)
             if self.counts.dropped == len(rows) or self.counts.dropped % 1000 < len(rows):
-                self._log.warning("ledger_queue_full", ledger=self.where, dropped=self.counts.dropped)
+                get_logger().warning("ledger_queue_full", ledger=self.where, dropped=self.counts.dropped)
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait for the rows put so far; False when the writer did not get to them in time."""
@@ -117,7 +116,7 @@ class LedgerWriter:
         except Exception as exc:  # a full disk, a read-only file, a lost server: the request goes on
             self.counts.errors += 1
             self.counts.dropped += len(batch)
-            self._log.warning(
+            get_logger().warning(
                 "ledger_write_failed",
                 ledger=self.where,
                 error=f"{type(exc).__name__}: {exc}",
@@ -135,7 +134,7 @@ class LedgerWriter:
         except Exception as exc:
             self.counts.errors += 1
             self._next_open = time.monotonic() + RETRY_OPEN_S
-            self._log.warning(
+            get_logger().warning(
                 "ledger_unavailable", ledger=self.where, error=str(exc), retry_in_s=RETRY_OPEN_S
             )
             return None
