@@ -157,6 +157,7 @@ WRITER_SCRIPT = textwrap.dedent(
         result = Result("x", True, attempts, 2, Decimal("0.01"), request_id="r%d" % n, tags={"k": "v"})
         writer.put(result_rows(result, config="c", latency_s=0.1, ts=time.time()))
         if n == 2000:
+            writer.flush(60)  # the first 2000 are committed; the writes go on
             print("ready", flush=True)
         if n % 50 == 0:
             time.sleep(0.001)
@@ -170,7 +171,7 @@ def test_a_process_killed_mid_write_leaves_whole_results_only(tmp_path):
         [sys.executable, "-c", WRITER_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True, cwd=Path.cwd()
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    time.sleep(0.3)  # the writer is committing batch after batch
+    time.sleep(0.2)  # the writer is committing batch after batch
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     db = sqlite3.connect(path)
