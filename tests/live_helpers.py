@@ -40,7 +40,12 @@ def serve(server: FakeProviderServer, answers: Answers = same_answer) -> None:
 
 
 def live_config(server: FakeProviderServer, tmp_path: Path, **sections: Any) -> dict[str, Any]:
-    """The config mapping: two loopback tiers, a hedging check, and `sections` (ledger, ...)."""
+    """The config mapping: two loopback tiers, a hedging check, and `sections` (ledger, ...);
+    a relative ledger or cache path is put in `tmp_path`."""
+    for name in ("ledger", "cache"):
+        section = sections.get(name)
+        if isinstance(section, dict) and "path" in section:
+            sections[name] = {**section, "path": str(tmp_path / section["path"])}
     return {
         "tiers": [loopback_tier(server, "small", CHEAP), loopback_tier(server, "large", TOP)],
         "verifiers": [{"type": "hedging"}],

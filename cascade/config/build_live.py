@@ -1,9 +1,10 @@
 """Builds a config's live sections (`ledger`, `cache`, `audit`, `shadow`) into the loop
 the engine runs around each request (`cascade.live.loop.LiveLoop`).
 
-Paths are relative to the config's folder. The audit's estimates and the day's audit
-spend are read back from the ledger, so a restart neither forgets an alarm nor resets
-the budget.
+The ledger's and the cache's paths are files of state, relative to the working directory
+(as `--output` is); the shadow's config is relative to the config's folder (as the files a
+config names are). The audit's estimates and the day's audit spend are read back from the
+ledger, so a restart neither forgets an alarm nor resets the budget.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ def build_live(
     digest = config_digest(config, base_dir)
     loop = LiveLoop(digest)
     if config.ledger is not None:
-        loop.ledger = ledger_writer(config.ledger, base_dir)
+        loop.ledger = ledger_writer(config.ledger)
     if config.cache is not None:
         cache = config.cache
         loop.cache = AnswerCache(
-            _path(cache.path, base_dir), ttl_s=cache.ttl_s, max_entries=cache.max_entries
+            Path(cache.path).expanduser(), ttl_s=cache.ttl_s, max_entries=cache.max_entries
         )
     if config.audit is not None:
         assert loop.ledger is not None and config.ledger is not None  # the schema insists
@@ -62,8 +63,8 @@ def build_live(
     return loop
 
 
-def ledger_writer(config: LedgerConfig, base_dir: Path | None) -> LedgerWriter:
-    path = None if config.path is None else _path(config.path, base_dir)
+def ledger_writer(config: LedgerConfig) -> LedgerWriter:
+    path = ledger_path(config)
     return LedgerWriter(
         lambda: open_store(path=path, url=config.url),
         where=str(path) if path is not None else safe_url(config.url or ""),
@@ -80,7 +81,7 @@ def _auditor(
     base_dir: Path | None,
 ) -> Auditor:
     monitor = DriftMonitor(limit=config.max_false_accept, confidence=config.confidence, window=config.window)
-    audits, alarms = _history(ledger_config, base_dir)
+    audits, alarms = _history(ledger_config)
     restore(monitor, audits, alarms, digest)
     judge = None
     if config.judge is not None:
@@ -100,14 +101,15 @@ def _auditor(
     )
 
 
-def _history(
-    config: LedgerConfig, base_dir: Path | None
-) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+def ledger_path(config: LedgerConfig) -> Path | None:
+    return None if config.path is None else Path(config.path).expanduser()
+
+
+def _history(config: LedgerConfig) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """The ledger's audits and alarms so far; none when it cannot be read (the writer will
     say why, and requests go on)."""
-    path = None if config.path is None else _path(config.path, base_dir)
     try:
-        store = open_store(path=path, url=config.url)
+        store = open_store(path=ledger_path(config), url=config.url)
     except ConfigError:
         return [], []
     try:
