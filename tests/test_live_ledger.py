@@ -231,3 +231,18 @@ def test_result_rows_hold_no_prompt_or_answer_text():
     result = Result("SECRET ANSWER", True, (attempt,), 0, Decimal(0), request_id="r", tags={"user": "u"})
     rows = result_rows(result, config="c", latency_s=0.0, ts=0.0)
     assert all("SECRET" not in str(value) for row in rows for value in row.values)
+
+
+def test_a_typed_call_that_gets_no_valid_instance_is_recorded_once(fake_server, tmp_path):
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        value: int
+
+    serve(fake_server, lambda model, prompt: "not json at all")
+    with live_cascade(fake_server, tmp_path, ledger={"path": "spend.sqlite"}) as cascade:
+        with pytest.raises(ExhaustedError) as raised:
+            cascade.run("2 + 2?", response_model=Answer)
+    rows = SqliteStore(tmp_path / "spend.sqlite", create=False).select("results")
+    assert [r["request_id"] for r in rows] == [raised.value.result.request_id]
+    assert rows[0]["verified"] is False and rows[0]["attempts"] == 2

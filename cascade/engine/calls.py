@@ -69,21 +69,23 @@ class Calls:
         """The call's events, as `drive` gives them with `run_attempt` (plain calls and
         streams alike), its result recorded; a cached answer comes whole, at once."""
         call = self.prepare(ask)  # a generator: bad input raises on the first event
+        plan = with_policy(call.plan, policy)
         hit = self.cached(call)
         if hit is not None:
             yield StreamDelta(hit.output or "", hit.tier or "", hit.model or "")
             yield StreamResult(hit)
             return
-        started = time.perf_counter()
+        started, result = time.perf_counter(), None
         try:
-            plan = with_policy(call.plan, policy)
             async with contextlib.aclosing(drive(plan, call.request, run_attempt)) as events:
                 async for event in events:
                     if isinstance(event, StreamResult):
-                        event = StreamResult(self.typed(self.finished(call, event.result, started), ask))
+                        result = self.finished(call, event.result, started)
+                        event = StreamResult(self.typed(result, ask))  # may raise: recorded already
                     yield event
         except ExhaustedError as exc:  # recorded too: every attempt of it was paid for
-            exc.result = self.finished(call, exc.result, started)
+            if result is None:
+                exc.result = self.finished(call, exc.result, started)
             raise
 
     def typed(self, result: Result, ask: Ask) -> Result:
