@@ -222,3 +222,27 @@ def test_exported_pairs_feed_eval_directly(fake_server, tmp_path):
     )
     scored = run_cli("eval", str(replay), "--data", str(out), "--json")
     assert scored.returncode == 0, scored.stderr
+
+
+def test_a_judge_that_fails_to_answer_is_no_disagreement(fake_server, tmp_path):
+    def reply(request: Any) -> Reply:
+        if request.model == "judge-model":
+            return Reply.status(400, message="bad request")  # not retried: the judge's call fails
+        return Reply.text("Paris.")
+
+    fake_server.default = reply
+    judge = {
+        "model": {
+            "provider": "openai",
+            "model": "judge-model",
+            "base_url": fake_server.openai_base_url,
+            "price": {"input_per_mtok": 1, "output_per_mtok": 1},
+        }
+    }
+    audit = {"sample": 1.0, "against": "judge", "judge": judge}
+    with live_cascade(fake_server, tmp_path, ledger=LEDGER, audit=audit) as cascade:
+        cascade.run("Capital of France?")
+        monitor = auditor_of(cascade).monitor
+    (row,) = audited(tmp_path)
+    assert row["agreed"] is None and row["error"] == "the judge gave no verdict"
+    assert monitor.estimate(("small", "")).audited == 0

@@ -240,9 +240,9 @@ def test_a_typed_call_that_gets_no_valid_instance_is_recorded_once(fake_server, 
         value: int
 
     serve(fake_server, lambda model, prompt: "not json at all")
-    with live_cascade(fake_server, tmp_path, ledger={"path": "spend.sqlite"}) as cascade:
-        with pytest.raises(ExhaustedError) as raised:
-            cascade.run("2 + 2?", response_model=Answer)
+    cascade = live_cascade(fake_server, tmp_path, ledger={"path": "spend.sqlite"})
+    with cascade, pytest.raises(ExhaustedError) as raised:
+        cascade.run("2 + 2?", response_model=Answer)
     rows = SqliteStore(tmp_path / "spend.sqlite", create=False).select("results")
     assert [r["request_id"] for r in rows] == [raised.value.result.request_id]
     assert rows[0]["verified"] is False and rows[0]["attempts"] == 2

@@ -77,7 +77,7 @@ class Auditor:
         assert result.tier is not None and result.returned_attempt is not None
         try:
             agreed, cost, reference = await self._check(plan, request, result)
-            error = None
+            error = None if agreed is not None else "the judge gave no verdict"
         except ExhaustedError as exc:  # the reference gave no answer at all: no verdict either way
             agreed, cost, reference, error = None, exc.result.cost.total_usd, None, redact(str(exc))
         self.background.budget.spend(cost)
@@ -108,8 +108,10 @@ class Auditor:
 
     async def _check(
         self, plan: CascadePlan, request: Request, result: Result
-    ) -> tuple[bool, Decimal, Result | None]:
-        """(agreed, what the check cost, the top tier's result when it was asked)."""
+    ) -> tuple[bool | None, Decimal, Result | None]:
+        """(agreed, what the check cost, the top tier's result when it was asked). A judge's
+        verdict without a score is its call failing (the judge verifier scores every verdict
+        it reaches): no verdict either way, not a disagreement."""
         if self.judge is not None:
             answer_attempt = result.returned_attempt
             assert answer_attempt is not None
@@ -118,7 +120,7 @@ class Auditor:
             )
             candidate = Candidate(request, completion, answer_attempt.tier)
             verdict = await run_verifier(self.judge, candidate)
-            return verdict.passed, verdict.cost_usd, None
+            return (None if verdict.score is None else verdict.passed), verdict.cost_usd, None
         # the top tier alone, through its own chain; its best answer stands even unverified
         top = replace(plan, tiers=plan.tiers[-1:], on_exhausted="return_best", max_cost_usd=None)
         reference = await answer(top, request)
