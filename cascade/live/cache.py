@@ -70,11 +70,16 @@ def cacheable(result: Result) -> bool:
 
 
 class CacheFile:
-    """The cache's SQLite file, for the writer's thread: stores entries, prunes old ones."""
+    """The cache's SQLite file, for the writer's thread: stores entries, prunes old ones.
+
+    Counting the entries is a scan of the table, so it is done only once this many stores
+    could have taken the cache past its cap: the cap holds to within that many entries."""
 
     def __init__(self, path: Path, *, ttl_s: float, max_entries: int) -> None:
         self.db = _connect(path)
         self.ttl_s, self.max_entries = ttl_s, max_entries
+        self.recount_every = max(1, min(1000, max_entries // 100))
+        self.since_count = self.recount_every  # the first store counts
 
     def insert(self, rows: Sequence[Row]) -> None:
         now = time.time()
@@ -82,7 +87,11 @@ class CacheFile:
             self.db.executemany(
                 "INSERT OR REPLACE INTO answers (key, ts, value) VALUES (?, ?, ?)", [r.values for r in rows]
             )
-            self.db.execute("DELETE FROM answers WHERE ts < ?", (now - self.ttl_s,))
+            self.db.execute("DELETE FROM answers WHERE ts < ?", (now - self.ttl_s,))  # by the ts index
+            self.since_count += len(rows)
+            if self.since_count < self.recount_every:
+                return
+            self.since_count = 0
             (count,) = self.db.execute("SELECT count(*) FROM answers").fetchone()
             if count > self.max_entries:  # the oldest go first
                 self.db.execute(

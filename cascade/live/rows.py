@@ -31,6 +31,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "alarms": "ts config tier grp kind bound audited disagreements",
     }.items()
 }
+COLUMN_SETS = {table: frozenset(columns) for table, columns in TABLES.items()}
 MONEY_COLUMNS = frozenset(
     {"total_usd", "wasted_usd", "verification_usd", "baseline_usd", "saved_usd", "cost_usd", "audit_usd"}
     | {"live_usd", "shadow_usd"}
@@ -50,10 +51,10 @@ class Row:
     @classmethod
     def of(cls, table: str, **values: Any) -> Row:
         """A row from its columns by name: every column of the table, none other."""
-        columns = TABLES[table]
-        if set(values) != set(columns):
-            raise ValueError(f"{table}: columns {sorted(set(values) ^ set(columns))} missing or unknown")
-        return cls(table, tuple(values[c] for c in columns))
+        if values.keys() != COLUMN_SETS[table]:
+            unknown = sorted(set(values) ^ COLUMN_SETS[table])
+            raise ValueError(f"{table}: columns {unknown} missing or unknown")
+        return cls(table, tuple(values[c] for c in TABLES[table]))
 
 
 def day_of(ts: float) -> str:
@@ -65,6 +66,8 @@ def money(value: Decimal | None) -> str | None:
 
 
 def tags_json(tags: Any) -> str:
+    if not tags:
+        return "{}"
     return redact(json.dumps(dict(tags), sort_keys=True, ensure_ascii=False))  # a key pasted as a tag
 
 

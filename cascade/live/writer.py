@@ -21,6 +21,9 @@ from cascade.live.rows import Row
 from cascade.logs import get_logger
 
 BATCH_ROWS = 2000  # at most this many rows per transaction
+# A batch gathers what comes within this long of its first row: one commit for many
+# requests (a commit costs several times what a row does). A flush cuts it short.
+LINGER_S = 0.05
 RETRY_OPEN_S = 30.0  # a store that would not open is tried again after this long
 
 
@@ -55,7 +58,7 @@ class LedgerWriter:
         self._thread = threading.Thread(target=self._run, name="cascade-ledger", daemon=True)
         self._thread.start()
         # a script that never closes its cascade still has its last rows committed at exit
-        atexit.register(self.close, timeout=5.0)
+        atexit.register(self._at_exit)
 
     def put(self, rows: Sequence[Row]) -> None:
         try:
@@ -74,9 +77,13 @@ class LedgerWriter:
         return done.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
+        atexit.unregister(self._at_exit)
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
+
+    def _at_exit(self) -> None:
+        self.close(timeout=5.0)
 
     def _run(self) -> None:
         while True:
@@ -84,17 +91,18 @@ class LedgerWriter:
             batch: list[Row] = []
             waiting: list[threading.Event] = []
             stop = False
-            while True:  # take what else is there, up to a batch
+            until = time.monotonic() + LINGER_S
+            while True:  # take what else comes, up to a batch, for a moment
                 if item is None:
                     stop = True
                 elif isinstance(item, threading.Event):
                     waiting.append(item)
                 else:
                     batch.extend(item)
-                if stop or len(batch) >= BATCH_ROWS:
+                if stop or waiting or len(batch) >= BATCH_ROWS:
                     break
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, until - time.monotonic()))
                 except queue.Empty:
                     break
             if batch:
