@@ -13,6 +13,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import engine_overhead  # noqa: E402  (found through the path just added)
 import ladders  # noqa: E402
+import live_overhead  # noqa: E402
 import startup  # noqa: E402
 
 
@@ -31,6 +32,18 @@ def test_engine_overhead_prints_a_ratio_for_every_scenario_and_a_profile() -> No
         row = rf"^{re.escape(s.name)} +{s.concurrency} +\d+ +\d+ +\d+\.\d\d "
         assert re.search(row, out, re.M), f"no ratio for {s.name} at {s.concurrency}:\n{out}"
     assert re.search(r"^\s*[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+\s+cascade/\S+\.py:\d+\(", out, re.M)
+
+
+def test_the_live_overhead_benchmark_prints_every_side_at_every_concurrency_and_the_ledger_size() -> None:
+    out = run_benchmark("live_overhead.py", "--quick")
+    for c in live_overhead.CONCURRENCY:  # req/s, CPU ms/req, writers, server, extra calls, added
+        for side in live_overhead.SIDES:
+            added = "-" if side == live_overhead.SIDES[0] else r"[+-]\d+\.\d%"
+            row = rf"^ *{c} +{re.escape(side.name)} +\d+ +(\d+\.\d{{3}} +){{3}}\d+\.\d% +{added} "
+            assert re.search(row, out, re.M), f"no row for {side.name} at {c}:\n{out}"
+    for attempts in ("1 attempt", "2 attempts"):
+        size = rf"^ledger size, {attempts} per request: \d+ bytes/request = \d+ MB per million requests "
+        assert re.search(size, out, re.M), f"no ledger size for {attempts}:\n{out}"
 
 
 def test_the_calibration_benchmark_prints_every_method_and_the_goal_on_gsm8k() -> None:
