@@ -351,7 +351,7 @@ def ledger_bytes(folder: Path, result: Result, n: int) -> tuple[int, int]:
     path = folder / "spend.sqlite"
     open_store(path=path).close()  # the empty ledger: its tables and indexes
     empty = files_size(path)
-    writer = ledger_writer(LedgerConfig(path=str(path)), None)
+    writer = ledger_writer(LedgerConfig(path=str(path)))
     try:
         digest = "0" * 64  # as long as a config's digest
         rows = 0
