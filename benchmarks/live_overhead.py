@@ -170,7 +170,9 @@ def write_config(
         }
         for i, m in enumerate(models)
     ]
-    config = {"tiers": tiers, "verifiers": [{"type": "non_empty"}, {"type": "hedging"}], **live}
+    # the ledger's and the cache's files in `folder` (their paths are the working directory's)
+    files = {k: {**v, "path": str(folder / v["path"])} for k, v in live.items() if k in ("ledger", "cache")}
+    config = {"tiers": tiers, "verifiers": [{"type": "non_empty"}, {"type": "hedging"}], **live, **files}
     folder.mkdir()
     path = folder / "cascade.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

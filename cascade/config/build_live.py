@@ -22,6 +22,7 @@ from cascade.live.cache import AnswerCache
 from cascade.live.drift import DriftMonitor
 from cascade.live.loop import LiveLoop
 from cascade.live.postgres import safe_url
+from cascade.live.rows import ledger_digest
 from cascade.live.shadow import ShadowRunner
 from cascade.live.store import open_store
 from cascade.live.writer import LedgerWriter
@@ -57,7 +58,7 @@ def build_live(
             plan,
             config.shadow,
             ledger=loop.ledger,
-            digest=config_digest(candidate, shadow_path.parent),
+            digest=ledger_digest(config_digest(candidate, shadow_path.parent)),
             budget=DailyBudget(config.shadow.max_usd_per_day),
         )
     return loop
@@ -82,7 +83,7 @@ def _auditor(
 ) -> Auditor:
     monitor = DriftMonitor(limit=config.max_false_accept, confidence=config.confidence, window=config.window)
     audits, alarms = _history(ledger_config)
-    restore(monitor, audits, alarms, digest)
+    restore(monitor, audits, alarms, ledger_digest(digest))
     judge = None
     if config.judge is not None:
         settings = {"type": "judge", **config.judge}
@@ -94,7 +95,7 @@ def _auditor(
     return Auditor(
         config,
         ledger=ledger,
-        digest=digest,
+        digest=ledger_digest(digest),
         monitor=monitor,
         budget=DailyBudget(config.max_usd_per_day, spent_today(audits)),
         judge=judge,

@@ -39,7 +39,7 @@ class Auditor:
         config: AuditConfig,
         *,
         ledger: LedgerWriter,
-        digest: str,
+        digest: str,  # the config's, as the ledger's rows name it
         monitor: DriftMonitor,
         budget: DailyBudget,
         judge: Verifier | None = None,

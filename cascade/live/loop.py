@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from cascade.core.values import Request, Result
 from cascade.live.audit import Auditor
 from cascade.live.cache import AnswerCache
-from cascade.live.rows import result_rows
+from cascade.live.rows import ledger_digest, result_rows
 from cascade.live.shadow import Prepare, ShadowRunner
 from cascade.live.writer import LedgerWriter
 from cascade.runtime.plan import CascadePlan
@@ -59,7 +59,9 @@ class LiveLoop:
     ) -> None:
         """Record `result` and start what follows from it; never raises into the request."""
         if self.ledger is not None:
-            self.ledger.put(result_rows(result, config=self.digest, latency_s=latency_s, ts=ts))
+            self.ledger.put(
+                result_rows(result, config=ledger_digest(self.digest), latency_s=latency_s, ts=ts)
+            )
         if key is not None and self.cache is not None:
             self.cache.put(key, result)
         if self.auditor is not None:

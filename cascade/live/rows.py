@@ -57,6 +57,14 @@ class Row:
         return cls(table, tuple(values[c] for c in TABLES[table]))
 
 
+LEDGER_DIGEST_CHARS = 16  # of a config's digest, in each row: 64 bits name a config well enough
+
+
+def ledger_digest(digest: str) -> str:
+    """A config's digest as the ledger's rows name it."""
+    return digest[:LEDGER_DIGEST_CHARS]
+
+
 def day_of(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
