@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from cascade.live.background import BackgroundCounts
 from cascade.live.store import SqliteStore
-from cascade.testing.server import Reply
+from cascade.testing.server import FakeProviderServer, Reply
 from tests.conftest import run_cli
 from tests.live_helpers import (
     CHEAP,
@@ -28,6 +28,13 @@ from tests.live_helpers import (
 
 LEDGER = {"path": "spend.sqlite"}
 SLICE = ("small", "feature=billing")
+
+
+def judged_audit(server: FakeProviderServer) -> dict[str, Any]:
+    """Every answer audited by a judge on the loopback provider (model `judge-model`)."""
+    price = {"input_per_mtok": 1, "output_per_mtok": 1}
+    model = {"provider": "openai", "model": "judge-model", "base_url": server.openai_base_url, "price": price}
+    return {"sample": 1.0, "against": "judge", "judge": {"model": model}}
 
 
 def audited(tmp_path):
@@ -113,15 +120,7 @@ def test_against_judge_the_judges_verdict_is_the_label(fake_server, tmp_path):
         return Reply.text("Paris." if "France" in prompt_of(request) else "Lyon.")
 
     fake_server.default = reply
-    judge = {
-        "model": {
-            "provider": "openai",
-            "model": "judge-model",
-            "base_url": fake_server.openai_base_url,
-            "price": {"input_per_mtok": 1, "output_per_mtok": 1},
-        }
-    }
-    audit = {"sample": 1.0, "against": "judge", "judge": judge}
+    audit = judged_audit(fake_server)
     with live_cascade(fake_server, tmp_path, ledger=LEDGER, audit=audit) as cascade:
         cascade.run("Capital of France?")
         cascade.run("Capital of Italy?")
@@ -231,15 +230,7 @@ def test_a_judge_that_fails_to_answer_is_no_disagreement(fake_server, tmp_path):
         return Reply.text("Paris.")
 
     fake_server.default = reply
-    judge = {
-        "model": {
-            "provider": "openai",
-            "model": "judge-model",
-            "base_url": fake_server.openai_base_url,
-            "price": {"input_per_mtok": 1, "output_per_mtok": 1},
-        }
-    }
-    audit = {"sample": 1.0, "against": "judge", "judge": judge}
+    audit = judged_audit(fake_server)
     with live_cascade(fake_server, tmp_path, ledger=LEDGER, audit=audit) as cascade:
         cascade.run("Capital of France?")
         monitor = auditor_of(cascade).monitor
