@@ -153,3 +153,22 @@ def test_batch_tags_land_in_the_output_and_the_ledger_report_by_feature(fake_ser
 def test_the_ledger_commands_refuse_what_they_cannot_read(tmp_path, args, message):
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_validate_shows_the_live_sections_and_checks_the_shadows_config(fake_server, tmp_path):
+    (tmp_path / "candidate.yaml").write_text(
+        yaml.safe_dump({"tiers": [loopback_tier(fake_server, "x", TOP)]})
+    )
+    url = "postgresql://ledger:s3cr3t-pw@127.0.0.1:1/db"
+    good = write_config(
+        fake_server, tmp_path, ledger={"url": url}, audit={"sample": 0.05}, shadow="candidate.yaml"
+    )
+    shown = run_cli("validate", str(good))
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "audit: 5.0% of the answers below the top tier" in shown.stdout and "candidate.yaml" in shown.stdout
+    )
+    assert "s3cr3t-pw" not in shown.stdout + shown.stderr
+    (tmp_path / "candidate.yaml").write_text("tiers: []\n")
+    broken = run_cli("validate", str(good))
+    assert broken.returncode == 2 and "shadow.config" in broken.stderr and "valid" not in broken.stdout

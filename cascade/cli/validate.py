@@ -38,6 +38,7 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     from cascade.cli.render import tiers_table
     from cascade.config import load_config
     from cascade.config.build import build_plan, missing_key
+    from cascade.config.build_live import describe_live
     from cascade.engine import Cascade
     from cascade.offline.records import with_records
 
@@ -51,6 +52,7 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
         # is connected, so no SDK loads but to check a tier's params
         plan = build_plan(config, source=str(args.config), base_dir=args.config.parent, connect=False)
         Cascade.from_plan(plan).close()
+    live = describe_live(config, source=str(args.config), base_dir=args.config.parent)  # checks the shadow's
     if replayed:
         print(f"replay tiers {', '.join(replayed)}: records come from `cascade eval/calibrate --data`")
     Console(width=max(Console().width, 120)).print(
@@ -58,6 +60,8 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     )
     names = ", ".join(v.type for v in config.verifiers) or "none (every answer is accepted)"
     print(f"verifiers: {names}; on_exhausted: {config.on_exhausted}")
+    for line in live:
+        print(line)
     missing: dict[str, list[str]] = {}
     for tier in config.tiers:
         for model in [tier, *tier.alternates]:

@@ -51,9 +51,7 @@ def build_live(
         loop.tighten = config.audit.on_drift == "tighten"
     if config.shadow is not None:
         assert loop.ledger is not None
-        shadow_path = _path(config.shadow.config, base_dir)
-        candidate = load_config(shadow_path)
-        plan: CascadePlan = build_plan(candidate, source=str(shadow_path), base_dir=shadow_path.parent)
+        shadow_path, candidate, plan = _candidate(config, source=source, base_dir=base_dir, connect=True)
         loop.shadow = ShadowRunner(
             plan,
             config.shadow,
@@ -62,6 +60,39 @@ def build_live(
             budget=DailyBudget(config.shadow.max_usd_per_day),
         )
     return loop
+
+
+def _candidate(
+    config: CascadeConfig, *, source: str | None, base_dir: Path | None, connect: bool
+) -> tuple[Path, CascadeConfig, CascadePlan]:
+    """The shadow's config and plan; a ConfigError naming `shadow.config` when it does not load."""
+    assert config.shadow is not None
+    path = _path(config.shadow.config, base_dir)
+    try:
+        candidate = load_config(path)
+        return path, candidate, build_plan(candidate, source=str(path), base_dir=path.parent, connect=connect)
+    except ConfigError as exc:
+        raise ConfigError(f"{source or 'config'}: shadow.config: {exc}") from None
+
+
+def describe_live(config: CascadeConfig, *, source: str | None, base_dir: Path | None) -> list[str]:
+    """The live sections in a line each, as `cascade validate` shows them, with the shadow's
+    config loaded and checked (no file of the ledger or the cache is opened)."""
+    lines = []
+    if (ledger := config.ledger) is not None:
+        lines.append(f"ledger: {ledger.path if ledger.path is not None else safe_url(ledger.url or '')}")
+    if (cache := config.cache) is not None:
+        lines.append(f"cache: {cache.path} (ttl {cache.ttl_s:g} s, at most {cache.max_entries} answers)")
+    if (audit := config.audit) is not None:
+        lines.append(
+            f"audit: {audit.sample:.1%} of the answers below the top tier, against {audit.against}; "
+            f"alarm when the {audit.confidence:.0%} bound crosses {audit.max_false_accept:.1%} "
+            f"(window {audit.window}, on drift: {audit.on_drift})"
+        )
+    if config.shadow is not None:
+        path, _, _ = _candidate(config, source=source, base_dir=base_dir, connect=False)
+        lines.append(f"shadow: {path} on {config.shadow.sample:.1%} of the requests")
+    return lines
 
 
 def ledger_writer(config: LedgerConfig) -> LedgerWriter:
