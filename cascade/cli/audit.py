@@ -8,7 +8,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.ledger_source import LEDGER_HELP, SINCE_HELP, open_ledger, since_time
@@ -67,7 +67,7 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     store = open_ledger(args.ledger)
     try:
         if args.clear is not None:
-            _clear(store, args.clear)
+            _clear(store, args.clear, store.select("audits"), store.select("alarms"))
             stderr.print(f"cleared the alarm on {args.clear}: a cascade started from now on serves it again")
             return ExitCode.OK
         audits = store.select("audits", since)
@@ -87,13 +87,23 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     return ExitCode.OK
 
 
-def _clear(store: LedgerStore, target: str) -> None:
-    """Mark the alarm of `target` cleared: audits from before now no longer count for it."""
+def _clear(
+    store: LedgerStore, target: str, audits: list[dict[str, Any]], alarms: list[dict[str, Any]]
+) -> None:
+    """Mark the alarm of `target` cleared: audits from before now no longer count for it. A
+    tier (or slice) the ledger never audited is refused: a typo would clear nothing."""
+    from cascade.live.drift import groups_of
     from cascade.live.rows import Row
 
     tier, _, group = target.partition(":")
-    if not tier:
-        raise ConfigError(f"--clear {target!r}: name a tier (small, or small:feature=search)")
+    known = {(str(a["tier"]), str(a["grp"] or "")) for a in alarms if a["kind"] != "cleared"}
+    for audit in audits:
+        known.update(groups_of(str(audit["tier"]), audit["tags"]))
+    if (tier, group) not in known:
+        names = sorted(f"{t}:{g}" if g else t for t, g in known) or ["none: the ledger holds no audit"]
+        raise ConfigError(
+            f"--clear {target!r}: no audit of it in the ledger (audited: {', '.join(names[:20])})"
+        )
     row = Row.of(
         "alarms",
         ts=time.time(),

@@ -44,6 +44,6 @@ def open_ledger(where: str) -> LedgerStore:
     """The store `--ledger` names, for reading: an existing SQLite ledger or a PostgreSQL one."""
     from cascade.live.store import open_store
 
-    if where.startswith(("postgresql://", "postgres://")):
+    if where.lower().startswith(("postgresql://", "postgres://")):
         return open_store(url=where, create=False)
     return open_store(path=Path(where), create=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from cascade.cli.render import usd
@@ -19,7 +20,7 @@ def _percentiles(figures: dict[str, Any]) -> str:
 
 def ledger_tables(report: dict[str, Any], title: str) -> list[Table]:
     """The report's groups (and their total), the tiers' calls, and any alarm that is up."""
-    groups = Table(title=title)
+    groups = Table(title=escape(title))
     for column in (
         report["by"],
         "requests",
@@ -29,12 +30,13 @@ def ledger_tables(report: dict[str, Any], title: str) -> list[Table]:
         "unverified",
         "cache hits",
     ):
-        groups.add_column(column, justify="left" if column == report["by"] else "right")
+        groups.add_column(escape(column), justify="left" if column == report["by"] else "right")
     for column in ("audit cost", "latency p50 / p95 / p99"):
         groups.add_column(column, justify="right")
+    last = report["groups"][-1] if report["groups"] else None
     for group in [*report["groups"], report["total"]]:
         groups.add_row(
-            group["group"],
+            escape(group["group"]),
             str(group["requests"]),
             usd(Decimal(str(group["spend_usd"]))),
             usd(Decimal(str(group["saved_usd"]))),
@@ -43,7 +45,7 @@ def ledger_tables(report: dict[str, Any], title: str) -> list[Table]:
             str(group["cache_hits"]),
             usd(Decimal(str(group["audit_usd"]))),
             _percentiles(group),
-            end_section=group is report["groups"][-1],
+            end_section=group is last,
         )
     groups.caption = (
         "latency: the request's, cache hits left out; saved: against the top tier alone, on verified answers"
@@ -53,7 +55,7 @@ def ledger_tables(report: dict[str, Any], title: str) -> list[Table]:
         tiers.add_column(column, justify="left" if column == "tier" else "right")
     for tier in report["tiers"]:
         tiers.add_row(
-            tier["tier"],
+            escape(tier["tier"]),
             str(tier["calls"]),
             str(tier["accepted"]),
             f"{tier['share_of_requests']:.1%}",
@@ -82,8 +84,8 @@ def audit_tables(figures: dict[str, Any]) -> list[Table]:
         for line in lines:
             rate = "-" if line["rate"] is None else f"{line['rate']:.1%}"
             table.add_row(
-                line["tier"],
-                line["group"],
+                escape(line["tier"]),
+                escape(line["group"]),
                 str(line["audited"]),
                 str(line["disagreements"]),
                 rate,
@@ -102,8 +104,8 @@ def _alarm_tables(alarms: list[dict[str, Any]]) -> list[Table]:
         table.add_column(column)
     for alarm in alarms:
         table.add_row(
-            alarm["tier"],
-            alarm["group"],
+            escape(alarm["tier"]),
+            escape(alarm["group"]),
             str(alarm["audited"]),
             str(alarm["disagreements"]),
             f"{alarm['upper_bound']:.1%}",

@@ -49,6 +49,7 @@ def build_live(
         assert loop.ledger is not None and config.ledger is not None  # the schema insists
         loop.auditor = _auditor(config.audit, config.ledger, loop.ledger, digest, source, base_dir)
         loop.tighten = config.audit.on_drift == "tighten"
+        loop.auditor.on_refuted = loop.refuted
     if config.shadow is not None:
         assert loop.ledger is not None
         shadow_path, candidate, plan = _candidate(config, source=source, base_dir=base_dir, connect=True)

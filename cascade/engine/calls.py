@@ -17,7 +17,7 @@ from cascade.core.errors import ExhaustedError
 from cascade.core.events import CascadeEvent, StreamDelta, StreamResult
 from cascade.core.messages import Prompt, to_request
 from cascade.core.policy import STREAM_MODES, StreamMode, StreamPolicy
-from cascade.core.tags import TagError, read_tags
+from cascade.core.tags import TagError, check_request_id, read_tags
 from cascade.core.values import Request, Result
 from cascade.live.cache import answer_schema, cache_key
 from cascade.live.loop import LiveLoop
@@ -100,6 +100,7 @@ class Calls:
         )
         try:
             tags = read_tags(ask.tags)
+            check_request_id(ask.request_id)
         except TagError as exc:
             raise ValueError(str(exc)) from None
         plan = self.checked(self.plan, ask, request)
@@ -129,13 +130,18 @@ class Calls:
         """A verified answer from the cache, recorded as the request's (it costs nothing)."""
         if self.live is None:
             return None
-        hit = self.live.cached(call.cache_key, request_id=call.request_id, tags=call.tags)
+        hit = self.live.cached(call.cache_key, call.plan, request_id=call.request_id, tags=call.tags)
         if hit is None:
+            return None
+        try:
+            hit = self.typed(hit, call.ask)
+        except ExhaustedError:  # the response model no longer takes it (a validator changed): a miss
+            self.live.refuted(call.cache_key)
             return None
         self.live.finished(
             call.plan, call.request, hit, latency_s=0.0, ts=time.time(), key=None, prepare=lambda p: p
         )
-        return self.typed(hit, call.ask)
+        return hit
 
     def finished(self, call: Prepared, result: Result, started: float) -> Result:
         """`result` with its id and tags, handed to the live loop (ledger, cache, audit)."""

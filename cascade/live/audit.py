@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 
@@ -29,6 +29,11 @@ from cascade.logs import get_logger
 from cascade.protocols import Verifier
 from cascade.runtime.plan import CascadePlan
 from cascade.verification.chain import run_verifier
+
+NO_REFERENCE = {
+    "judge": "the judge gave no verdict",
+    "top": "the top tier's answer did not pass its own checks",
+}
 
 
 class Auditor:
@@ -53,6 +58,8 @@ class Auditor:
         )
         self.background = Background("audit", max_in_flight=config.max_in_flight, budget=budget)
         self._random = random.Random(config.seed)
+        # told of an answer the audit disagreed with (the cache takes it out)
+        self.on_refuted: Callable[[str | None], None] = lambda key: None
 
     def eligible(self, plan: CascadePlan, result: Result) -> bool:
         """An answer accepted, freshly, below the top tier: the answers an audit can doubt."""
@@ -63,21 +70,22 @@ class Auditor:
             and result.tier != plan.tiers[-1].name
         )
 
-    def consider(self, plan: CascadePlan, request: Request, result: Result) -> bool:
-        """Audit `result` in the background if it is sampled; whether an audit started."""
+    def consider(self, plan: CascadePlan, request: Request, result: Result, key: str | None = None) -> bool:
+        """Audit `result` in the background if it is sampled; whether an audit started.
+        `key` is its cache entry's, taken out if the audit disagrees with it."""
         if not self.eligible(plan, result) or self._random.random() >= self.config.sample:
             return False
-        return self.background.start(self._audit(plan, request, result))
+        return self.background.start(self._audit(plan, request, result, key))
 
     def drifted(self, tier: str, tags: Mapping[str, str]) -> bool:
         """Is the alarm up for `tier`, as a whole or for one of `tags`' slices?"""
         return any(self.monitor.state(group) == "drift" for group in groups_of(tier, tags))
 
-    async def _audit(self, plan: CascadePlan, request: Request, result: Result) -> None:
+    async def _audit(self, plan: CascadePlan, request: Request, result: Result, key: str | None) -> None:
         assert result.tier is not None and result.returned_attempt is not None
         try:
             agreed, cost, reference = await self._check(plan, request, result)
-            error = None if agreed is not None else "the judge gave no verdict"
+            error = None if agreed is not None else NO_REFERENCE[self.config.against]
         except ExhaustedError as exc:  # the reference gave no answer at all: no verdict either way
             agreed, cost, reference, error = None, exc.result.cost.total_usd, None, redact(str(exc))
         self.background.budget.spend(cost)
@@ -102,6 +110,8 @@ class Auditor:
                 )
             ]
         )
+        if agreed is False:
+            self.on_refuted(key)
         if agreed is not None:
             for change in self.monitor.observe(groups_of(result.tier, result.tags), agreed):
                 self._alarm(change, now)
@@ -124,6 +134,8 @@ class Auditor:
         # the top tier alone, through its own chain; its best answer stands even unverified
         top = replace(plan, tiers=plan.tiers[-1:], on_exhausted="return_best", max_cost_usd=None)
         reference = await answer(top, request)
+        if not reference.verified:  # its own checks rejected it: no reference to judge by
+            return None, reference.cost.total_usd, reference
         return agree(result, reference, self.config.match), reference.cost.total_usd, reference
 
     def _pair(self, request: Request, result: Result, agreed: bool, reference: Result | None) -> str:

@@ -56,6 +56,8 @@ def cache_key(request: Request, *, schema: Any, min_tier: str | None, config: st
         "tool_choice": None if request.tool_choice is None else write_tool_choice(request.tool_choice),
         "params": dict(request.params),
         "request_schema": request.response_schema,
+        "schema_name": request.response_schema_name,
+        "logprobs": request.logprobs,
         "schema": schema,
         "min_tier": min_tier,
         "config": config,
@@ -82,13 +84,15 @@ class CacheFile:
         self.since_count = self.recount_every  # the first store counts
 
     def insert(self, rows: Sequence[Row]) -> None:
+        """Store the `answers` rows, and take out the entries `evict` rows name."""
         now = time.time()
         with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO answers (key, ts, value) VALUES (?, ?, ?)", [r.values for r in rows]
-            )
+            stored = [r.values for r in rows if r.table == "answers"]
+            self.db.executemany("INSERT OR REPLACE INTO answers (key, ts, value) VALUES (?, ?, ?)", stored)
+            evicted = [r.values for r in rows if r.table == "evict"]
+            self.db.executemany("DELETE FROM answers WHERE key = ?", evicted)
             self.db.execute("DELETE FROM answers WHERE ts < ?", (now - self.ttl_s,))  # by the ts index
-            self.since_count += len(rows)
+            self.since_count += len(stored)
             if self.since_count < self.recount_every:
                 return
             self.since_count = 0
@@ -109,7 +113,6 @@ class AnswerCache:
 
     def __init__(self, path: Path, *, ttl_s: float, max_entries: int) -> None:
         self.path, self.ttl_s = path, ttl_s
-        self.hits = self.misses = 0
         self._lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None
         try:
@@ -121,19 +124,34 @@ class AnswerCache:
         )
 
     def get(self, key: str, *, request_id: str, tags: Mapping[str, str]) -> Result | None:
-        """The verified answer stored under `key`, as a result that cost nothing; None on a miss."""
+        """The verified answer stored under `key`, as a result that cost nothing; None on a
+        miss (an entry it cannot read, written by another version or edited, is one too)."""
         found = self._read(key)
         if found is None:
-            self.misses += 1
             return None
-        self.hits += 1
-        return _hit(json.loads(found), request_id, tags)
+        try:
+            return _hit(json.loads(found), request_id, tags)
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            get_logger().warning("cache_entry_unreadable", cache=str(self.path), error=why)
+            self.evict(key)
+            return None
 
     def put(self, key: str, result: Result) -> None:
-        if cacheable(result):
-            self.writer.put(
-                [Row("answers", (key, time.time(), json.dumps(_entry(result), ensure_ascii=False)))]
-            )
+        """Store a verified answer (in the background). One whose data is no JSON (a plug-in's
+        date, set, ...) is not stored, and that is said."""
+        if not cacheable(result):
+            return
+        try:
+            value = json.dumps(_entry(result), ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            get_logger().warning("cache_store_skipped", cache=str(self.path), error=str(exc))
+            return
+        self.writer.put([Row("answers", (key, time.time(), value))])
+
+    def evict(self, key: str) -> None:
+        """Take the entry under `key` out (an answer an audit refuted, one no longer valid)."""
+        self.writer.put([Row("evict", (key,))])
 
     def close(self) -> None:
         self.writer.close()

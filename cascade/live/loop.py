@@ -19,6 +19,7 @@ from cascade.live.cache import AnswerCache
 from cascade.live.rows import ledger_digest, result_rows
 from cascade.live.shadow import Prepare, ShadowRunner
 from cascade.live.writer import LedgerWriter
+from cascade.logs import get_logger
 from cascade.runtime.plan import CascadePlan
 
 
@@ -33,10 +34,15 @@ class LiveLoop:
     shadow: ShadowRunner | None = None
     tighten: bool = False  # `on_drift: tighten`: a drifted tier answers no more
 
-    def cached(self, key: str | None, *, request_id: str, tags: Mapping[str, str]) -> Result | None:
+    def cached(
+        self, key: str | None, plan: CascadePlan, *, request_id: str, tags: Mapping[str, str]
+    ) -> Result | None:
+        """The cache's answer, if one of `plan`'s tiers gave it (a tier taken out of service
+        by a drift alarm does not answer from the cache either)."""
         if key is None or self.cache is None:
             return None
-        return self.cache.get(key, request_id=request_id, tags=tags)
+        hit = self.cache.get(key, request_id=request_id, tags=tags)
+        return hit if hit is not None and hit.tier in plan.tier_rank else None
 
     def plan_for(self, plan: CascadePlan, tags: Mapping[str, str]) -> CascadePlan:
         """`plan` without the tiers whose alarm is up (for these tags); the top tier stays."""
@@ -58,16 +64,23 @@ class LiveLoop:
         prepare: Prepare,
     ) -> None:
         """Record `result` and start what follows from it; never raises into the request."""
-        if self.ledger is not None:
-            self.ledger.put(
-                result_rows(result, config=ledger_digest(self.digest), latency_s=latency_s, ts=ts)
-            )
+        try:
+            if self.ledger is not None:
+                rows = result_rows(result, config=ledger_digest(self.digest), latency_s=latency_s, ts=ts)
+                self.ledger.put(rows)
+            if key is not None and self.cache is not None:
+                self.cache.put(key, result)
+            if self.auditor is not None:
+                self.auditor.consider(plan, request, result, key)
+            if self.shadow is not None:
+                self.shadow.consider(request, result, prepare)
+        except Exception as exc:  # the answer stands: what follows it is the loop's own business
+            get_logger().error("live_loop_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def refuted(self, key: str | None) -> None:
+        """An audit disagreed with the answer stored under `key`: it is served no more."""
         if key is not None and self.cache is not None:
-            self.cache.put(key, result)
-        if self.auditor is not None:
-            self.auditor.consider(plan, request, result)
-        if self.shadow is not None:
-            self.shadow.consider(request, result, prepare)
+            self.cache.evict(key)
 
     async def aclose(self) -> None:
         """Let the audits and shadows running now finish, then commit and close the files."""

@@ -14,8 +14,8 @@ from urllib.parse import unquote
 
 from cascade.core.errors import ConfigError
 from cascade.core.redaction import REDACTED
-from cascade.live.rows import TABLES, Row, row_dict
-from cascade.live.sql import create_statements, grouped, insert_statement, select_statement
+from cascade.live.rows import TABLES, Row
+from cascade.live.sql import create_statements, grouped, insert_statement, read_rows, select_statement
 
 try:
     import psycopg
@@ -27,7 +27,7 @@ CONNECT_TIMEOUT_S = 5  # a server that does not answer fails the open, it does n
 # gateways starting together would race to create the same tables: one at a time, by this lock
 CREATE_LOCK = 0x6361736361646531  # "cascade1"
 # a conninfo string (`host=... password=...`) rather than a url
-_CONNINFO_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)", re.IGNORECASE)
+_CONNINFO_PASSWORD = re.compile(r"(\b\w*password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)", re.IGNORECASE)
 
 
 def _without_passwords(url: str) -> tuple[str, set[str]]:
@@ -47,7 +47,7 @@ def _without_passwords(url: str) -> tuple[str, set[str]]:
     kept = []
     for param in query.split("&") if has_query else []:
         key, _, value = param.partition("=")
-        if unquote(key).strip().lower() == "password":
+        if unquote(key).strip().lower().endswith("password"):  # sslpassword too
             found.add(value)
         elif param:
             kept.append(param)
@@ -117,7 +117,7 @@ class PostgresStore:
             cursor = self.db.execute(select_statement(table, "%s", since), () if since is None else (since,))
         except psycopg.errors.UndefinedTable:  # a ledger from before a table existed
             return []
-        return [row_dict(table, tuple(values)) for values in cursor]
+        return read_rows(table, cursor, where=self.where)
 
     def close(self) -> None:
         self.db.close()

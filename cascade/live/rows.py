@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from cascade.core.redaction import redact
 from cascade.core.values import Outcome, Result
 
 # table -> its columns, in order; both backends create and fill them from this
@@ -74,9 +73,8 @@ def money(value: Decimal | None) -> str | None:
 
 
 def tags_json(tags: Any) -> str:
-    if not tags:
-        return "{}"
-    return redact(json.dumps(dict(tags), sort_keys=True, ensure_ascii=False))  # a key pasted as a tag
+    """Tags as a JSON object (they come redacted from `read_tags`)."""
+    return json.dumps(dict(tags), sort_keys=True, ensure_ascii=False) if tags else "{}"
 
 
 def result_rows(result: Result, *, config: str, latency_s: float, ts: float) -> list[Row]:

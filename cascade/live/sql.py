@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cascade.live.rows import FLAG_COLUMNS, INT_COLUMNS, REAL_COLUMNS, TABLES, Row
+from cascade.core.errors import ConfigError
+from cascade.live.rows import FLAG_COLUMNS, INT_COLUMNS, REAL_COLUMNS, TABLES, Row, row_dict
 
 INDEXES = ("results (ts)", "attempts (ts)", "audits (ts)", "shadows (ts)", "alarms (ts)")
 
@@ -50,3 +51,15 @@ def grouped(rows: Sequence[Row]) -> dict[str, list[tuple[Any, ...]]]:
     for row in rows:
         by_table.setdefault(row.table, []).append(row.values)
     return by_table
+
+
+def read_rows(table: str, rows: Any, *, where: str) -> list[dict[str, Any]]:
+    """Stored rows as dicts; a row that is no ledger row (edited by hand, written by another
+    program) is a ConfigError naming the ledger, the table and the row."""
+    out = []
+    for number, values in enumerate(rows, 1):
+        try:
+            out.append(row_dict(table, tuple(values)))
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise ConfigError(f"{where}: table {table}, row {number}: not a ledger row ({exc})") from None
+    return out

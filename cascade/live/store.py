@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cascade.core.errors import ConfigError
-from cascade.live.rows import TABLES, Row, row_dict
-from cascade.live.sql import create_statements, grouped, insert_statement, select_statement
+from cascade.live.rows import TABLES, Row
+from cascade.live.sql import create_statements, grouped, insert_statement, read_rows, select_statement
 
 
 class LedgerStore(Protocol):
@@ -74,7 +74,7 @@ class SqliteStore:
             if "no such table" in str(exc):
                 return []
             raise
-        return [row_dict(table, values) for values in cursor]
+        return read_rows(table, cursor, where=str(self.path))
 
     def close(self) -> None:
         self.db.close()

@@ -20,10 +20,11 @@ from typing import Protocol
 from cascade.live.rows import Row
 from cascade.logs import get_logger
 
-BATCH_ROWS = 2000  # at most this many rows per transaction
+BATCH_RECORDS = 500  # at most this many records (a result and its attempts, ...) per transaction
 # A batch gathers what comes within this long of its first row: one commit for many
 # requests (a commit costs several times what a row does). A flush cuts it short.
 LINGER_S = 0.05
+RECORD_FAILURES = 3  # records refused one after the other: the store is failing, not a record
 RETRY_OPEN_S = 30.0  # a store that would not open is tried again after this long
 
 
@@ -55,18 +56,27 @@ class LedgerWriter:
         self._queue: queue.Queue[Sequence[Row] | threading.Event | None] = queue.Queue(max_pending)
         self._store: RowSink | None = None
         self._next_open = 0.0
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="cascade-ledger", daemon=True)
         self._thread.start()
         # a script that never closes its cascade still has its last rows committed at exit
         atexit.register(self._at_exit)
 
     def put(self, rows: Sequence[Row]) -> None:
+        """Hand over the rows of one record (a result and its attempts: committed together)."""
+        if self._closed:
+            self._drop(rows, "ledger_closed")
+            return
         try:
             self._queue.put_nowait(rows)
         except queue.Full:
-            self.counts.dropped += len(rows)
-            if self.counts.dropped == len(rows) or self.counts.dropped % 1000 < len(rows):
-                get_logger().warning("ledger_queue_full", ledger=self.where, dropped=self.counts.dropped)
+            self._drop(rows, "ledger_queue_full")
+
+    def _drop(self, rows: Sequence[Row], event: str) -> None:
+        """Count rows that will not be written, and say so (the first time, then every 1000)."""
+        self.counts.dropped += len(rows)
+        if self.counts.dropped == len(rows) or self.counts.dropped % 1000 < len(rows):
+            get_logger().warning(event, ledger=self.where, dropped=self.counts.dropped)
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait for the rows put so far; False when the writer did not get to them in time."""
@@ -77,9 +87,13 @@ class LedgerWriter:
         return done.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
+        """Commit what is queued and stop, within `timeout` (a store that hangs is left to
+        its daemon thread: closing, and the process's exit, never wait for ever)."""
         atexit.unregister(self._at_exit)
+        self._closed = True
         if self._thread.is_alive():
-            self._queue.put(None)
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=timeout)
             self._thread.join(timeout)
 
     def _at_exit(self) -> None:
@@ -88,7 +102,7 @@ class LedgerWriter:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            batch: list[Row] = []
+            batch: list[Sequence[Row]] = []  # records, each committed whole or not at all
             waiting: list[threading.Event] = []
             stop = False
             until = time.monotonic() + LINGER_S
@@ -98,8 +112,8 @@ class LedgerWriter:
                 elif isinstance(item, threading.Event):
                     waiting.append(item)
                 else:
-                    batch.extend(item)
-                if stop or waiting or len(batch) >= BATCH_ROWS:
+                    batch.append(item)
+                if stop or waiting or len(batch) >= BATCH_RECORDS:
                     break
                 try:
                     item = self._queue.get(timeout=max(0.0, until - time.monotonic()))
@@ -114,25 +128,37 @@ class LedgerWriter:
                     self._store.close()
                 return
 
-    def _write(self, batch: list[Row]) -> None:
+    def _write(self, batch: list[Sequence[Row]]) -> None:
+        """Commit `batch` in one transaction. When that fails, each record on its own, so that
+        a record the database refuses costs only its own rows; failures in a row mean the
+        store itself is the trouble (a full disk, a lost server): the rest is dropped."""
+        if self._insert([row for record in batch for row in record]):
+            return
+        failures = 0 if len(batch) > 1 and self._store is not None else RECORD_FAILURES
+        for record in batch:
+            if failures < RECORD_FAILURES and self._insert(list(record)):
+                failures = 0
+                continue
+            failures += 1
+            self.counts.dropped += len(record)
+        if failures >= RECORD_FAILURES:
+            self._drop_store()
+
+    def _insert(self, rows: list[Row]) -> bool:
+        """Commit `rows`; whether it worked (a failure is logged)."""
         store = self._store or self._opened()
         if store is None:
-            self.counts.dropped += len(batch)
-            return
+            return False
         try:
-            store.insert(batch)
+            store.insert(rows)
         except Exception as exc:  # a full disk, a read-only file, a lost server: the request goes on
             self.counts.errors += 1
-            self.counts.dropped += len(batch)
             get_logger().warning(
-                "ledger_write_failed",
-                ledger=self.where,
-                error=f"{type(exc).__name__}: {exc}",
-                rows=len(batch),
+                "ledger_write_failed", ledger=self.where, error=f"{type(exc).__name__}: {exc}", rows=len(rows)
             )
-            self._drop_store()
-        else:
-            self.counts.written += len(batch)
+            return False
+        self.counts.written += len(rows)
+        return True
 
     def _opened(self) -> RowSink | None:
         if time.monotonic() < self._next_open:
