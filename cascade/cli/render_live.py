@@ -66,7 +66,9 @@ def ledger_tables(report: dict[str, Any], title: str) -> list[Table]:
 
 def audit_tables(figures: dict[str, Any]) -> list[Table]:
     level = f"{figures['confidence']:.0%}"
-    tiers = Table(title=f"Audit: false-accept rate per tier (limit {figures['limit']:.1%}, {level} bound)")
+    tiers = Table(
+        title=f"Audit: false-accept rate per tier (limit {figures['limit']:.1%} on the {level} upper bound)"
+    )
     by_day = Table(title="Trend by day")
     for table, first in ((tiers, "group"), (by_day, "day")):
         for column in (
@@ -76,6 +78,7 @@ def audit_tables(figures: dict[str, Any]) -> list[Table]:
             "disagreed",
             "rate",
             f"{level} interval",
+            f"{level} bound",
             "within limit",
             "cost",
         ):
@@ -90,6 +93,7 @@ def audit_tables(figures: dict[str, Any]) -> list[Table]:
                 str(line["disagreements"]),
                 rate,
                 f"{line['lower']:.1%} - {line['upper']:.1%}",
+                f"{line['bound']:.1%}",
                 "yes" if line["within_limit"] else "[red]no[/]",
                 usd(Decimal(str(line["audit_usd"]))),
             )

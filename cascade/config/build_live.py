@@ -9,14 +9,16 @@ ledger, so a restart neither forgets an alarm nor resets the budget.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cascade.config import CascadeConfig, VerifierConfig, load_config
 from cascade.config.build import build_plan
 from cascade.config.digest import config_digest
 from cascade.config.live import AuditConfig, LedgerConfig
 from cascade.core.errors import ConfigError
-from cascade.live.audit import Auditor, restore, spent_today
+from cascade.live.audit import Auditor, restore, unannounced
 from cascade.live.background import DailyBudget
 from cascade.live.cache import AnswerCache
 from cascade.live.drift import DriftMonitor
@@ -24,8 +26,9 @@ from cascade.live.loop import LiveLoop
 from cascade.live.postgres import safe_url
 from cascade.live.rows import ledger_digest
 from cascade.live.shadow import ShadowRunner
-from cascade.live.store import open_store
+from cascade.live.store import LedgerStore, open_store
 from cascade.live.writer import LedgerWriter
+from cascade.logs import get_logger
 from cascade.runtime.plan import CascadePlan
 from cascade.verification.registry import build_verifier
 
@@ -58,7 +61,9 @@ def build_live(
             config.shadow,
             ledger=loop.ledger,
             digest=ledger_digest(config_digest(candidate, shadow_path.parent)),
-            budget=DailyBudget(config.shadow.max_usd_per_day),
+            budget=DailyBudget(
+                config.shadow.max_usd_per_day, _spend_reader(config.ledger, "shadows", "shadow_usd")
+            ),
         )
     return loop
 
@@ -115,7 +120,7 @@ def _auditor(
 ) -> Auditor:
     monitor = DriftMonitor(limit=config.max_false_accept, confidence=config.confidence, window=config.window)
     audits, alarms = _history(ledger_config)
-    restore(monitor, audits, alarms, ledger_digest(digest))
+    restore(monitor, audits, alarms)
     judge = None
     if config.judge is not None:
         settings = {"type": "judge", **config.judge}
@@ -124,33 +129,56 @@ def _auditor(
             judge = build_verifier(VerifierConfig.model_validate(settings), where=where, base_dir=base_dir)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-    return Auditor(
+    auditor = Auditor(
         config,
         ledger=ledger,
         digest=ledger_digest(digest),
         monitor=monitor,
-        budget=DailyBudget(config.max_usd_per_day, spent_today(audits)),
+        budget=DailyBudget(config.max_usd_per_day, _spend_reader(ledger_config, "audits", "audit_usd")),
         judge=judge,
     )
+    auditor.announce(unannounced(monitor, alarms))
+    return auditor
+
+
+def _spend_reader(config: LedgerConfig | None, table: str, column: str) -> Callable[[float], float] | None:
+    """What the ledger holds spent in `table` since a time, read through a store of its own
+    (opened on first use, kept open)."""
+    if config is None:
+        return None
+    opened: list[LedgerStore] = []
+
+    def read(since: float) -> float:
+        if not opened:
+            opened.append(open_store(path=ledger_path(config), url=config.url))
+        return opened[0].total(table, column, since)
+
+    return read
 
 
 def ledger_path(config: LedgerConfig) -> Path | None:
     return None if config.path is None else Path(config.path).expanduser()
 
 
-def _history(config: LedgerConfig) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    """The ledger's audits and alarms so far; none when it cannot be read (the writer will
-    say why, and requests go on)."""
-    try:
-        store = open_store(path=ledger_path(config), url=config.url)
-    except ConfigError:
+def _history(config: LedgerConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ledger's audits and alarms so far. None when there is no ledger yet; when it
+    cannot be read, none either, and that is said (alarms and the day's spend start afresh),
+    while requests go on."""
+    path = ledger_path(config)
+    if path is not None and not path.exists():
         return [], []
     try:
-        return store.select("audits"), store.select("alarms")
-    except Exception:  # a ledger that cannot be read is the writer's to report
+        store = open_store(path=path, url=config.url, create=False)
+        try:
+            return store.select("audits"), store.select("alarms")
+        finally:
+            store.close()
+    except Exception as exc:  # a file gone bad, a server down: the writer reports its own side
+        where = str(path) if path is not None else safe_url(config.url or "")
+        get_logger().warning(
+            "ledger_history_unreadable", ledger=where, error=str(exc), then="no alarm restored"
+        )
         return [], []
-    finally:
-        store.close()
 
 
 def _path(name: str, base_dir: Path | None) -> Path:

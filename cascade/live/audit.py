@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 from cascade.config.live import AuditConfig
 from cascade.core.errors import ExhaustedError
 from cascade.core.recorded import recorded_request, recorded_response
 from cascade.core.redaction import redact
-from cascade.core.values import ZERO, Candidate, Completion, Request, Result, Usage
+from cascade.core.values import Candidate, Completion, Request, Result, Usage
 from cascade.live.agreement import agree
 from cascade.live.answer import answer
 from cascade.live.background import Background, DailyBudget
@@ -158,6 +159,12 @@ class Auditor:
         }
         return redact(json.dumps(line, ensure_ascii=False))
 
+    def announce(self, groups: list[Group]) -> None:
+        """Raise, again, the alarms of `groups` (in drift as the ledger's audits are replayed)."""
+        now = time.time()
+        for group in groups:
+            self._alarm(Change(group, "warming", "drift", self.monitor.estimate(group)), now)
+
     def _alarm(self, change: Change, now: float) -> None:
         tier, group = change.group
         estimate = change.estimate
@@ -191,21 +198,16 @@ class Auditor:
         )
 
 
-def restore(
-    monitor: DriftMonitor, audits: list[dict[str, object]], alarms: list[dict[str, object]], digest: str
-) -> None:
-    """Feed `monitor` this config's past audits (oldest first), each group's since its
-    alarm was last cleared by hand (`cascade audit --clear`)."""
-    cleared: dict[Group, float] = {}
-    for alarm in alarms:
-        if alarm["kind"] == "cleared" and alarm["config"] in (digest, "*"):
-            key = (str(alarm["tier"]), str(alarm["grp"] or ""))
-            cleared[key] = max(cleared.get(key, 0.0), float(str(alarm["ts"])))
+def restore(monitor: DriftMonitor, audits: list[dict[str, Any]], alarms: list[dict[str, Any]]) -> None:
+    """Feed `monitor` the ledger's past audits (oldest first), each group's since its alarm
+    was last cleared by hand (`cascade audit --clear`). An alarm belongs to a tier and a
+    slice, whatever else of the config changed since: only a clear ends it."""
+    cleared = cleared_at(alarms)
     for audit in audits:
-        if audit["config"] != digest or audit["agreed"] is None:
+        if audit["agreed"] is None:
             continue
         tags = audit["tags"] if isinstance(audit["tags"], dict) else {}
-        ts = float(str(audit["ts"]))
+        ts = float(audit["ts"])
         groups = [
             g
             for g in groups_of(str(audit["tier"]), tags)
@@ -214,8 +216,20 @@ def restore(
         monitor.observe(groups, bool(audit["agreed"]))
 
 
-def spent_today(audits: list[dict[str, object]]) -> Decimal:
-    today = day_of(time.time())
-    return sum(
-        (a["audit_usd"] for a in audits if a["day"] == today and isinstance(a["audit_usd"], Decimal)), ZERO
-    )
+def cleared_at(alarms: list[dict[str, Any]]) -> dict[Group, float]:
+    """When each group's alarm was last cleared by hand."""
+    cleared: dict[Group, float] = {}
+    for alarm in alarms:
+        if alarm["kind"] == "cleared":
+            key = (str(alarm["tier"]), str(alarm["grp"] or ""))
+            cleared[key] = max(cleared.get(key, 0.0), float(alarm["ts"]))
+    return cleared
+
+
+def unannounced(monitor: DriftMonitor, alarms: list[dict[str, Any]]) -> list[Group]:
+    """The groups `monitor` holds in drift with no open alarm in the ledger (the audits that
+    raise it again came after a clear): a restart must say so, as the running cascade would."""
+    last: dict[Group, str] = {}
+    for alarm in alarms:  # oldest first
+        last[(str(alarm["tier"]), str(alarm["grp"] or ""))] = str(alarm["kind"])
+    return [g for g in monitor.groups() if monitor.state(g) == "drift" and last.get(g) != "drift"]

@@ -32,9 +32,13 @@ class AuditLine:
         self.disagreements += not audit["agreed"]
 
     def to_dict(self, confidence: float, limit: float) -> dict[str, Any]:
+        """The figures; `lower`/`upper` are the two-sided interval at `confidence` (each side
+        at (1 + confidence) / 2), `bound` the one-sided upper bound the limit is held to."""
         n, k = self.audited, self.disagreements
-        lower = binomial_lower_bound(k, n, confidence) if n else 0.0
-        upper = binomial_upper_bound(k, n, confidence) if n else 1.0
+        side = (1 + confidence) / 2
+        lower = binomial_lower_bound(k, n, side) if n else 0.0
+        upper = binomial_upper_bound(k, n, side) if n else 1.0
+        bound = binomial_upper_bound(k, n, confidence) if n else 1.0
         return {
             "tier": self.tier,
             "group": self.group or "(all)",
@@ -43,7 +47,8 @@ class AuditLine:
             "rate": round(k / n, 6) if n else None,
             "lower": round(lower, 6),
             "upper": round(upper, 6),
-            "within_limit": upper <= limit,
+            "bound": round(bound, 6),
+            "within_limit": bound <= limit,
             "failed": self.failed,
             "audit_usd": float(self.audit_usd),
         }

@@ -4,8 +4,9 @@ such calls are in flight, shared by the audit and the shadow cascade."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -14,33 +15,57 @@ from cascade.core.values import ZERO
 from cascade.live.rows import day_of
 from cascade.logs import get_logger
 
+REREAD_S = 1.0  # a ledger-backed budget reads the day's spend again at most this often
+
 
 class DailyBudget:
     """USD per UTC day. Work starts only while the day's spend is under the limit, so the
-    day can end over it by what the calls already in flight cost, no more."""
+    day can end over it by what the calls already in flight cost, no more.
 
-    def __init__(self, limit: Decimal | None, spent_today: Decimal = ZERO) -> None:
+    With `ledger` (the day's spend recorded there since a time: every process on the ledger
+    counts), the spend is the ledger's, read again at most every REREAD_S, plus what this
+    process spent since that read: processes sharing a ledger share the budget, and a
+    restart does not begin the day again."""
+
+    def __init__(self, limit: Decimal | None, ledger: Callable[[float], float] | None = None) -> None:
         self.limit = limit
+        self.ledger = ledger
         self._day = day_of(time.time())
-        self._spent = spent_today
+        self._recorded = ZERO  # the ledger's figure at its last read
+        self._since = ZERO  # spent here since then
+        self._read_at = -math.inf
 
     def allows(self) -> bool:
-        self._roll()
-        return self.limit is None or self._spent < self.limit
+        if self.limit is None:
+            return True
+        return self.spent < self.limit
 
     def spend(self, usd: Decimal) -> None:
         self._roll()
-        self._spent += usd
+        self._since += usd
 
     @property
     def spent(self) -> Decimal:
         self._roll()
-        return self._spent
+        if self.ledger is not None and time.monotonic() - self._read_at >= REREAD_S:
+            self._read_at = time.monotonic()
+            try:
+                self._recorded, self._since = Decimal(str(self.ledger(_midnight()))), ZERO
+            except Exception as exc:  # a ledger that cannot be read: count on what was spent here
+                get_logger().warning("budget_unreadable", error=f"{type(exc).__name__}: {exc}")
+        return self._recorded + self._since
 
     def _roll(self) -> None:
         today = day_of(time.time())
         if today != self._day:
-            self._day, self._spent = today, ZERO
+            self._day, self._recorded, self._since = today, ZERO, ZERO
+            self._read_at = -math.inf
+
+
+def _midnight() -> float:
+    """The start of the UTC day, as a Unix time."""
+    now = time.time()
+    return now - now % 86_400
 
 
 @dataclass

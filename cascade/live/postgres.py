@@ -8,6 +8,7 @@ is taken out: an error or a log line names the server, never how to log in to it
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -15,7 +16,14 @@ from urllib.parse import unquote
 from cascade.core.errors import ConfigError
 from cascade.core.redaction import REDACTED
 from cascade.live.rows import TABLES, Row
-from cascade.live.sql import create_statements, grouped, insert_statement, read_rows, select_statement
+from cascade.live.sql import (
+    create_statements,
+    grouped,
+    insert_statement,
+    read_rows,
+    select_statement,
+    total_statement,
+)
 
 try:
     import psycopg
@@ -74,6 +82,7 @@ class PostgresStore:
 
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.where = safe_url(url)
+        self._lock = threading.Lock()  # one connection: a budget's check and the writer take turns
         if psycopg is None:
             raise ConfigError(
                 f"{self.where}: a PostgreSQL ledger needs psycopg: pip install 'verified-cascade[postgres]'"
@@ -118,6 +127,13 @@ class PostgresStore:
         except psycopg.errors.UndefinedTable:  # a ledger from before a table existed
             return []
         return read_rows(table, cursor, where=self.where)
+
+    def total(self, table: str, column: str, since: float) -> float:
+        with self._lock:
+            row = self.db.execute(
+                total_statement(table, column, "%s", "DOUBLE PRECISION"), (since,)
+            ).fetchone()
+        return float(row[0]) if row else 0.0
 
     def close(self) -> None:
         self.db.close()

@@ -78,9 +78,10 @@ def tags_json(tags: Any) -> str:
 
 
 def result_rows(result: Result, *, config: str, latency_s: float, ts: float) -> list[Row]:
-    """The rows of one result: itself and each of its attempts."""
+    """The rows of one result: itself and each of its attempts (a cache hit made no call:
+    none, and its row says 0 attempts)."""
     cost = result.cost
-    attempts = result.attempts
+    attempts = () if result.cache == "hit" else result.attempts
     rows = [
         Row.of(
             "results",

@@ -41,6 +41,13 @@ def insert_statement(table: str, placeholder: str) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([placeholder] * len(columns))})"
 
 
+def total_statement(table: str, column: str, placeholder: str, real: str) -> str:
+    """The sum of a money column over the rows from a time on (a budget's check: as a float)."""
+    if column not in TABLES[table]:
+        raise ValueError(f"no column {column!r} in {table}")
+    return f"SELECT COALESCE(SUM(CAST({column} AS {real})), 0) FROM {table} WHERE ts >= {placeholder}"
+
+
 def select_statement(table: str, placeholder: str, since: float | None) -> str:
     where = "" if since is None else f" WHERE ts >= {placeholder}"
     return f"SELECT {', '.join(TABLES[table])} FROM {table}{where} ORDER BY ts"

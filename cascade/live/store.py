@@ -8,13 +8,21 @@ store, and readers (the report, the audit's start) open theirs.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from cascade.core.errors import ConfigError
 from cascade.live.rows import TABLES, Row
-from cascade.live.sql import create_statements, grouped, insert_statement, read_rows, select_statement
+from cascade.live.sql import (
+    create_statements,
+    grouped,
+    insert_statement,
+    read_rows,
+    select_statement,
+    total_statement,
+)
 
 
 class LedgerStore(Protocol):
@@ -26,6 +34,9 @@ class LedgerStore(Protocol):
     def select(self, table: str, since: float | None = None) -> list[dict[str, Any]]:
         """The rows of `table` (from `since`, a Unix time, on), oldest first, as dicts."""
 
+    def total(self, table: str, column: str, since: float) -> float:
+        """The sum of a money column of `table` over its rows from `since` on."""
+
     def close(self) -> None: ...
 
 
@@ -35,6 +46,7 @@ class SqliteStore:
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
+        self._lock = threading.Lock()  # a budget's check reads from other threads than the writer's
         if not create and not path.is_file():
             raise ConfigError(f"{path}: no such ledger")
         try:
@@ -75,6 +87,11 @@ class SqliteStore:
                 return []
             raise
         return read_rows(table, cursor, where=str(self.path))
+
+    def total(self, table: str, column: str, since: float) -> float:
+        with self._lock:
+            (value,) = self.db.execute(total_statement(table, column, "?", "REAL"), (since,)).fetchone()
+        return float(value)
 
     def close(self) -> None:
         self.db.close()
