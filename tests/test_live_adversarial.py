@@ -697,7 +697,9 @@ def test_cascade_run_prints_the_answer_before_waiting_for_its_audit(
             proc.kill()
             proc.wait()
     assert out.strip() == "4", err
-    assert audit_done == [False], "the answer came only once the audit had its reference"
+    assert True not in audit_done, "the answer came only once the audit had its reference"
+    (audit,) = ledger_rows(tmp_path, "audits")  # and the command stayed for the audit to finish
+    assert audit["agreed"] is True
 
 
 # -- the statistics ------------------------------------------------------------------------------

@@ -63,22 +63,37 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
 
     from rich.markup import escape
 
-    from cascade.cli.render import print_result, to_json
+    from cascade.cli.render import to_json
     from cascade.engine import Cascade
 
     request = _request(args)
     cascade = Cascade.from_config(args.config)
-    try:
-        if args.stream:
-            result = asyncio.run(_stream(cascade, request, args, stderr))
-        else:
-            result = asyncio.run(_answer(cascade, request, args))
-    except ExhaustedError as exc:
-        if args.json:  # a stream's last line is a result event, whatever the outcome
-            event = {"event": "result"} if args.stream else {}
-            print(to_json({**event, **exc.result.to_dict(), "error": str(exc)}))
-        stderr.print(f"[red]no answer:[/] {escape(str(exc))}", highlight=False)
-        return ExitCode.ATTENTION
+
+    async def answer_then_close() -> ExitCode:
+        try:
+            try:
+                if args.stream:
+                    result = await _stream(cascade, request, args, stderr)
+                else:
+                    result = await cascade.arun(request, tags=dict(args.tag), cache=not args.no_cache)
+            except ExhaustedError as exc:
+                if args.json:  # a stream's last line is a result event, whatever the outcome
+                    event = {"event": "result"} if args.stream else {}
+                    print(to_json({**event, **exc.result.to_dict(), "error": str(exc)}))
+                stderr.print(f"[red]no answer:[/] {escape(str(exc))}", highlight=False)
+                return ExitCode.ATTENTION
+            _show(result, args, stderr)
+            sys.stdout.flush()  # the answer first; then the audits in flight may finish
+            return ExitCode.OK if result.verified else ExitCode.ATTENTION
+        finally:
+            await cascade.aclose()
+
+    return asyncio.run(answer_then_close())
+
+
+def _show(result: Result, args: argparse.Namespace, stderr: Console) -> None:
+    from cascade.cli.render import print_result, to_json
+
     if args.stream:
         if not args.json:
             _print_tool_calls(result)
@@ -90,7 +105,6 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
             print(result.output)
         _print_tool_calls(result)
         print_result(stderr, result)
-    return ExitCode.OK if result.verified else ExitCode.ATTENTION
 
 
 def _print_tool_calls(result: Result) -> None:
@@ -156,11 +170,6 @@ def _read_stdin() -> str:
         ) from None
 
 
-async def _answer(cascade: Cascade, request: Request, args: argparse.Namespace) -> Result:
-    async with cascade:
-        return await cascade.arun(request, tags=dict(args.tag), cache=not args.no_cache)
-
-
 async def _stream(cascade: Cascade, request: Request, args: argparse.Namespace, stderr: Console) -> Result:
     """Show the answer as it comes: text on stdout, restarts plainly on stderr (or every
     event as a JSON line on stdout with --json). Returns the final result."""
@@ -173,20 +182,18 @@ async def _stream(cascade: Cascade, request: Request, args: argparse.Namespace, 
     stdout = Console()
     # on a terminal, withdrawn text is erased and events print above the answer, not inside it
     view = LiveAnswer(stdout) if stdout.is_terminal and not args.json else PlainAnswer()
-    async with cascade:
-        with view:
-            async for event in cascade.astream(
-                request, policy=args.policy, tags=dict(args.tag), cache=not args.no_cache
-            ):
-                if args.json:
-                    print(to_json(event.to_dict()), flush=True)
-                elif isinstance(event, StreamDelta):
-                    view.add(event.text)
-                elif isinstance(event, StreamRestart):
-                    view.withdraw()
-                    stderr.print(restart_notice(event), highlight=False)
-                elif event.result.output and not view.text:  # an unverified best answer never shown
-                    view.add(event.result.output)
-                if isinstance(event, StreamResult):
-                    return event.result
+    with view:
+        events = cascade.astream(request, policy=args.policy, tags=dict(args.tag), cache=not args.no_cache)
+        async for event in events:
+            if args.json:
+                print(to_json(event.to_dict()), flush=True)
+            elif isinstance(event, StreamDelta):
+                view.add(event.text)
+            elif isinstance(event, StreamRestart):
+                view.withdraw()
+                stderr.print(restart_notice(event), highlight=False)
+            elif event.result.output and not view.text:  # an unverified best answer never shown
+                view.add(event.result.output)
+            if isinstance(event, StreamResult):
+                return event.result
     raise AssertionError("unreachable: a stream always ends with its result")  # pragma: no cover
