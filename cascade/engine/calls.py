@@ -4,6 +4,7 @@ handed to the live loop (ledger, cache, audit, shadow)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -22,7 +23,8 @@ from cascade.core.values import Request, Result
 from cascade.live.cache import answer_schema, cache_key
 from cascade.live.loop import LiveLoop
 from cascade.runtime.attempt import AttemptRunner
-from cascade.runtime.drive import drive
+from cascade.runtime.drive import drive, result_of
+from cascade.runtime.ledger import Ledger
 from cascade.runtime.plan import CascadePlan
 from cascade.runtime.request_checks import RequestChecks
 
@@ -75,9 +77,9 @@ class Calls:
             yield StreamDelta(hit.output or "", hit.tier or "", hit.model or "")
             yield StreamResult(hit)
             return
-        started, result = time.perf_counter(), None
+        started, result, ledger = time.perf_counter(), None, Ledger()
         try:
-            async with contextlib.aclosing(drive(plan, call.request, run_attempt)) as events:
+            async with contextlib.aclosing(drive(plan, call.request, run_attempt, ledger)) as events:
                 async for event in events:
                     if isinstance(event, StreamResult):
                         result = self.finished(call, event.result, started)
@@ -86,6 +88,10 @@ class Calls:
         except ExhaustedError as exc:  # recorded too: every attempt of it was paid for
             if result is None:
                 exc.result = self.finished(call, exc.result, started)
+            raise
+        except (GeneratorExit, asyncio.CancelledError):  # the caller left: what it paid for stands
+            if result is None and len(ledger):
+                self.finished(call, result_of(plan, call.request, ledger, None, False, "abandoned"), started)
             raise
 
     def typed(self, result: Result, ask: Ask) -> Result:

@@ -32,14 +32,16 @@ from cascade.runtime.plan import CascadePlan
 
 
 async def drive(
-    plan: CascadePlan, request: Request, run_attempt: AttemptRunner
+    plan: CascadePlan, request: Request, run_attempt: AttemptRunner, ledger: Ledger | None = None
 ) -> AsyncGenerator[CascadeEvent, None]:
     """The cascade's answer to `request` as events, one attempt at a time by `run_attempt`
     (`call_attempt` for plain runs, `stream_attempt` for streams); a `StreamResult` last.
 
-    Raises `ExhaustedError` when no answer was verified and the plan says to raise.
+    Raises `ExhaustedError` when no answer was verified and the plan says to raise. `ledger`
+    (a new one by default) holds the attempts as they are made: a caller that stops reading
+    early still knows what was paid for.
     """
-    ledger = Ledger()
+    ledger = Ledger() if ledger is None else ledger
     position: Position | None = START
     asking, reasks = request, 0
     stop_reason = "exhausted"

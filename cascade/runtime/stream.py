@@ -81,6 +81,7 @@ class _Reading:
     started: float = field(default_factory=time.perf_counter)
     queued_s: float = 0.0  # of the time since `started`, the wait for a rate limit
     redactor: StreamRedactor = field(default_factory=StreamRedactor)  # what of the text is shown
+    recorded: bool = False  # this try is in the ledger already
 
     @property
     def text(self) -> str:
@@ -116,6 +117,7 @@ async def stream_attempt(turn: Turn) -> AsyncGenerator[StreamDelta | AttemptEnd,
         outcome: Outcome, bill_input: bool = True, spent_usd: Decimal | None = None, **extra: Any
     ) -> Attempt:
         usage = _billed_usage(reading, sent, model, bill_input)
+        reading.recorded = True
         return ledger.record(
             Attempt(
                 tier=tier.name,
@@ -164,6 +166,12 @@ async def stream_attempt(turn: Turn) -> AsyncGenerator[StreamDelta | AttemptEnd,
                         attempt = record(Outcome.ABORTED, verdicts=(verdict,), output=reading.text)
                         yield AttemptEnd(attempt, shown.text, degraded=False)
                         return
+        except (GeneratorExit, asyncio.CancelledError):
+            # the consumer went away mid-answer (a closed tab, a timeout): the call went out
+            # and is paid for what it produced, so it is in the ledger
+            if reading.opened and not reading.recorded and reading.done is None:
+                record(Outcome.ABORTED, output=reading.text or None, error="the caller stopped reading")
+            raise
         except ProviderError as exc:
             record(
                 Outcome.ERROR,
