@@ -22,7 +22,7 @@ from cascade.core.redaction import redact
 from cascade.core.values import Candidate, Completion, Request, Result, Usage
 from cascade.live.agreement import agree
 from cascade.live.answer import answer
-from cascade.live.background import Background, DailyBudget
+from cascade.live.background import Background, DailyBudget, has_room
 from cascade.live.drift import Change, DriftMonitor, Group, groups_of
 from cascade.live.rows import Row, day_of, money, tags_json
 from cascade.live.writer import LedgerWriter
@@ -75,6 +75,9 @@ class Auditor:
         """Audit `result` in the background if it is sampled; whether an audit started.
         `key` is its cache entry's, taken out if the audit disagrees with it."""
         if not self.eligible(plan, result) or self._random.random() >= self.config.sample:
+            return False
+        if self.judge is None and not has_room(replace(plan, tiers=plan.tiers[-1:]), request):
+            self.background.counts.skipped_busy += 1
             return False
         return self.background.start(self._audit(plan, request, result, key))
 

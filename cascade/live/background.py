@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from cascade.core.values import ZERO
+from cascade.core.values import ZERO, Request
 from cascade.live.rows import day_of
 from cascade.logs import get_logger
+from cascade.runtime.plan import CascadePlan
 
 REREAD_S = 1.0  # a ledger-backed budget reads the day's spend again at most this often
 
@@ -68,11 +69,20 @@ def _midnight() -> float:
     return now - now % 86_400
 
 
+def has_room(plan: CascadePlan, request: Request) -> bool:
+    """Has the first model `plan` calls spare room under its rate limits (a model without
+    limits always has)? Work beside the live requests goes only then: it never makes one
+    of them wait behind it."""
+    provider = plan.tiers[0].models[0].provider
+    spare = getattr(provider, "has_spare", None)
+    return not callable(spare) or bool(spare(request))
+
+
 @dataclass
 class BackgroundCounts:
     started: int = 0
     finished: int = 0
-    skipped_busy: int = 0  # sampled, but `max_in_flight` were already running
+    skipped_busy: int = 0  # sampled, but `max_in_flight` were running, or the limits had no room
     skipped_budget: int = 0  # sampled, but the day's budget was spent
     failed: int = 0
 

@@ -14,7 +14,7 @@ from cascade.core.redaction import redact
 from cascade.core.values import Request, Result
 from cascade.live.agreement import agree
 from cascade.live.answer import answer
-from cascade.live.background import Background, DailyBudget
+from cascade.live.background import Background, DailyBudget, has_room
 from cascade.live.rows import Row, day_of, money, tags_json
 from cascade.live.writer import LedgerWriter
 from cascade.runtime.plan import CascadePlan
@@ -41,7 +41,11 @@ class ShadowRunner:
         """Run the candidate on `request` in the background if it is sampled."""
         if live.cache == "hit" or self._random.random() >= self.config.sample:
             return False
-        return self.background.start(self._shadow(prepare(self.plan), request, live))
+        plan = prepare(self.plan)
+        if not has_room(plan, request):
+            self.background.counts.skipped_busy += 1
+            return False
+        return self.background.start(self._shadow(plan, request, live))
 
     async def _shadow(self, plan: CascadePlan, request: Request, live: Result) -> None:
         error = None

@@ -78,6 +78,12 @@ class TokenBucket:
                 self._refill()
             self.level -= amount
 
+    def spare(self, amount: float = 1.0) -> bool:
+        """Is there `amount` now, with as much again left after it? (Work beside the live
+        requests takes only what they leave.)"""
+        self._refill()
+        return not self._lock.locked() and self.level >= 2 * amount
+
     def settle(self, difference: float) -> None:
         """Correct a guess once the real amount is known (positive: more was used)."""
         self._refill()
@@ -173,6 +179,15 @@ class RateLimitedProvider(InFront):
         twin = copy.copy(self)
         twin.provider, twin.model = provider, provider.model
         return twin
+
+    def has_spare(self, request: Request) -> bool:
+        """Could a call for `request` go out now and leave the limits room for another: what
+        an audit or a shadow call asks before it starts, so that none makes a live request
+        wait (with a bucket of one, that is never)."""
+        if self.requests and not self.requests.spare(1):
+            return False
+        guess = float(count_tokens(request.text(), self.model) + self.output_guess) if self.tokens else 0.0
+        return not self.tokens or self.tokens.spare(guess)
 
     async def _admit(self, request: Request) -> float:
         """Wait for the buckets; the token guess (0 without a tokens bucket: no count needed)."""
@@ -309,6 +324,9 @@ class ConfiguredLimit(InFront):
 
     def stream_events(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         return self._limiter().stream_events(request)
+
+    def has_spare(self, request: Request) -> bool:
+        return self._limiter().has_spare(request)
 
 
 def unlimited(provider: Provider) -> Provider:
