@@ -79,3 +79,14 @@ def test_the_state_follows_the_bounds_over_the_window(agreements, limit):
             state = "drift"
         assert monitor.state(TIER) == state, (i, n, k)
     assert monitor.estimate(TIER).disagreements == agreements[-40:].count(False)
+
+
+def test_a_tag_with_endless_values_does_not_grow_the_monitor_without_bound(monkeypatch):
+    import cascade.live.drift as drift
+
+    monkeypatch.setattr(drift, "MAX_GROUPS", 50)
+    monitor = DriftMonitor(limit=0.05, confidence=0.95, window=10)
+    for i in range(200):
+        monitor.observe(groups_of("small", {"user": f"u{i}"}), agreed=True)
+    assert len(monitor.groups()) == 50 and monitor.untracked == 151
+    assert monitor.estimate(TIER).audited == 10  # the tier itself is always counted

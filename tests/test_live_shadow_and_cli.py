@@ -138,6 +138,10 @@ def test_batch_tags_land_in_the_output_and_the_ledger_report_by_feature(fake_ser
     assert spend == pytest.approx(sum(r["cost"]["total_usd"] for r in records.values() if "cost" in r))
     table = run_cli("report", "--ledger", str(tmp_path / "spend.sqlite"), "--by", "user", "--since", "1d")
     assert table.returncode == 0 and "ann" in table.stdout and "Calls per tier" in table.stdout
+    typo = run_cli("report", "--ledger", str(tmp_path / "spend.sqlite"), "--by", "featrue")
+    assert (
+        typo.returncode == 2 and "no result has that tag (group by: tier, model, day, feature" in typo.stderr
+    )
 
 
 @pytest.mark.parametrize(

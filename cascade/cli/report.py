@@ -70,14 +70,16 @@ def _ledger_report(args: argparse.Namespace) -> ExitCode:
     from rich.console import Console
 
     from cascade.cli.render_live import WIDE, ledger_tables
-    from cascade.live.spend import ledger_report
+    from cascade.live.spend import check_group_key, ledger_report
 
     since = since_time(args.since)
     store = open_ledger(args.ledger)
     try:
+        results = store.select("results", since)
+        check_group_key(args.by, results)
         report = ledger_report(
             args.by,
-            store.select("results", since),
+            results,
             store.select("attempts", since),
             store.select("audits", since),
             store.select("alarms"),

@@ -30,6 +30,9 @@ from cascade.core.binomial import binomial_lower_bound, binomial_upper_bound
 
 State = Literal["warming", "ok", "drift"]
 Group = tuple[str, str]  # (tier, "" for the whole tier or "name=value" for a tag's slice)
+# slices tracked at most (a tag like `user` may take millions of values); a tier's whole
+# group is always tracked, slices past this are not, and `untracked` counts their audits
+MAX_GROUPS = 10_000
 
 
 def groups_of(tier: str, tags: Mapping[str, str]) -> list[Group]:
@@ -75,12 +78,19 @@ class DriftMonitor:
         self.needed = min_audits(limit, confidence)
         self._audits: dict[Group, deque[bool]] = {}  # True: a disagreement
         self._states: dict[Group, State] = {}
+        self.untracked = 0  # audits of slices past MAX_GROUPS
 
     def observe(self, groups: Iterable[Group], agreed: bool) -> list[Change]:
         """Count one audit in each of `groups`; the groups whose alarm state changed."""
         changes = []
         for group in groups:
-            self._audits.setdefault(group, deque(maxlen=self.window)).append(not agreed)
+            audits = self._audits.get(group)
+            if audits is None:
+                if group[1] and len(self._audits) >= MAX_GROUPS:
+                    self.untracked += 1
+                    continue
+                audits = self._audits[group] = deque(maxlen=self.window)
+            audits.append(not agreed)
             old = self._states.get(group, "warming")
             estimate = self.estimate(group)
             self._states[group] = estimate.state

@@ -14,10 +14,22 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from cascade.core.errors import ConfigError
 from cascade.core.values import ZERO
 
 ROW_KEYS = ("tier", "model", "day")  # grouped by a column of the row; any other name is a tag
 NO_VALUE = "(none)"
+
+
+def check_group_key(by: str, results: Sequence[Mapping[str, Any]]) -> None:
+    """A ConfigError for a `--by` that is neither a column nor a tag of any result (a typo
+    would show every request as one "(none)" group)."""
+    if by in ROW_KEYS or not results:
+        return
+    tags = sorted({name for row in results for name in row["tags"]})
+    if by not in tags:
+        known = ", ".join([*ROW_KEYS, *tags])
+        raise ConfigError(f"--by {by!r}: no result has that tag (group by: {known})")
 
 
 def group_of(row: Mapping[str, Any], by: str) -> str:
