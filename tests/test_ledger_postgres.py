@@ -20,8 +20,9 @@ from structlog.testing import capture_logs
 from cascade.core.errors import ConfigError
 from cascade.core.values import Attempt, Outcome, Result, Usage
 from cascade.live import postgres
-from cascade.live.postgres import PostgresStore, safe_url
+from cascade.live.postgres import PostgresStore
 from cascade.live.rows import TABLES, Row, result_rows, row_dict
+from cascade.live.urls import safe_url
 from cascade.live.writer import LedgerWriter
 from tests.pg_server import PASSWORD, Cluster, Servers, free_port, session_servers
 

@@ -23,10 +23,10 @@ from cascade.live.background import DailyBudget
 from cascade.live.cache import AnswerCache
 from cascade.live.drift import DriftMonitor
 from cascade.live.loop import LiveLoop
-from cascade.live.postgres import safe_url
 from cascade.live.rows import ledger_digest
 from cascade.live.shadow import ShadowRunner
 from cascade.live.store import LedgerStore, open_store
+from cascade.live.urls import safe_url
 from cascade.live.writer import LedgerWriter
 from cascade.logs import get_logger
 from cascade.runtime.plan import CascadePlan

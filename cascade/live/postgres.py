@@ -7,14 +7,11 @@ is taken out: an error or a log line names the server, never how to log in to it
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote
 
 from cascade.core.errors import ConfigError
-from cascade.core.redaction import REDACTED
 from cascade.live.rows import TABLES, Row
 from cascade.live.sql import (
     create_statements,
@@ -24,6 +21,7 @@ from cascade.live.sql import (
     select_statement,
     total_statement,
 )
+from cascade.live.urls import safe_url, scrubbed
 
 try:
     import psycopg
@@ -34,46 +32,6 @@ DDL = create_statements(flag="BOOLEAN", integer="BIGINT", real="DOUBLE PRECISION
 CONNECT_TIMEOUT_S = 5  # a server that does not answer fails the open, it does not hang the writer
 # gateways starting together would race to create the same tables: one at a time, by this lock
 CREATE_LOCK = 0x6361736361646531  # "cascade1"
-# a conninfo string (`host=... password=...`) rather than a url
-_CONNINFO_PASSWORD = re.compile(r"(\b\w*password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)", re.IGNORECASE)
-
-
-def _without_passwords(url: str) -> tuple[str, set[str]]:
-    """`url` with its passwords taken out, and those passwords (as written and decoded)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        found = {m.group(2).strip("'") for m in _CONNINFO_PASSWORD.finditer(url)}
-        return _CONNINFO_PASSWORD.sub(rf"\g<1>{REDACTED}", url), found
-    rest, has_query, query = rest.partition("?")
-    found = set()
-    userinfo, at, hosts = rest.rpartition("@")  # the last @: a password may hold an unescaped @ or /
-    if at:
-        user, colon, password = userinfo.partition(":")
-        if colon:
-            found.add(password)
-        rest = f"{user}@{hosts}"
-    kept = []
-    for param in query.split("&") if has_query else []:
-        key, _, value = param.partition("=")
-        if unquote(key).strip().lower().endswith("password"):  # sslpassword too
-            found.add(value)
-        elif param:
-            kept.append(param)
-    shown = f"{scheme}://{rest}" + (f"?{'&'.join(kept)}" if kept else "")
-    return shown, {form for password in found for form in (password, unquote(password)) if form}
-
-
-def safe_url(url: str) -> str:
-    """`url` as it may be shown: user, hosts, ports, database and options, no password."""
-    return _without_passwords(url)[0]
-
-
-def _scrubbed(error: Exception, url: str) -> str:
-    """A server's or the driver's error, without any password of `url` in it."""
-    text = str(error).strip()
-    for password in sorted(_without_passwords(url)[1], key=len, reverse=True):
-        text = text.replace(password, REDACTED)
-    return text
 
 
 class PostgresStore:
@@ -95,7 +53,7 @@ class PostgresStore:
             # no prepared statements, so a transaction-pooling PgBouncer in front works too
             self.db = psycopg.connect(url, autocommit=True, prepare_threshold=None, **timeout)
         except psycopg.Error as exc:
-            raise ConfigError(f"{self.where}: cannot connect to the ledger: {_scrubbed(exc, url)}") from None
+            raise ConfigError(f"{self.where}: cannot connect to the ledger: {scrubbed(exc, url)}") from None
         try:
             if create:
                 with self.db.transaction():
@@ -107,7 +65,7 @@ class PostgresStore:
         except BaseException as exc:
             self.db.close()
             if isinstance(exc, psycopg.Error):
-                raise ConfigError(f"{self.where}: cannot open the ledger: {_scrubbed(exc, url)}") from None
+                raise ConfigError(f"{self.where}: cannot open the ledger: {scrubbed(exc, url)}") from None
             raise
 
     def _is_ledger(self) -> bool:
