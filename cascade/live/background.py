@@ -35,6 +35,7 @@ class DailyBudget:
         self._recorded = ZERO  # the ledger's figure at its last read
         self._since = ZERO  # spent here since then
         self._read_at = -math.inf
+        self._unreadable = False
 
     def allows(self) -> bool:
         if self.limit is None:
@@ -51,9 +52,14 @@ class DailyBudget:
         if self.ledger is not None and time.monotonic() - self._read_at >= REREAD_S:
             self._read_at = time.monotonic()
             try:
+                # what this process spent in the last moment may not be committed yet: the
+                # figure can lag by one writer batch (LINGER_S), no more
                 self._recorded, self._since = Decimal(str(self.ledger(_midnight()))), ZERO
+                self._unreadable = False
             except Exception as exc:  # a ledger that cannot be read: count on what was spent here
-                get_logger().warning("budget_unreadable", error=f"{type(exc).__name__}: {exc}")
+                if not self._unreadable:  # said once, not every second
+                    get_logger().warning("budget_unreadable", error=f"{type(exc).__name__}: {exc}")
+                self._unreadable = True
         return self._recorded + self._since
 
     def _roll(self) -> None:
