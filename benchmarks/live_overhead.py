@@ -272,7 +272,7 @@ def row(concurrency: int, name: str, tally: Tally, baseline: Tally | None) -> st
 async def overhead(server: FakeProviderServer, folder: Path, quick: bool, cache_entries: int) -> None:
     # requests per block: short, so all sides see the same moments of a busy machine; in the
     # full run a few times the concurrency, so that a block's ragged end weighs little
-    calls = {1: 8, 16: 32, 128: 128} if quick else {1: 100, 16: 320, 128: 640}
+    calls = {1: 4, 16: 16, 128: 128} if quick else {1: 100, 16: 320, 128: 640}
     blocks = 1 if quick else 10
     numbers = itertools.count()  # every prompt of the run is new: every cache lookup misses
     template = await filled_cache(server, folder / "template", cache_entries)
@@ -379,7 +379,7 @@ def files_size(path: Path) -> int:
 
 
 async def ledger_size(server: FakeProviderServer, folder: Path, quick: bool) -> None:
-    n = 2_000 if quick else 20_000
+    n = 500 if quick else 20_000
     shapes = {1: LADDER, 2: (HEDGES, TOP)}  # attempts per request: the ladder that makes them
     for attempts, models in shapes.items():
         label = "1 attempt" if attempts == 1 else f"{attempts} attempts"
