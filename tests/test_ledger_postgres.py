@@ -279,3 +279,14 @@ def test_the_writer_outlives_a_server_stopped_mid_run(servers: Servers) -> None:
     assert all(e["ledger"] == safe_url(url) for e in logs)
     assert (writer.counts.written, writer.counts.dropped, writer.counts.errors) == (3, 6, 2)
     assert_no_password(logs)
+
+
+def test_the_days_spend_a_budget_reads_is_the_sum_of_its_rows_since_then(store: PostgresStore) -> None:
+    rows = every_table("r1", 1_000.0) + every_table("r2", 2_000.0)
+    store.insert(rows)
+    audits = [dict(zip(TABLES["audits"], r.values, strict=True)) for r in rows if r.table == "audits"]
+    later = [Decimal(a["audit_usd"]) for a in audits if a["ts"] >= 1_500.0]
+    assert store.total("audits", "audit_usd", 1_500.0) == pytest.approx(float(sum(later)))
+    assert store.total("audits", "audit_usd", 9_999.0) == 0.0
+    with pytest.raises(ValueError, match="no column"):
+        store.total("audits", "nope", 0.0)
