@@ -149,7 +149,8 @@ def test_batch_tags_land_in_the_output_and_the_ledger_report_by_feature(fake_ser
     [
         (["report"], "give a batch output file or --ledger"),
         (["report", "--ledger", "nowhere.sqlite"], "no such ledger"),
-        (["report", "out.jsonl", "--since", "1d"], "--since reads a ledger's times"),
+        (["report", "out.jsonl", "--since", "1d"], "--since and --by read a ledger"),
+        (["report", "out.jsonl", "--by", "user"], "--since and --by read a ledger"),
         (["audit", "--ledger", "nowhere.sqlite"], "no such ledger"),
         (["audit", "--ledger", "x.sqlite", "--limit", "2"], "--limit must be between 0 and 1"),
     ],

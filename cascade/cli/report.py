@@ -30,7 +30,6 @@ def register(subparsers: Subparsers) -> None:
     report.add_argument("--ledger", metavar="PATH_OR_URL", help=LEDGER_HELP)
     report.add_argument(
         "--by",
-        default="tier",
         metavar="KEY",
         help="with --ledger: group by tier, model, day, or any tag (feature, user, ...); default tier",
     )
@@ -44,8 +43,8 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
         raise ConfigError("give a batch output file or --ledger, one of them")
     if args.ledger is not None:
         return _ledger_report(args)
-    if args.since is not None:
-        raise ConfigError("--since reads a ledger's times: give --ledger")
+    if args.since is not None or args.by is not None:
+        raise ConfigError("--since and --by read a ledger: give --ledger")
     from rich.console import Console
 
     from cascade.batch.report import NotBatchOutput, report_file
@@ -73,6 +72,7 @@ def _ledger_report(args: argparse.Namespace) -> ExitCode:
     from cascade.live.spend import check_group_key, ledger_report
 
     since = since_time(args.since)
+    args.by = args.by or "tier"
     store = open_ledger(args.ledger)
     try:
         results = store.select("results", since)
