@@ -153,6 +153,7 @@ def test_batch_tags_land_in_the_output_and_the_ledger_report_by_feature(fake_ser
         (["report", "out.jsonl", "--by", "user"], "--since and --by read a ledger"),
         (["audit", "--ledger", "nowhere.sqlite"], "no such ledger"),
         (["audit", "--ledger", "x.sqlite", "--limit", "2"], "--limit must be between 0 and 1"),
+        (["audit", "--ledger", "x.sqlite", "--clear", "small", "--export", "x.jsonl"], "give it alone"),
     ],
 )
 def test_the_ledger_commands_refuse_what_they_cannot_read(tmp_path, args, message):

@@ -56,6 +56,7 @@ def register(subparsers: Subparsers) -> None:
 
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     from rich.console import Console
+    from rich.markup import escape
 
     from cascade.cli.render_live import WIDE, audit_tables
     from cascade.live.audit_figures import audit_figures
@@ -63,12 +64,16 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     for name, value in (("--confidence", args.confidence), ("--limit", args.limit)):
         if not 0 < value < 1:
             raise ConfigError(f"{name} must be between 0 and 1, not {value}")
+    if args.clear is not None and (args.export or args.json or args.by or args.since):
+        raise ConfigError("--clear changes the ledger and prints nothing: give it alone (with --ledger)")
     since = since_time(args.since)
     store = open_ledger(args.ledger)
     try:
         if args.clear is not None:
             _clear(store, args.clear, store.select("audits"), store.select("alarms"))
-            stderr.print(f"cleared the alarm on {args.clear}: a cascade started from now on serves it again")
+            stderr.print(
+                f"cleared the alarm on {escape(args.clear)}: a cascade started from now on serves it again"
+            )
             return ExitCode.OK
         audits = store.select("audits", since)
         alarms = store.select("alarms")
