@@ -34,6 +34,9 @@ def test_a_shadow_cascade_runs_beside_and_never_answers(fake_server, tmp_path):
     for row in rows:
         assert (row["live_tier"], row["shadow_tier"], row["agreed"]) == ("small", "only", False)
         assert row["shadow_usd"] > row["live_usd"] > 0 and row["tags"] == {"feature": "geo"}
+    shown = run_cli("report", "--ledger", str(tmp_path / "spend.sqlite"), "--by", "feature", "--json")
+    (geo,) = json.loads(shown.stdout)["groups"]
+    assert geo["shadow_usd"] == pytest.approx(float(sum(row["shadow_usd"] for row in rows)))
 
 
 def test_a_shadow_spends_no_more_than_its_daily_budget(fake_server, tmp_path):

@@ -47,9 +47,11 @@ def ledger_tables(report: dict[str, Any], title: str) -> list[Table]:
             _percentiles(group),
             end_section=group is last,
         )
-    groups.caption = (
+    caption = (
         "latency: the request's, cache hits left out; saved: against the top tier alone, on verified answers"
     )
+    shadow = Decimal(str(report["total"]["shadow_usd"]))
+    groups.caption = caption + (f"; shadow cascades spent {usd(shadow)} apart" if shadow else "")
     tiers = Table(title="Calls per tier")
     for column in ("tier", "calls", "answers accepted", "share of requests", "latency p50 / p95 / p99"):
         tiers.add_column(column, justify="left" if column == "tier" else "right")

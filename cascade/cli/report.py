@@ -83,6 +83,7 @@ def _ledger_report(args: argparse.Namespace) -> ExitCode:
             store.select("attempts", since),
             store.select("audits", since),
             store.select("alarms"),
+            store.select("shadows", since),
         ).to_dict()
     finally:
         store.close()

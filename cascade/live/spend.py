@@ -61,6 +61,7 @@ class GroupFigures:
     saved_usd: Decimal = ZERO
     audit_usd: Decimal = ZERO
     audits: int = 0
+    shadow_usd: Decimal = ZERO  # what shadow cascades spent on these requests, apart
     latencies: list[float] = field(default_factory=list, repr=False)
 
     def add(self, row: Mapping[str, Any]) -> None:
@@ -95,6 +96,7 @@ class GroupFigures:
             "saved_usd": float(self.saved_usd),
             "audits": self.audits,
             "audit_usd": float(self.audit_usd),
+            "shadow_usd": float(self.shadow_usd),
             **{f"latency_p{q}_s": _rounded(percentile(self.latencies, q)) for q in (50, 95, 99)},
         }
 
@@ -141,8 +143,10 @@ def ledger_report(
     attempts: Iterable[Mapping[str, Any]],
     audits: Iterable[Mapping[str, Any]],
     alarms: Iterable[Mapping[str, Any]],
+    shadows: Iterable[Mapping[str, Any]] = (),
 ) -> LedgerReport:
-    """The report of ledger rows (one `since` applied to all of them), grouped `by`."""
+    """The report of ledger rows (one `since` applied to all of them), grouped `by`; a
+    shadow run counts in the group of the live request it shadowed."""
     groups: dict[str, GroupFigures] = {}
     total = GroupFigures("(all)")
     tiers: dict[str, TierLatency] = {}
@@ -152,16 +156,18 @@ def ledger_report(
         total.add(row)
         if row["verified"] and row["tier"]:
             tiers.setdefault(row["tier"], TierLatency(row["tier"])).accepted += 1
-    for attempt in attempts:
-        if attempt["outcome"] != "error" or attempt["latency_s"]:
-            tiers.setdefault(attempt["tier"], TierLatency(attempt["tier"])).latencies.append(
-                attempt["latency_s"] or 0.0
-            )
+    for attempt in attempts:  # every call, failed ones too: they kept the request waiting
+        tier = tiers.setdefault(attempt["tier"], TierLatency(attempt["tier"]))
+        tier.latencies.append(float(attempt["latency_s"] or 0.0))
     for audit in audits:
         name = group_of(audit, by)
         for figures in (groups.setdefault(name, GroupFigures(name)), total):
             figures.audits += 1
             figures.audit_usd += audit["audit_usd"] or ZERO
+    for shadow in shadows:
+        name = group_of({**shadow, "tier": shadow["live_tier"], "model": None}, by)
+        for figures in (groups.setdefault(name, GroupFigures(name)), total):
+            figures.shadow_usd += shadow["shadow_usd"] or ZERO
     ordered = sorted(groups.values(), key=lambda g: (-g.spend_usd, g.name))
     return LedgerReport(by, ordered, total, sorted(tiers.values(), key=lambda t: t.tier), alarms_up(alarms))
 
