@@ -156,9 +156,11 @@ def ledger_report(
         total.add(row)
         if row["verified"] and row["tier"]:
             tiers.setdefault(row["tier"], TierLatency(row["tier"])).accepted += 1
-    for attempt in attempts:  # every call, failed ones too: they kept the request waiting
+    for attempt in attempts:
+        if attempt["outcome"] == "error" and not attempt["latency_s"]:
+            continue  # a call that never went out (no key, an open circuit): no call to time
         tier = tiers.setdefault(attempt["tier"], TierLatency(attempt["tier"]))
-        tier.latencies.append(float(attempt["latency_s"] or 0.0))
+        tier.latencies.append(float(attempt["latency_s"]))  # failed calls too: they kept it waiting
     for audit in audits:
         name = group_of(audit, by)
         for figures in (groups.setdefault(name, GroupFigures(name)), total):
