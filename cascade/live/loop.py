@@ -3,8 +3,10 @@ ledger row, the cache's store, the sampled audit and the shadow cascade.
 
 The engine asks it three things: a cached answer for this request (`cached`), the plan
 with any tier whose drift alarm is up taken out (`plan_for`, under `on_drift: tighten`),
-and to take the finished result (`finished`). None of them waits on I/O: lookups read
-SQLite at once, and everything else is queued or runs in the background.
+and to take the finished result (`finished`). Little of it is I/O on the request's path:
+a cache lookup (one SQLite read), and, at most once a second, the day's audit or shadow
+spend read back from the ledger; rows are queued, and audits and shadows run in the
+background.
 """
 
 from __future__ import annotations
