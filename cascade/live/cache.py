@@ -166,7 +166,7 @@ class AnswerCache:
                 row = self._reader.execute(
                     "SELECT value FROM answers WHERE key = ? AND ts >= ?", (key, time.time() - self.ttl_s)
                 ).fetchone()
-        except sqlite3.Error as exc:  # a file gone bad under us: a miss, said once per kind
+        except sqlite3.Error as exc:  # a file gone bad under us: a miss, said each time
             get_logger().warning("cache_read_failed", cache=str(self.path), error=str(exc))
             return None
         return None if row is None else str(row[0])

@@ -97,7 +97,7 @@ class GroupFigures:
             "audits": self.audits,
             "audit_usd": float(self.audit_usd),
             "shadow_usd": float(self.shadow_usd),
-            **{f"latency_p{q}_s": _rounded(percentile(self.latencies, q)) for q in (50, 95, 99)},
+            **latency_figures(self.latencies),
         }
 
 
@@ -115,7 +115,7 @@ class TierLatency:
             "calls": len(self.latencies),
             "accepted": self.accepted,
             "share_of_requests": round(self.accepted / requests, 6) if requests else 0.0,
-            **{f"latency_p{q}_s": _rounded(percentile(self.latencies, q)) for q in (50, 95, 99)},
+            **latency_figures(self.latencies),
         }
 
 
@@ -198,6 +198,11 @@ def alarms_up(alarms: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
     return up
+
+
+def latency_figures(latencies: Sequence[float]) -> dict[str, float | None]:
+    """The p50, p95 and p99 of `latencies`, as the reports name them."""
+    return {f"latency_p{q}_s": _rounded(percentile(latencies, q)) for q in (50, 95, 99)}
 
 
 def _rounded(value: float | None) -> float | None:
