@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from cascade.core.stream_events import StreamEvent
+from cascade.core.routes import Route
 from cascade.core.values import Candidate, Completion, Request, Verdict
 
 ModelT = TypeVar("ModelT")
@@ -130,3 +131,12 @@ def hook(obj: object, protocol: type[P]) -> P | None:
     """`obj` as a `protocol` (one of the optional hooks) if it has that hook as a callable,
     else None."""
     return cast(P, obj) if callable(getattr(obj, HOOK_METHODS[protocol], None)) else None
+
+
+@runtime_checkable
+class Router(Protocol):
+    """Picks the tier a request's ladder starts at, before any tier is called. `tags` are the
+    request's attribution tags (its metadata). It never raises for a model's failure: a
+    classifier that cannot label falls back and says so in the route."""
+
+    async def route(self, request: Request, tags: Mapping[str, str]) -> Route: ...

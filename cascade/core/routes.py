@@ -1,0 +1,55 @@
+"""Where a request's ladder starts, and why: the router's decision as a value, and the pure
+rule by which a scoring router (the learned one) picks the starting tier."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Route:
+    """The tier a request started at and what chose it.
+
+    `by` is "rule N" (1-based, in the config's order), "no rule" (no rule matched: the
+    cheapest tier), "classifier", "learned", "min_tier" (the caller's floor raised the
+    router's pick), or "start_tier" (the caller chose, no router asked). `score` is the
+    learned router's probability for the chosen tier. `cost_usd` is what routing cost (a
+    classifier's calls); `fallback` says why a classifier's label was not used.
+    """
+
+    tier: str
+    by: str
+    score: float | None = None
+    cost_usd: Decimal = ZERO
+    fallback: str | None = None
+    picked: str | None = None  # the router's own pick, when the caller's `min_tier` raised it
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"tier": self.tier, "by": self.by, "score": self.score}
+        out["cost_usd"] = float(self.cost_usd)
+        if self.fallback is not None:
+            out["fallback"] = self.fallback
+        if self.picked is not None:
+            out["picked"] = self.picked
+        return out
+
+
+def routed_tier(scores: Sequence[float], cuts: Sequence[float]) -> int:
+    """The starting tier of a scoring router: the cheapest tier whose score (its probability
+    of an accepted, correct answer) reaches that tier's cut-off; the top tier when none does.
+    `scores` and `cuts` cover every tier but the top, cheapest first; a cut-off of 0 always
+    starts at its tier (0 on the cheapest tier: the plain cascade)."""
+    for k, (score, cut) in enumerate(zip(scores, cuts, strict=True)):
+        if score >= cut:
+            return k
+    return len(scores)
+
+
+def raised_to(tier: int, floor: int | None) -> int:
+    """A routed tier with the caller's `min_tier` as its floor."""
+    return tier if floor is None else max(tier, floor)
