@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from cascade.config import CascadeConfig, ModelConfig, TierConfig
+from cascade.config.build_router import build_router
 from cascade.core.errors import ConfigError
 from cascade.core.money import Price, Pricing
 from cascade.core.policy import StreamPolicy
@@ -296,6 +297,14 @@ def build_plan(
                 build_tier(t, where=f"tiers.{i}", clients=clients) for i, t in enumerate(config.tiers)
             )
             chains = build_chains(config, base_dir=base_dir)
+            router = None
+            if config.router is not None:
+                router = build_router(
+                    config.router,
+                    tiers,
+                    base_dir=base_dir,
+                    model=lambda c: build_model(c, where="router.classifier", clients=clients),
+                )
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
     return CascadePlan(
@@ -311,4 +320,5 @@ def build_plan(
             config.stream.restart_threshold_tokens,
             config.stream.restart_threshold_fraction,
         ),
+        router=router,
     )

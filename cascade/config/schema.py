@@ -3,92 +3,43 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from importlib.metadata import entry_points
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cascade.config.live import AuditConfig, CacheConfig, LedgerConfig, ShadowConfig
+from cascade.config.models import (  # re-exported: the schema is one import for every section
+    DEFAULT_KEY_ENV,
+    PROVIDER_GROUP,
+    ModelConfig,
+    PriceConfig,
+    RateLimitConfig,
+    RetryConfig,
+    Strict,
+    known_providers,
+)
+from cascade.config.routing import RouterConfig
 
-PROVIDER_GROUP = "cascade.providers"  # plug-in providers' entry points
-# the built-in providers, and the environment variable each reads its key from
-DEFAULT_KEY_ENV: dict[str, str | None] = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "simulated": None,
-    "replay": None,
-}
-
-
-def known_providers() -> list[str]:
-    """The built-in providers, then the installed plug-ins'."""
-    return [*DEFAULT_KEY_ENV, *sorted(ep.name for ep in entry_points(group=PROVIDER_GROUP))]
-
+__all__ = [
+    "DEFAULT_KEY_ENV",
+    "DEFAULT_REASK_PROMPT",
+    "PROVIDER_GROUP",
+    "CascadeConfig",
+    "ModelConfig",
+    "PriceConfig",
+    "RateLimitConfig",
+    "RetryConfig",
+    "RouterConfig",
+    "StreamConfig",
+    "TierConfig",
+    "VerifierConfig",
+    "known_providers",
+]
 
 DEFAULT_REASK_PROMPT = (
     "Your previous answer did not pass a check: {reasons}\n"
     "Answer the original request again, correcting this. Reply with the corrected answer only."
 )
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PriceConfig(_Strict):
-    """USD per million tokens."""
-
-    input_per_mtok: Decimal = Field(ge=0)
-    output_per_mtok: Decimal = Field(ge=0)
-
-
-class RetryConfig(_Strict):
-    """How transient failures of one model are retried before moving on."""
-
-    max_attempts: int = Field(default=3, ge=1, le=20)
-    initial_wait_s: float = Field(default=0.5, ge=0, allow_inf_nan=False)
-    max_wait_s: float = Field(default=20.0, ge=0, allow_inf_nan=False)
-
-
-class RateLimitConfig(_Strict):
-    """A model's limits, honoured by batch runs (429s slow a model down on their own)."""
-
-    requests_per_minute: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    tokens_per_minute: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-
-
-class ModelConfig(_Strict):
-    """One model behind one API: a tier's primary model or one of its alternates."""
-
-    # a built-in (openai, anthropic, simulated, replay) or a `cascade.providers` plug-in
-    provider: str
-    model: str = Field(min_length=1, pattern=r"\S")
-    base_url: str | None = None
-    api_key_env: str | None = None
-    price: PriceConfig | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    timeout_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
-    # a stream silent for longer than this is a failed attempt (default: timeout_s)
-    idle_timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    retry: RetryConfig = Field(default_factory=RetryConfig)
-    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
-    # pass the chain's response schema to the provider (OpenAI response_format, Anthropic tool use)
-    structured_output: bool = False
-    # simulated provider only: where its canned answers come from ("builtin" = bundled demo set)
-    examples: str | None = None
-    # replay provider only: the recorded-outcomes file (`cascade eval --data` sets it)
-    records: str | None = None
-
-    @field_validator("provider")
-    @classmethod
-    def _known_provider(cls, name: str) -> str:
-        if name not in DEFAULT_KEY_ENV and not entry_points(group=PROVIDER_GROUP, name=name):
-            raise ValueError(f"unknown provider {name!r} (known: {', '.join(known_providers())})")
-        return name
-
-    @property
-    def key_env(self) -> str | None:
-        return self.api_key_env or DEFAULT_KEY_ENV.get(self.provider)
 
 
 class TierConfig(ModelConfig):
@@ -142,7 +93,7 @@ class VerifierConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-class StreamConfig(_Strict):
+class StreamConfig(Strict):
     """How `cascade run --stream` and `Cascade.astream` treat text already shown."""
 
     policy: Literal["buffer", "restart", "finish_degraded"] = "buffer"
@@ -150,7 +101,7 @@ class StreamConfig(_Strict):
     restart_threshold_fraction: float = Field(default=0.2, ge=0, le=1)
 
 
-class CascadeConfig(_Strict):
+class CascadeConfig(Strict):
     tiers: list[TierConfig] = Field(min_length=1)
     verifiers: list[VerifierConfig] = Field(default_factory=list)
     on_exhausted: Literal["return_best", "raise"] = "return_best"
@@ -163,6 +114,7 @@ class CascadeConfig(_Strict):
     cache: CacheConfig | None = None
     audit: AuditConfig | None = None
     shadow: ShadowConfig | None = None
+    router: RouterConfig | None = None
 
     @field_validator("shadow", mode="before")
     @classmethod
@@ -179,6 +131,10 @@ class CascadeConfig(_Strict):
             unknown = sorted(verifier.tier_names() - set(names))
             if unknown:
                 raise ValueError(f"verifiers.{i} names unknown tiers: {', '.join(unknown)}")
+        if self.router is not None:
+            unknown = self.router.unknown_tiers(names)
+            if unknown:
+                raise ValueError(f"{'; '.join(unknown)} (tiers: {', '.join(names)})")
         if "{reasons}" not in self.reask_prompt:
             raise ValueError("reask_prompt must contain {reasons}")
         if (self.audit or self.shadow) and self.ledger is None:

@@ -26,6 +26,7 @@ from cascade.core.requests import (
     ToolCall,
     ToolChoice,
 )
+from cascade.core.routes import Route
 
 # the request side is re-exported: `cascade.core.values` stays the one import for every value
 __all__ = [
@@ -222,14 +223,16 @@ class Attempt:
 class CostReport:
     """Where the money of one request went.
 
-    total = generation of every attempt + verification; wasted = generation of every
-    attempt whose answer was not returned; saved = baseline - total (may be negative).
+    total = generation of every attempt + verification + routing (a classifier's calls);
+    wasted = generation of every attempt whose answer was not returned; saved = baseline -
+    total (may be negative).
     """
 
     total_usd: Decimal
     wasted_usd: Decimal
     verification_usd: Decimal
     baseline_usd: Decimal
+    routing_usd: Decimal = ZERO
 
     @property
     def saved_usd(self) -> Decimal:
@@ -240,6 +243,7 @@ class CostReport:
             "total_usd": _money(self.total_usd),
             "wasted_usd": _money(self.wasted_usd),
             "verification_usd": _money(self.verification_usd),
+            "routing_usd": _money(self.routing_usd),
             "baseline_usd": _money(self.baseline_usd),
             "saved_usd": _money(self.saved_usd),
         }
@@ -257,6 +261,7 @@ class Result(Generic[ParsedT]):
     `request_id` names the request in the ledger and the events (the caller's, or one made
     up); `tags` are its attribution tags; `cache` is "hit" for an answer served from the
     cache of verified answers, "miss" when the cache was asked and had none, else None.
+    `route` says where the ladder started and why (None: no router, no override).
     """
 
     output: str | None
@@ -271,6 +276,7 @@ class Result(Generic[ParsedT]):
     request_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     cache: str | None = None
+    route: Route | None = None
 
     @property
     def returned_attempt(self) -> Attempt | None:
@@ -319,7 +325,9 @@ class Result(Generic[ParsedT]):
     def cost(self) -> CostReport:
         verification = sum((a.verification_usd for a in self.attempts), ZERO)
         wasted = sum((a.cost_usd for i, a in enumerate(self.attempts) if i != self.returned), ZERO)
-        return CostReport(total_usd(self.attempts), wasted, verification, self.baseline_usd)
+        routing = ZERO if self.route is None else self.route.cost_usd
+        total = total_usd(self.attempts) + routing
+        return CostReport(total, wasted, verification, self.baseline_usd, routing)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -336,6 +344,7 @@ class Result(Generic[ParsedT]):
             "cost": self._cost_dict(),
             "tags": dict(self.tags),
             "cache": self.cache,
+            "route": None if self.route is None else self.route.to_dict(),
         }
 
     def _cost_dict(self) -> dict[str, Any]:

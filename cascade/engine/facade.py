@@ -16,10 +16,11 @@ from cascade.core.errors import ExhaustedError, PermanentProviderError
 from cascade.core.events import CascadeEvent, StreamResult
 from cascade.core.messages import Prompt
 from cascade.core.policy import StreamMode, StreamPolicy
-from cascade.core.values import Completion, Request, Result, Usage
-from cascade.engine.calls import Ask, Calls
+from cascade.core.values import Completion, Request, Result
+from cascade.engine.calls import Ask, Calls, completion_of
 from cascade.live.loop import LiveLoop
-from cascade.protocols import Closable, Verifier, hook
+from cascade.protocols import Closable, Router, Verifier, hook
+from cascade.routing.start import close_router
 from cascade.runtime import portal
 from cascade.runtime.attempt import call_attempt
 from cascade.runtime.ladder import Tier
@@ -37,7 +38,8 @@ class Cascade:
     `verifiers` is the chain every tier runs; `chains` replaces it for the tiers it names.
     `reask` is how many times a rejected answer is asked again on the same tier, with the
     failed verdicts' reasons as feedback, before escalating (an int for every tier, or a
-    mapping of tier name to count). `arun` is the async core; `run` is its sync twin;
+    mapping of tier name to count). `router` picks the tier each request starts at
+    (`cascade.routing`). `arun` is the async core; `run` is its sync twin;
     `astream`/`stream` give the answer as it is generated, under `stream_policy`. Use as a
     context manager (sync or async), or call `close`/`aclose`, to release connections.
     """
@@ -54,6 +56,7 @@ class Cascade:
         reask: int | Mapping[str, int] = 0,
         reask_prompt: str = DEFAULT_REASK_PROMPT,
         stream_policy: StreamPolicy | None = None,
+        router: Router | None = None,
     ) -> None:
         self._start(
             CascadePlan(
@@ -66,6 +69,7 @@ class Cascade:
                 reask=reask,
                 reask_prompt=reask_prompt,
                 stream_policy=stream_policy or StreamPolicy(),
+                router=router,
             )
         )
 
@@ -123,6 +127,7 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        start_tier: str | None = None,
         tags: Mapping[str, Any] | None = None,
         request_id: str | None = None,
         cache: bool = True,
@@ -140,6 +145,7 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        start_tier: str | None = None,
         tags: Mapping[str, Any] | None = None,
         request_id: str | None = None,
         cache: bool = True,
@@ -156,6 +162,7 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        start_tier: str | None = None,
         tags: Mapping[str, Any] | None = None,
         request_id: str | None = None,
         cache: bool = True,
@@ -168,8 +175,9 @@ class Cascade:
         valid instance raises ExhaustedError; `response_format` (OpenAI's json_schema or
         json_object) checks the answer against its schema the same way, untyped. `tools`
         (OpenAI-style) let the answer be tool calls (`result.tool_calls`), checked against
-        the tools' schemas. `min_tier` starts the ladder at that tier (an agent's step after
-        a failed one).
+        the tools' schemas. `min_tier` starts the ladder at that tier or above (the config's
+        router may pick higher: an agent's step after a failed one); `start_tier` starts it
+        there, the router not asked.
         Raises ExhaustedError per `on_exhausted`; a malformed input is a ValueError."""
         return await self._answer(
             Ask(
@@ -184,6 +192,7 @@ class Cascade:
                 tags,
                 request_id,
                 cache,
+                start_tier,
             )
         )
 
@@ -205,6 +214,7 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        start_tier: str | None = None,
         tags: Mapping[str, Any] | None = None,
         request_id: str | None = None,
         cache: bool = True,
@@ -225,6 +235,7 @@ class Cascade:
             tags,
             request_id,
             cache,
+            start_tier,
         )
         return self._calls.events(ask, stream_attempt, policy)
 
@@ -239,6 +250,7 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        start_tier: str | None = None,
         tags: Mapping[str, Any] | None = None,
         request_id: str | None = None,
         cache: bool = True,
@@ -257,6 +269,7 @@ class Cascade:
             tags,
             request_id,
             cache,
+            start_tier,
         )
         events = self._calls.events(ask, stream_attempt, policy)
         try:
@@ -280,6 +293,7 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        start_tier: str | None = None,
         tags: Mapping[str, Any] | None = None,
         request_id: str | None = None,
         cache: bool = True,
@@ -297,6 +311,7 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        start_tier: str | None = None,
         tags: Mapping[str, Any] | None = None,
         request_id: str | None = None,
         cache: bool = True,
@@ -313,6 +328,7 @@ class Cascade:
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         min_tier: str | None = None,
+        start_tier: str | None = None,
         tags: Mapping[str, Any] | None = None,
         request_id: str | None = None,
         cache: bool = True,
@@ -331,6 +347,7 @@ class Cascade:
             tags,
             request_id,
             cache,
+            start_tier,
         )
         return portal.call(lambda: self._answer(ask))
 
@@ -341,24 +358,7 @@ class Cascade:
             result = await self.arun(request)
         except ExhaustedError as exc:  # a failed call, billed what its attempts cost
             raise PermanentProviderError(str(exc), spent_usd=exc.result.cost.total_usd) from None
-        answer = result.returned_attempt
-        assert answer is not None  # `arun` returns a result only with an answer in it
-        usage = Usage(
-            sum(a.usage.input_tokens for a in result.attempts),
-            sum(a.usage.output_tokens for a in result.attempts),
-            estimated=any(a.usage.estimated for a in result.attempts),
-        )
-        return Completion(
-            text=result.output or "",
-            model=answer.model,
-            usage=usage,
-            finish_reason=answer.finish_reason,
-            tool_calls=answer.tool_calls,
-            refusal=answer.refusal,
-            cost_usd=result.cost.total_usd,
-            latency_s=sum(a.latency_s for a in result.attempts),
-            queued_s=sum(a.queued_s for a in result.attempts),
-        )
+        return completion_of(result)
 
     def openai_client(self) -> CascadeOpenAIClient:
         """This cascade in the shape of `openai.AsyncOpenAI` (`chat.completions.create`), for
@@ -380,6 +380,7 @@ class Cascade:
         for verifier in self.plan.all_verifiers():
             if (closable := hook(verifier, Closable)) is not None:
                 await closable.aclose()
+        await close_router(self.plan.router)
 
     def close(self) -> None:
         """Sync twin of `aclose`."""

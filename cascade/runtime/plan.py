@@ -11,7 +11,7 @@ from typing import Literal
 
 from cascade.config import DEFAULT_REASK_PROMPT
 from cascade.core.policy import StreamPolicy
-from cascade.protocols import Verifier
+from cascade.protocols import Router, Verifier
 from cascade.runtime.ladder import Tier
 
 OnExhausted = Literal["return_best", "raise"]
@@ -22,7 +22,8 @@ ON_EXHAUSTED: tuple[OnExhausted, ...] = ("return_best", "raise")
 class CascadePlan:
     """Tiers, their verifier chains, and the rules for reasks, budget, exhaustion and streams.
 
-    `verifiers` is the chain of every tier that `chains` does not name. `reask` is how many
+    `verifiers` is the chain of every tier that `chains` does not name. `router`, when set,
+    picks where each request's ladder starts (the plan's tiers stay the whole ladder). `reask` is how many
     times a rejected answer is asked again on the same tier, for every tier or per tier
     name (tiers it does not name: 0).
     """
@@ -36,6 +37,7 @@ class CascadePlan:
     reask: int | Mapping[str, int] = 0
     reask_prompt: str = DEFAULT_REASK_PROMPT
     stream_policy: StreamPolicy = field(default_factory=StreamPolicy)
+    router: Router | None = None  # picks the starting tier of each request (`cascade.routing`)
 
     def __post_init__(self) -> None:
         if not self.tiers:

@@ -1,0 +1,135 @@
+"""The `router:` section of a config: rules, a classifier model, a learned router, or rules
+first and one of the others where no rule matched (validation only, no I/O)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from cascade.config.models import ModelConfig, Strict
+
+DEFAULT_CLASSIFIER_PROMPT = (
+    "Classify how hard the request below is to answer well. Reply with exactly one word, one of: "
+    "{labels}.\n\nRequest:\n{request}"
+)
+
+
+class RuleCondition(Strict):
+    """What a request must show for its rule to match; every condition given must hold.
+
+    `tags` are the request's attribution tags (its metadata): each named tag must have that
+    value, or one of a list of values. `regex` is searched in the request's text (system
+    prompt and every message)."""
+
+    tags: dict[str, str | list[str]] | None = None
+    min_input_tokens: int | None = Field(default=None, ge=0)
+    max_input_tokens: int | None = Field(default=None, ge=0)
+    regex: str | None = Field(default=None, min_length=1)
+    has_code: bool | None = None
+    min_messages: int | None = Field(default=None, ge=1)
+    max_messages: int | None = Field(default=None, ge=1)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _something(self) -> RuleCondition:
+        if not self.model_fields_set:
+            raise ValueError("a rule needs at least one condition")
+        return self
+
+
+class RuleConfig(Strict):
+    """`when` the request shows all of its conditions, the ladder starts at `tier`."""
+
+    tier: str = Field(min_length=1)
+    when: RuleCondition
+    name: str | None = None  # shown beside "rule N" in `cascade validate`
+
+
+class ClassifierConfig(ModelConfig):
+    """A small model asked to label each request (a tier-shaped model mapping, plus how to ask).
+
+    `labels` maps each label the model may answer with to a tier (default: the tier names
+    themselves). A reply that is not exactly one label, or a call that fails, starts the
+    ladder at `fallback` (default: the cheapest tier, where the cascade starts anyway).
+    The model sees the request's text only (at most `max_request_chars` of it), never its
+    tags.
+    """
+
+    labels: dict[str, str] | None = None
+    fallback: str | None = None
+    prompt: str = DEFAULT_CLASSIFIER_PROMPT
+    max_request_chars: int = Field(default=8_000, ge=100)
+
+    @field_validator("prompt")
+    @classmethod
+    def _placeholders(cls, prompt: str) -> str:
+        if "{request}" not in prompt or "{labels}" not in prompt:
+            raise ValueError("the classifier prompt must contain {labels} and {request}")
+        return prompt
+
+
+class LearnedRouterConfig(Strict):
+    """A router trained by `cascade train-router`; `cuts` override the file's cut-offs per tier."""
+
+    model_file: str = Field(min_length=1)
+    cuts: dict[str, float] | None = None
+
+
+class RouterConfig(Strict):
+    """Rules (first match wins), then a classifier or a learned router where none matched."""
+
+    rules: list[RuleConfig] = Field(default_factory=list)
+    classifier: ClassifierConfig | None = None
+    learned: LearnedRouterConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_model(self) -> RouterConfig:
+        if self.classifier is not None and self.learned is not None:
+            raise ValueError("give a classifier or a learned router, not both")
+        if not self.rules and self.classifier is None and self.learned is None:
+            raise ValueError("a router needs rules, a classifier or a learned router")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """ "rules", "classifier", "learned", or "hybrid" (rules, then a model)."""
+        model = "classifier" if self.classifier else "learned" if self.learned else None
+        if model is None:
+            return "rules"
+        return "hybrid" if self.rules else model
+
+    def unknown_tiers(self, tiers: list[str]) -> list[str]:
+        """What of this section names a tier the cascade does not have, each said where."""
+        known, problems = set(tiers), []
+        for i, rule in enumerate(self.rules):
+            if rule.tier not in known:
+                problems.append(f"router.rules.{i} (rule {i + 1}) starts at unknown tier {rule.tier!r}")
+        if self.classifier is not None:
+            labels = self.classifier.labels or {}
+            for label, tier in labels.items():
+                if tier not in known:
+                    problems.append(f"router.classifier.labels.{label} names unknown tier {tier!r}")
+            fallback = self.classifier.fallback
+            if fallback is not None and fallback not in known:
+                problems.append(f"router.classifier.fallback names unknown tier {fallback!r}")
+        if self.learned is not None:
+            for tier in self.learned.cuts or {}:
+                if tier not in known:
+                    problems.append(f"router.learned.cuts names unknown tier {tier!r}")
+        return problems
+
+
+def router_settings(router: RouterConfig) -> dict[str, Any]:
+    """The section as plain data, for `cascade validate`."""
+    return router.model_dump(exclude_none=True)

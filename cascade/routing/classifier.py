@@ -1,0 +1,80 @@
+"""The classifier router: a small model asked to label the request (by default with the tier
+names), its reply parsed strictly. A reply that is not exactly one label, or a call that
+fails after its retries, starts the ladder at the fallback tier, and the route says why.
+What the classifier's calls cost is the request's routing cost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from cascade.core.redaction import redact
+from cascade.core.routes import Route
+from cascade.core.values import Message, Request
+from cascade.runtime.call import call_model
+from cascade.runtime.ladder import TierModel
+
+# A label is one word; the model may wrap it in quotes, bold marks or a full stop.
+_WRAPPING = " \t\r\n\"'`*.:"
+# What the call asks for unless the model's own params say otherwise: a label, not an essay.
+DEFAULT_PARAMS = {"max_tokens": 16, "temperature": 0}
+SHOWN_REPLY_CHARS = 60
+
+
+class ClassifierRouter:
+    """Asks `model` for one of `labels` (label -> tier) with `prompt` ({labels}, {request})."""
+
+    def __init__(
+        self,
+        model: TierModel,
+        labels: Mapping[str, str],
+        fallback: str,
+        prompt: str,
+        max_request_chars: int,
+    ) -> None:
+        self.model, self.fallback, self.prompt = model, fallback, prompt
+        self.labels = {label.casefold(): tier for label, tier in labels.items()}
+        self.shown_labels = ", ".join(labels)
+        self.max_request_chars = max_request_chars
+        own = getattr(model.provider, "params", {}) or {}
+        self.params = {k: v for k, v in DEFAULT_PARAMS.items() if k not in own}
+
+    def asking(self, request: Request) -> Request:
+        """The classifier's own request: the prompt around the request's text (never its
+        tags), the text cut to its head and tail beyond `max_request_chars`."""
+        text = conversation(request)
+        limit = self.max_request_chars
+        if len(text) > limit:
+            text = f"{text[: limit * 3 // 4]}\n[...]\n{text[-(limit // 4) :]}"
+        question = self.prompt.format(labels=self.shown_labels, request=text)
+        return Request(messages=(Message("user", question),), params=self.params)
+
+    def label(self, reply: str) -> str | None:
+        """The tier a reply names, or None when it is not exactly one label."""
+        return self.labels.get(reply.strip(_WRAPPING).casefold())
+
+    async def route(self, request: Request, tags: Mapping[str, str]) -> Route:
+        call = await call_model(self.model, self.asking(request))
+        if call.completion is None:
+            why = f"classifier call failed: {redact(call.error or 'no answer')}"
+            return Route(self.fallback, "classifier", cost_usd=call.cost_usd, fallback=why)
+        reply = call.completion.text
+        tier = self.label(reply)
+        if tier is None:
+            shown = redact(reply.strip()[:SHOWN_REPLY_CHARS])
+            why = f"classifier reply {shown!r} is not one of: {self.shown_labels}"
+            return Route(self.fallback, "classifier", cost_usd=call.cost_usd, fallback=why)
+        return Route(tier, "classifier", cost_usd=call.cost_usd)
+
+    def wrap_models(self, wrap: Callable[[TierModel], TierModel]) -> None:
+        """Put the classifier behind `wrap` (a batch job's rate limits)."""
+        self.model = wrap(self.model)
+
+    async def aclose(self) -> None:
+        await self.model.provider.aclose()
+
+
+def conversation(request: Request) -> str:
+    """The request's text as the classifier reads it: the system prompt and each turn by role."""
+    parts = [f"system: {request.system}"] if request.system else []
+    parts += [f"{m.role}: {m.content}" for m in request.messages if m.content]
+    return "\n".join(parts)

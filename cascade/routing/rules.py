@@ -1,0 +1,80 @@
+"""The rule router: an ordered list of conditions on the request, each naming a starting
+tier; the first rule that matches wins, and no match starts at the cheapest tier."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from cascade.core.routes import Route
+from cascade.core.values import Request
+
+# Fenced code, or a line that opens (or ends) like code in the common languages.
+_CODE = re.compile(
+    r"```|^[ \t]*(?:def |class |import |from \S+ import |function |const |let |var |#include|"
+    r"public |private |fn |func |SELECT |package )|[;{}][ \t]*$",
+    re.MULTILINE,
+)
+
+
+def has_code(text: str) -> bool:
+    """Does the text hold code (a fence, or a line that reads like code)?"""
+    return _CODE.search(text) is not None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What a request must show for its rule to match; every field set must hold."""
+
+    tags: Mapping[str, frozenset[str]] | None = None
+    min_input_tokens: int | None = None
+    max_input_tokens: int | None = None
+    regex: re.Pattern[str] | None = None
+    has_code: bool | None = None
+    min_messages: int | None = None
+    max_messages: int | None = None
+
+    def holds(self, request: Request, tags: Mapping[str, str], tokens: Callable[[str], int]) -> bool:
+        if self.tags is not None and any(tags.get(k) not in allowed for k, allowed in self.tags.items()):
+            return False
+        n = len(request.messages)
+        if (self.min_messages is not None and n < self.min_messages) or (
+            self.max_messages is not None and n > self.max_messages
+        ):
+            return False
+        text = request.text()
+        if self.has_code is not None and has_code(text) != self.has_code:
+            return False
+        if self.regex is not None and self.regex.search(text) is None:
+            return False
+        if self.min_input_tokens is None and self.max_input_tokens is None:
+            return True
+        count = tokens(text)  # last: the costliest condition
+        return (self.min_input_tokens is None or count >= self.min_input_tokens) and (
+            self.max_input_tokens is None or count <= self.max_input_tokens
+        )
+
+
+@dataclass(frozen=True)
+class Rule:
+    tier: str
+    when: Condition
+    name: str | None = None
+
+
+class RuleRouter:
+    """The first rule whose condition holds names the tier ("rule N", 1-based)."""
+
+    def __init__(self, rules: Sequence[Rule], cheapest: str, tokens: Callable[[str], int]) -> None:
+        self.rules, self.cheapest, self.tokens = tuple(rules), cheapest, tokens
+
+    def match(self, request: Request, tags: Mapping[str, str]) -> Route | None:
+        """The route of the first rule that matches, or None."""
+        for i, rule in enumerate(self.rules, start=1):
+            if rule.when.holds(request, tags, self.tokens):
+                return Route(rule.tier, f"rule {i}")
+        return None
+
+    async def route(self, request: Request, tags: Mapping[str, str]) -> Route:
+        return self.match(request, tags) or Route(self.cheapest, "no rule")
