@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from cascade.core.tokens import most_tokens
 from cascade.core.values import ZERO, Usage
+from cascade.routing.start import worst_routing_usd
 from cascade.verification.chain import prepare_request, worst_cost_usd
 
 if TYPE_CHECKING:
@@ -39,8 +40,8 @@ def worst_case_usd(cascade: Cascade, request: Request) -> Decimal:
     """The most `request` can cost through `cascade`: every tier tried, the dearest model of
     each answering (an alternate answers only when a call failed, and a failed call is not
     billed, but for a timeout's input), every reask used, each answer at its model's token
-    limit, and the checks of each answer."""
-    total = ZERO
+    limit, and the checks of each answer; and routing it (a classifier's calls, every retry)."""
+    total = worst_routing_usd(cascade.plan.router, request)
     for tier in cascade.tiers:
         chain = cascade.plan.chain(tier.name)
         sent = prepare_request(chain, request)

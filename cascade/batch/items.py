@@ -2,8 +2,9 @@
 
 A line is `{"id": ..., "prompt": "..."}` or `{"id": ..., "messages": [...]}` (OpenAI-style,
 as `Cascade.run` takes them), with optional `system`, `tools`, `tool_choice`, `tags`
-(attribution: `{"user": ..., "feature": ...}`, in the output and the ledger) and `metadata`
-(carried through to the output untouched). An id is a string or
+(attribution: `{"user": ..., "feature": ...}`, in the output and the ledger), `min_tier` /
+`start_tier` (where its ladder starts: a floor under the router's pick, or the tier itself)
+and `metadata` (carried through to the output untouched). An id is a string or
 an integer. Anything else about a line is an error naming its line number; the job goes on.
 """
 
@@ -37,6 +38,8 @@ class Item:
     request: Request
     metadata: Any = None
     tags: dict[str, str] = field(default_factory=dict)
+    min_tier: str | None = None
+    start_tier: str | None = None
 
     @property
     def key(self) -> str:
@@ -106,4 +109,35 @@ def parse_line(line: str, number: int) -> Item | LineError:
         tags = read_tags(data.get("tags"))
     except TagError as exc:
         return LineError(number, f"line {number}: {exc}", item_id)
-    return Item(number, item_id, request, data.get("metadata"), tags)
+    starts = {}
+    for name in ("min_tier", "start_tier"):
+        value = data.get(name)
+        if value is not None and (not isinstance(value, str) or not value):
+            return LineError(number, f"line {number}: `{name}` must be a tier's name", item_id)
+        starts[name] = value
+    return Item(number, item_id, request, data.get("metadata"), tags, **starts)
+
+
+@dataclass(frozen=True)
+class Starts:
+    """Where every item's ladder starts (`--min-tier`, `--start-tier`); a line's own win."""
+
+    min_tier: str | None = None
+    start_tier: str | None = None
+
+    def of(self, item: Item) -> tuple[str | None, str | None]:
+        """The item's (min_tier, start_tier)."""
+        return item.min_tier or self.min_tier, item.start_tier or self.start_tier
+
+    def checked(self, item: Item, tiers: list[str]) -> Item | LineError:
+        """`item`, or an error naming its line when it starts at a tier the cascade lacks."""
+        for name, tier in zip(("min_tier", "start_tier"), self.of(item), strict=True):
+            if tier is not None and tier not in tiers:
+                message = (
+                    f"line {item.line}: {name} {tier!r} is not a tier of this cascade ({', '.join(tiers)})"
+                )
+                return LineError(item.line, message, item.id)
+        return item
+
+
+EVERY_TIER = Starts()  # no start given: the router (or the cheapest tier) decides; frozen, so shared

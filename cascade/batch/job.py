@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from cascade.batch.budget import JobBudget, worst_case_usd
-from cascade.batch.items import Item, LineError, read_items
+from cascade.batch.items import EVERY_TIER, Item, LineError, Starts, read_items
 from cascade.batch.report import BatchReport
 from cascade.batch.state import JobState
 from cascade.core.errors import CONFIGURATION_FAILURES, ExhaustedError
@@ -109,9 +109,10 @@ class Job:
         progress: Progress | None,
         tags: Mapping[str, str] | None = None,
         cache: bool = True,
+        starts: Starts = EVERY_TIER,
     ) -> None:
         self.cascade = cascade
-        self.tags, self.cache = dict(tags or {}), cache
+        self.tags, self.cache, self.starts = dict(tags or {}), cache, starts
         self.state = state
         self.concurrency = concurrency
         self.budget = budget
@@ -196,6 +197,8 @@ class Job:
     async def _produce(self, input_path: Any, queue: asyncio.Queue[Item | None], workers: int) -> None:
         state = self.state
         for entry in read_items(input_path):
+            if isinstance(entry, Item):
+                entry = self.starts.checked(entry, list(self.cascade.plan.tier_rank))
             if isinstance(entry, LineError):
                 state.record_line_error(entry.line, entry.record())
                 self._advance(PROGRESS_EVERY)
@@ -266,7 +269,11 @@ class Job:
         """The item's result; a cascade that gives up still has a result (every attempt billed)."""
         try:
             tags = {**self.tags, **item.tags}
-            return await self.cascade.arun(item.request, tags=tags, cache=self.cache), None
+            min_tier, start_tier = self.starts.of(item)
+            result = await self.cascade.arun(
+                item.request, tags=tags, cache=self.cache, min_tier=min_tier, start_tier=start_tier
+            )
+            return result, None
         except ExhaustedError as exc:
             return exc.result, str(exc)
 

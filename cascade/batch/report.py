@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 ZERO = Decimal(0)
-MONEY = ("total_usd", "wasted_usd", "verification_usd", "baseline_usd", "saved_usd", "saved_baseline_usd")
+MONEY = (
+    "total_usd",
+    "wasted_usd",
+    "verification_usd",
+    "routing_usd",
+    "baseline_usd",
+    "saved_usd",
+    "saved_baseline_usd",
+)
 RECORD_KEYS = frozenset({"attempts", "cost", "verified"})  # what every output record of an item holds
 
 
@@ -41,6 +49,9 @@ class BatchReport:
     saved_excluded: int = 0  # unverified or failed items: no saving is claimed on them
     cache_hits: int = 0  # answered from the cache of verified answers, at no cost
     accepted_by_tier: Counter[str] = field(default_factory=Counter)
+    # where the items' ladders started (a router's or the caller's pick), and by what
+    routed_to_tier: Counter[str] = field(default_factory=Counter)
+    routed_by: Counter[str] = field(default_factory=Counter)
     money: dict[str, Decimal] = field(default_factory=lambda: dict.fromkeys(MONEY, ZERO))
 
     def add(self, record: dict[str, Any]) -> None:
@@ -66,7 +77,13 @@ class BatchReport:
         if any(a.get("outcome") == "error" for a in attempts):
             self.fell_back += 1
         cost = record.get("cost") or {}
-        for key in ("total_usd", "wasted_usd", "verification_usd", "baseline_usd"):
+        route = record.get("route")
+        if isinstance(route, dict):
+            self.routed_to_tier[str(route.get("tier"))] += 1
+            by = str(route.get("by"))
+            self.routed_by["rule" if by.startswith("rule ") else by] += 1
+            self.routed_by["fallback"] += "fallback" in route
+        for key in ("total_usd", "wasted_usd", "verification_usd", "routing_usd", "baseline_usd"):
             self.money[key] += Decimal(str(cost.get(key, 0)))
         # an item run again (--retry-failed): what its earlier runs cost was spent, and wasted
         earlier = record.get("earlier") or {}
@@ -95,6 +112,8 @@ class BatchReport:
             "saved_excluded": self.saved_excluded,
             "cache_hits": self.cache_hits,
             "accepted_by_tier": dict(self.accepted_by_tier),
+            "routed_to_tier": dict(self.routed_to_tier),
+            "routed_by": {k: v for k, v in self.routed_by.items() if v},
             "escalation_rate": round(self.rate(self.escalated), 6),
             "fallback_rate": round(self.rate(self.fell_back), 6),
             **{key: float(value) for key, value in self.money.items()},

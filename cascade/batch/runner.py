@@ -13,7 +13,7 @@ from typing import Any
 
 from cascade.batch.budget import JobBudget, uncapped_tiers
 from cascade.batch.files import write_atomically
-from cascade.batch.items import Item, read_items
+from cascade.batch.items import EVERY_TIER, Item, Starts, read_items
 from cascade.batch.job import ConfigFailureWatch, Job, Progress, RunCounts
 from cascade.batch.records import records_path
 from cascade.batch.report import BatchReport, report_file, report_lines
@@ -26,6 +26,7 @@ from cascade.core.redaction import redact
 from cascade.engine import Cascade
 from cascade.logs import get_logger
 from cascade.providers.rate_limited import RateLimitedProvider, server_of, unlimited
+from cascade.routing.start import wrap_router_models
 from cascade.runtime.ladder import TierModel
 from cascade.verification.chain import wrap_models
 
@@ -46,6 +47,7 @@ class BatchOptions:
     max_config_failures: int = 5  # stop once one 401/403/404/missing key hits this many in a row
     tags: dict[str, str] = field(default_factory=dict)  # of every item; a line's own tags win
     cache: bool = True  # ask (and fill) the config's cache of verified answers
+    starts: Starts = EVERY_TIER  # where every item starts (`--min-tier`, `--start-tier`); a line's own win
 
     @property
     def review_path(self) -> Path:
@@ -139,6 +141,7 @@ async def run_batch(
             progress=progress,
             tags=options.tags,
             cache=options.cache,
+            starts=options.starts,
         )
         async with cascade:
             counts = await job.run(options.input)
@@ -212,6 +215,7 @@ def _limited(cascade: Cascade, options: BatchOptions) -> Cascade:
         [replace(tier, models=tuple(limit(m, tier.name) for m in tier.models)) for tier in cascade.tiers]
     )
     wrap_models(limited.plan.all_verifiers(), limit)  # each verifier once, whatever chains share it
+    wrap_router_models(limited.plan.router, limit)  # a classifier shares its server's limits too
     return limited
 
 

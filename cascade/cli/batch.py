@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import CONFIG_HELP, Subparsers, add_call_options, add_command
+from cascade.cli.options import CONFIG_HELP, Subparsers, add_call_options, add_command, check_starts
 from cascade.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
         TimeElapsedColumn,
     )
 
+    from cascade.batch.items import Starts
     from cascade.batch.runner import BatchOptions, run_batch
     from cascade.batch.state import done_before
     from cascade.config import load_config
@@ -121,11 +122,13 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
         max_config_failures=args.max_config_failures,
         tags=dict(args.tag),
         cache=not args.no_cache,
+        starts=Starts(args.min_tier, args.start_tier),
     )
     options.check()  # before anything runs: no input overwritten, no folder missing at the end
     if args.report_json is not None:
         _check_report_path(args.report_json, options)
     config = load_config(args.config)
+    check_starts(args, [t.name for t in config.tiers])
     tier_names = {t.name for t in config.tiers}
     options = replace(options, rate_limits=_rate_limits(args.rpm, args.tpm, tier_names, config))
     show = stderr.is_terminal if args.progress is None else args.progress

@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from cascade.core.errors import ConfigError
+
 if TYPE_CHECKING:  # rich loads with the command that prints, not with the parser
     from rich.console import Console
 
@@ -93,8 +95,20 @@ def _tag(text: str) -> tuple[str, str]:
 
 
 def add_call_options(parser: argparse.ArgumentParser, *, tags_help: str) -> None:
-    """`--tag k=v` (attribution in the ledger and the output) and `--no-cache`."""
+    """`--tag k=v` (attribution in the ledger and the output), `--no-cache`, and where the
+    ladder starts (`--min-tier`, `--start-tier`)."""
     parser.add_argument("--tag", action="append", type=_tag, default=[], metavar="NAME=VALUE", help=tags_help)
     parser.add_argument(
         "--no-cache", action="store_true", help="neither read nor fill the config's cache of verified answers"
     )
+    parser.add_argument(
+        "--min-tier", metavar="TIER", help="start at this tier or above (the config's router may pick higher)"
+    )
+    parser.add_argument("--start-tier", metavar="TIER", help="start at this tier; the router is not asked")
+
+
+def check_starts(args: argparse.Namespace, tiers: list[str]) -> None:
+    """ConfigError for a `--min-tier` / `--start-tier` the config has no tier of."""
+    for flag, tier in (("--min-tier", args.min_tier), ("--start-tier", args.start_tier)):
+        if tier is not None and tier not in tiers:
+            raise ConfigError(f"{flag} {tier!r} is not a tier of this cascade ({', '.join(tiers)})")

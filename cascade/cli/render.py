@@ -10,9 +10,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cascade.core.redaction import redact
+from cascade.core.routes import Route
 from cascade.core.values import Attempt, Outcome, Result
 
 if TYPE_CHECKING:  # each command loads what it shows: `run` need not load the batch or the evaluation
@@ -74,6 +76,8 @@ def print_result(console: Console, result: Result) -> None:
         status = "[red]DEGRADED (failed a check after it was shown)[/]"
     console.print(f"{status} answer from [bold]{result.tier}[/] ({result.model})")
     console.print(f"path: {path_of(result.attempts)}")
+    if result.route is not None:
+        console.print(f"started at {route_of(result.route)}", highlight=False)
     for a in result.attempts:
         for v in a.verdicts:
             if not v.passed:
@@ -81,10 +85,21 @@ def print_result(console: Console, result: Result) -> None:
         if a.error:
             console.print(f"  [dim]{a.tier} ({a.model}) try {a.retry + 1}:[/] {a.error}", highlight=False)
     saved = f"saved {usd(cost.saved_usd)}" if result.verified else "no saving claimed (not verified)"
+    routing = f", routing {usd(cost.routing_usd)}" if cost.routing_usd else ""
     console.print(
         f"cost {usd(cost.total_usd)} (wasted {usd(cost.wasted_usd)}, verification "
-        f"{usd(cost.verification_usd)}); top tier alone ≈ {usd(cost.baseline_usd)}, {saved}"
+        f"{usd(cost.verification_usd)}{routing}); top tier alone ≈ {usd(cost.baseline_usd)}, {saved}"
     )
+
+
+def route_of(route: Route) -> str:
+    """Where a request started and why: "large (rule 2)", "small (classifier; fallback: ...)"."""
+    why = route.by if route.score is None else f"{route.by}, p={route.score:.2f}"
+    if route.picked is not None:
+        why += f"; the router picked {route.picked}"
+    if route.fallback is not None:
+        why += f"; fallback: {route.fallback}"
+    return escape(f"{route.tier} ({why})")
 
 
 def batch_table(report: BatchReport, title: str = "Batch report") -> Table:
@@ -102,12 +117,19 @@ def batch_table(report: BatchReport, title: str = "Batch report") -> Table:
     table.add_row("input lines in error", str(report.line_errors))
     table.add_row("escalation rate", f"{report.rate(report.escalated):.1%}")
     table.add_row("fallback (error) rate", f"{report.rate(report.fell_back):.1%}")
+    for tier, count in sorted(report.routed_to_tier.items()):
+        table.add_row(escape(f"  started on {tier}"), str(count))
+    if report.routed_by:
+        shown = ", ".join(f"{by} {n}" for by, n in sorted(report.routed_by.items()) if n)
+        table.add_row("  routed by", escape(shown))
     table.add_row("attempts (all billed)", str(report.attempts))
     if report.cache_hits:
         table.add_row("  answered from the cache (free)", str(report.cache_hits))
     table.add_row("total cost", usd(report.money["total_usd"]))
     table.add_row("  wasted on escalation", usd(report.money["wasted_usd"]))
     table.add_row("  verification", usd(report.money["verification_usd"]))
+    if report.routed_to_tier:
+        table.add_row("  routing", usd(report.money["routing_usd"]))
     table.add_row("top tier alone (baseline)", usd(report.money["baseline_usd"]))
     baseline = report.money["saved_baseline_usd"]  # of the verified items, where savings count
     share = f" ({report.money['saved_usd'] / baseline:.0%})" if baseline else ""

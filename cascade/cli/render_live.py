@@ -51,14 +51,18 @@ def ledger_tables(report: dict[str, Any], title: str) -> list[Table]:
         "latency: the request's, cache hits left out; saved: against the top tier alone, on verified answers"
     )
     shadow = Decimal(str(report["total"]["shadow_usd"]))
-    groups.caption = caption + (f"; shadow cascades spent {usd(shadow)} apart" if shadow else "")
+    routing = Decimal(str(report["total"]["routing_usd"]))
+    caption += f"; shadow cascades spent {usd(shadow)} apart" if shadow else ""
+    groups.caption = caption + (f"; routing cost {usd(routing)} (in spend)" if routing else "")
     tiers = Table(title="Calls per tier")
-    for column in ("tier", "calls", "answers accepted", "share of requests", "latency p50 / p95 / p99"):
+    for column in ("tier", "calls", "routed here", "answers accepted", "share of requests"):
         tiers.add_column(column, justify="left" if column == "tier" else "right")
+    tiers.add_column("latency p50 / p95 / p99", justify="right")
     for tier in report["tiers"]:
         tiers.add_row(
             escape(tier["tier"]),
             str(tier["calls"]),
+            str(tier["routed"]),
             str(tier["accepted"]),
             f"{tier['share_of_requests']:.1%}",
             _percentiles(tier),

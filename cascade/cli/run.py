@@ -7,10 +7,10 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import CONFIG_HELP, Subparsers, add_call_options, add_command
+from cascade.cli.options import CONFIG_HELP, Subparsers, add_call_options, add_command, check_starts
 from cascade.core.errors import ConfigError, ExhaustedError
 from cascade.core.messages import REQUEST_KEYS, MessagesError, read_request
 from cascade.core.values import Request
@@ -71,11 +71,12 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
 
     async def answer_then_close() -> ExitCode:
         try:
+            check_starts(args, [t.name for t in cascade.tiers])
             try:
                 if args.stream:
                     result = await _stream(cascade, request, args, stderr)
                 else:
-                    result = await cascade.arun(request, tags=dict(args.tag), cache=not args.no_cache)
+                    result = await cascade.arun(request, **_call_options(args))
             except ExhaustedError as exc:
                 if args.json:  # a stream's last line is a result event, whatever the outcome
                     event = {"event": "result"} if args.stream else {}
@@ -183,7 +184,7 @@ async def _stream(cascade: Cascade, request: Request, args: argparse.Namespace, 
     # on a terminal, withdrawn text is erased and events print above the answer, not inside it
     view = LiveAnswer(stdout) if stdout.is_terminal and not args.json else PlainAnswer()
     with view:
-        events = cascade.astream(request, policy=args.policy, tags=dict(args.tag), cache=not args.no_cache)
+        events = cascade.astream(request, policy=args.policy, **_call_options(args))
         async for event in events:
             if args.json:
                 print(to_json(event.to_dict()), flush=True)
@@ -197,3 +198,13 @@ async def _stream(cascade: Cascade, request: Request, args: argparse.Namespace, 
             if isinstance(event, StreamResult):
                 return event.result
     raise AssertionError("unreachable: a stream always ends with its result")  # pragma: no cover
+
+
+def _call_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What the flags ask of the call: its tags, the cache, and where its ladder starts."""
+    return {
+        "tags": dict(args.tag),
+        "cache": not args.no_cache,
+        "min_tier": args.min_tier,
+        "start_tier": args.start_tier,
+    }

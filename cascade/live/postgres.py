@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from cascade.core.errors import ConfigError
-from cascade.live.rows import TABLES, Row
+from cascade.live.rows import ADDED_COLUMNS, TABLES, Row
 from cascade.live.sql import (
+    added_column_statements,
     create_statements,
     grouped,
     insert_statement,
@@ -28,7 +29,12 @@ try:
 except ImportError:  # the `postgres` extra is not installed: said when a store is opened
     psycopg = None  # type: ignore[assignment]
 
-DDL = create_statements(flag="BOOLEAN", integer="BIGINT", real="DOUBLE PRECISION")
+PG_TYPES = {"flag": "BOOLEAN", "integer": "BIGINT", "real": "DOUBLE PRECISION"}
+# the tables, then the columns added since a ledger may have been made (IF NOT EXISTS: no-ops on a new one)
+DDL = create_statements(**PG_TYPES) + [
+    statement.replace(" ADD COLUMN ", " ADD COLUMN IF NOT EXISTS ")
+    for statement in added_column_statements({t: set() for t in ADDED_COLUMNS}, **PG_TYPES)
+]
 CONNECT_TIMEOUT_S = 5  # a server that does not answer fails the open, it does not hang the writer
 # gateways starting together would race to create the same tables: one at a time, by this lock
 CREATE_LOCK = 0x6361736361646531  # "cascade1"

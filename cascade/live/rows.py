@@ -21,7 +21,8 @@ TABLES: dict[str, tuple[str, ...]] = {
     table: tuple(columns.split())
     for table, columns in {
         "results": "request_id ts day config tier model verified stop_reason cache path attempts escalated"
-        " fell_back total_usd wasted_usd verification_usd baseline_usd saved_usd latency_s tags",
+        " fell_back total_usd wasted_usd verification_usd baseline_usd saved_usd latency_s tags"
+        " route_tier route_by routing_usd",
         "attempts": "request_id ts n tier model outcome cost_usd verification_usd input_tokens"
         " output_tokens latency_s queued_s error_code",
         "audits": "request_id ts day config tier model against agreed audit_usd tags pair error",
@@ -31,9 +32,11 @@ TABLES: dict[str, tuple[str, ...]] = {
     }.items()
 }
 COLUMN_SETS = {table: frozenset(columns) for table, columns in TABLES.items()}
+# columns added after a table was first made: a ledger from before them gets them on open
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"results": ("route_tier", "route_by", "routing_usd")}
 MONEY_COLUMNS = frozenset(
     {"total_usd", "wasted_usd", "verification_usd", "baseline_usd", "saved_usd", "cost_usd", "audit_usd"}
-    | {"live_usd", "shadow_usd"}
+    | {"live_usd", "shadow_usd", "routing_usd"}
 )
 FLAG_COLUMNS = frozenset({"verified", "escalated", "fell_back", "agreed", "live_verified", "shadow_verified"})
 REAL_COLUMNS = frozenset({"ts", "latency_s", "queued_s", "bound"})
@@ -105,6 +108,9 @@ def result_rows(result: Result, *, config: str, latency_s: float, ts: float) -> 
             saved_usd=money(cost.saved_usd) if result.verified else None,  # as the batch report claims it
             latency_s=latency_s,
             tags=tags_json(result.tags),
+            route_tier=None if result.route is None else result.route.tier,
+            route_by=None if result.route is None else result.route.by,
+            routing_usd=money(cost.routing_usd),
         )
     ]
     rows += [

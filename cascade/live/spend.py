@@ -58,6 +58,7 @@ class GroupFigures:
     spend_usd: Decimal = ZERO
     wasted_usd: Decimal = ZERO
     verification_usd: Decimal = ZERO
+    routing_usd: Decimal = ZERO
     saved_usd: Decimal = ZERO
     audit_usd: Decimal = ZERO
     audits: int = 0
@@ -72,6 +73,7 @@ class GroupFigures:
         self.spend_usd += row["total_usd"] or ZERO
         self.wasted_usd += row["wasted_usd"] or ZERO
         self.verification_usd += row["verification_usd"] or ZERO
+        self.routing_usd += row["routing_usd"] or ZERO
         self.saved_usd += row["saved_usd"] or ZERO  # null for an unverified answer: nothing saved
         if row["cache"] == "hit":
             self.cache_hits += 1
@@ -93,6 +95,7 @@ class GroupFigures:
             "spend_usd": float(self.spend_usd),
             "wasted_usd": float(self.wasted_usd),
             "verification_usd": float(self.verification_usd),
+            "routing_usd": float(self.routing_usd),
             "saved_usd": float(self.saved_usd),
             "audits": self.audits,
             "audit_usd": float(self.audit_usd),
@@ -107,6 +110,7 @@ class TierLatency:
 
     tier: str
     accepted: int = 0  # requests whose answer came from it (the tier distribution)
+    routed: int = 0  # requests a router (or the caller) started at it
     latencies: list[float] = field(default_factory=list, repr=False)
 
     def to_dict(self, requests: int) -> dict[str, Any]:
@@ -114,6 +118,7 @@ class TierLatency:
             "tier": self.tier,
             "calls": len(self.latencies),
             "accepted": self.accepted,
+            "routed": self.routed,
             "share_of_requests": round(self.accepted / requests, 6) if requests else 0.0,
             **latency_figures(self.latencies),
         }
@@ -156,6 +161,8 @@ def ledger_report(
         total.add(row)
         if row["verified"] and row["tier"]:
             tiers.setdefault(row["tier"], TierLatency(row["tier"])).accepted += 1
+        if row["route_tier"]:
+            tiers.setdefault(row["route_tier"], TierLatency(row["route_tier"])).routed += 1
     for attempt in attempts:
         if attempt["outcome"] == "error" and not attempt["latency_s"]:
             continue  # a call that never went out (no key, an open circuit): no call to time

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cascade.core.errors import ConfigError
-from cascade.live.rows import FLAG_COLUMNS, INT_COLUMNS, REAL_COLUMNS, TABLES, Row, row_dict
+from cascade.live.rows import ADDED_COLUMNS, FLAG_COLUMNS, INT_COLUMNS, REAL_COLUMNS, TABLES, Row, row_dict
 
 INDEXES = ("results (ts)", "attempts (ts)", "audits (ts)", "shadows (ts)", "alarms (ts)")
 
@@ -34,6 +34,20 @@ def create_statements(*, flag: str, integer: str, real: str) -> list[str]:
         table, columns = index.split(" ", 1)
         statements.append(f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} {columns}")
     return statements
+
+
+def added_column_statements(
+    existing: dict[str, set[str]], *, flag: str, integer: str, real: str
+) -> list[str]:
+    """ALTER TABLE for each column a ledger made before it lacks (`existing`: table -> its
+    columns, for the tables there are)."""
+    return [
+        f"ALTER TABLE {table} ADD COLUMN {c} {column_type(c, flag=flag, integer=integer, real=real)}"
+        for table, columns in ADDED_COLUMNS.items()
+        if table in existing
+        for c in columns
+        if c not in existing[table]
+    ]
 
 
 def insert_statement(table: str, placeholder: str) -> str:

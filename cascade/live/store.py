@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cascade.core.errors import ConfigError
-from cascade.live.rows import TABLES, Row
+from cascade.live.rows import ADDED_COLUMNS, TABLES, Row
 from cascade.live.sql import (
+    added_column_statements,
     create_statements,
     grouped,
     insert_statement,
@@ -40,6 +41,9 @@ class LedgerStore(Protocol):
     def close(self) -> None: ...
 
 
+SQLITE_TYPES = {"flag": "INTEGER", "integer": "INTEGER", "real": "REAL"}
+
+
 class SqliteStore:
     """The ledger in a SQLite file, in WAL mode: readers never wait for the writer, and a
     process killed mid-write leaves the last committed transaction whole."""
@@ -54,12 +58,27 @@ class SqliteStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable up to the last checkpoint's fsync
             if create:
-                for statement in create_statements(flag="INTEGER", integer="INTEGER", real="REAL"):
+                for statement in create_statements(**SQLITE_TYPES):
                     self.db.execute(statement)
             else:
                 self._check_is_ledger()
+            self._add_columns()
         except sqlite3.Error as exc:
             raise ConfigError(f"{path}: cannot open the ledger: {exc}") from None
+
+    def _add_columns(self) -> None:
+        """Give a ledger made by an earlier version the columns added since."""
+        existing = {
+            table: {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for table in ADDED_COLUMNS
+        }
+        present = {table: columns for table, columns in existing.items() if columns}
+        for statement in added_column_statements(present, **SQLITE_TYPES):
+            try:
+                self.db.execute(statement)
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     def _check_is_ledger(self) -> None:
         found = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}

@@ -6,10 +6,12 @@ What the classifier's calls cost is the request's routing cost."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 
 from cascade.core.redaction import redact
 from cascade.core.routes import Route
-from cascade.core.values import Message, Request
+from cascade.core.tokens import most_tokens
+from cascade.core.values import Message, Request, Usage
 from cascade.runtime.call import call_model
 from cascade.runtime.ladder import TierModel
 
@@ -18,6 +20,7 @@ _WRAPPING = " \t\r\n\"'`*.:"
 # What the call asks for unless the model's own params say otherwise: a label, not an essay.
 DEFAULT_PARAMS = {"max_tokens": 16, "temperature": 0}
 SHOWN_REPLY_CHARS = 60
+FRAMING_TOKENS = 16  # what frames the classifier's one message, for its worst case
 
 
 class ClassifierRouter:
@@ -64,6 +67,14 @@ class ClassifierRouter:
             why = f"classifier reply {shown!r} is not one of: {self.shown_labels}"
             return Route(self.fallback, "classifier", cost_usd=call.cost_usd, fallback=why)
         return Route(tier, "classifier", cost_usd=call.cost_usd)
+
+    def worst_cost_usd(self, request: Request) -> Decimal:
+        """The most one request's routing can cost: every try billed at its token limit."""
+        asking = self.asking(request)
+        model = self.model
+        output = int(self.params.get("max_tokens") or model.max_tokens or DEFAULT_PARAMS["max_tokens"])
+        usage = Usage(most_tokens(asking.text(), model.model) + FRAMING_TOKENS, output)
+        return model.price.cost(usage) * model.retry.max_attempts
 
     def wrap_models(self, wrap: Callable[[TierModel], TierModel]) -> None:
         """Put the classifier behind `wrap` (a batch job's rate limits)."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from decimal import Decimal
 
 from cascade.core.routes import Route
-from cascade.core.values import Request
+from cascade.core.values import ZERO, Request
 from cascade.protocols import Closable, Router, hook
 from cascade.routing.rules import RuleRouter
 from cascade.runtime.ladder import TierModel
@@ -26,6 +27,9 @@ class HybridRouter:
     def wrap_models(self, wrap: Callable[[TierModel], TierModel]) -> None:
         wrap_router_models(self.then, wrap)
 
+    def worst_cost_usd(self, request: Request) -> Decimal:
+        return worst_routing_usd(self.then, request)
+
     async def aclose(self) -> None:
         await close_router(self.then)
 
@@ -35,6 +39,12 @@ def wrap_router_models(router: Router | None, wrap: Callable[[TierModel], TierMo
     wrapping = getattr(router, "wrap_models", None)
     if callable(wrapping):
         wrapping(wrap)
+
+
+def worst_routing_usd(router: Router | None, request: Request) -> Decimal:
+    """The most routing `request` can cost (a job budget reserves it): a classifier's calls."""
+    worst = getattr(router, "worst_cost_usd", None)
+    return worst(request) if callable(worst) else ZERO
 
 
 async def close_router(router: Router | None) -> None:
