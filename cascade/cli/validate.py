@@ -39,6 +39,7 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     from cascade.config import load_config
     from cascade.config.build import build_plan, missing_key
     from cascade.config.build_live import describe_live
+    from cascade.config.routing import describe_router
     from cascade.engine import Cascade
     from cascade.offline.records import with_records
 
@@ -60,14 +61,19 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     )
     names = ", ".join(v.type for v in config.verifiers) or "none (every answer is accepted)"
     print(f"verifiers: {names}; on_exhausted: {config.on_exhausted}")
+    if config.router is not None:
+        for line in describe_router(config.router, config.tiers[0].name):
+            print(line)
     for line in live:
         print(line)
     missing: dict[str, list[str]] = {}
-    for tier in config.tiers:
-        for model in [tier, *tier.alternates]:
-            env_var = missing_key(model)
-            if env_var is not None and tier.name not in missing.setdefault(env_var, []):
-                missing[env_var].append(tier.name)
+    models = [(tier.name, model) for tier in config.tiers for model in [tier, *tier.alternates]]
+    if config.router is not None and config.router.classifier is not None:
+        models.append(("the router's classifier", config.router.classifier))
+    for name, model in models:
+        env_var = missing_key(model)
+        if env_var is not None and name not in missing.setdefault(env_var, []):
+            missing[env_var].append(name)
     if not missing:
         return ExitCode.OK
     for env_var, tiers in missing.items():

@@ -4,7 +4,6 @@ first and one of the others where no rule matched (validation only, no I/O)."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -70,6 +69,8 @@ class ClassifierConfig(ModelConfig):
     fallback: str | None = None
     prompt: str = DEFAULT_CLASSIFIER_PROMPT
     max_request_chars: int = Field(default=8_000, ge=100)
+    # a router waits before any tier is called: a slow classifier is given up on sooner
+    timeout_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
 
     @field_validator("prompt")
     @classmethod
@@ -130,6 +131,23 @@ class RouterConfig(Strict):
         return problems
 
 
-def router_settings(router: RouterConfig) -> dict[str, Any]:
-    """The section as plain data, for `cascade validate`."""
-    return router.model_dump(exclude_none=True)
+def describe_router(router: RouterConfig, cheapest: str) -> list[str]:
+    """The section in a line per part, as `cascade validate` shows it."""
+    lines = [f"router: {router.kind}"]
+    for i, rule in enumerate(router.rules, start=1):
+        when = ", ".join(f"{k}={v}" for k, v in rule.when.model_dump(exclude_none=True).items())
+        name = f" ({rule.name})" if rule.name else ""
+        lines.append(f"  rule {i}{name}: {when} -> {rule.tier}")
+    if router.rules:
+        then = "the classifier" if router.classifier else "the learned router" if router.learned else cheapest
+        lines.append(f"  no rule matched -> {then}")
+    if (classifier := router.classifier) is not None:
+        labels = ", ".join(f"{k}->{v}" for k, v in (classifier.labels or {}).items()) or "the tier names"
+        lines.append(
+            f"  classifier: {classifier.provider}/{classifier.model}, labels {labels}; "
+            f"fallback {classifier.fallback or cheapest}; sees the request's text, never its tags"
+        )
+    if (learned := router.learned) is not None:
+        cuts = ", ".join(f"{k} {v:g}" for k, v in (learned.cuts or {}).items()) or "the file's"
+        lines.append(f"  learned: {learned.model_file}, cut-offs {cuts}")
+    return lines
