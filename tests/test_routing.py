@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -433,3 +434,13 @@ def test_batch_lines_and_flags_set_the_start_and_the_report_counts_the_routing(
         "batch", str(config), "--input", str(source), "--output", str(floor), "--start-tier", "huge"
     )
     assert again.returncode == 2 and "--start-tier 'huge' is not a tier of this cascade" in again.stderr
+
+
+def test_the_readmes_router_section_is_a_valid_config() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme[readme.index("## Routing") :].split("```yaml\n", 1)[1].split("```", 1)[0]
+    tiers = [
+        {"name": n, "provider": "simulated", "model": "gpt-4o-mini"} for n in ("small", "medium", "large")
+    ]
+    config = parse_config({"tiers": tiers, **yaml.safe_load(block)})
+    assert config.router is not None and config.router.kind == "hybrid" and len(config.router.rules) == 3
