@@ -12,8 +12,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
-from cascade.core.stream_events import StreamEvent
 from cascade.core.routes import Route
+from cascade.core.stream_events import StreamEvent
 from cascade.core.values import Candidate, Completion, Request, Verdict
 
 ModelT = TypeVar("ModelT")
