@@ -10,7 +10,7 @@ import json
 import math
 import random
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,6 +102,7 @@ class HeldOut:
     accuracy: float  # predicting the label when p >= 0.5
     baseline: float  # always predicting the majority class of the training examples
     auc: float | None  # None when the held-out examples are all of one class
+    scores: tuple[float, ...] = field(default=(), repr=False)  # P(label) of each example, in order
 
     @classmethod
     def of(
@@ -113,7 +114,8 @@ class HeldOut:
         n = len(labels)
         right = sum((p >= 0.5) == label for p, label in zip(scores, labels, strict=True))
         majority = sum(label == baseline for label in labels)
-        return cls(n, right / n if n else 0.0, majority / n if n else 0.0, roc_auc(scores, labels))
+        auc = roc_auc(scores, labels)
+        return cls(n, right / n if n else 0.0, majority / n if n else 0.0, auc, tuple(scores))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -180,7 +182,8 @@ class LogisticTraining:
         self, rows: Sequence[tuple[str, HashedFeatures, bool]], held: Collection[str]
     ) -> tuple[LogisticWeights, HeldOut | None]:
         """Weights fitted on every (group, features, label) row, and the held-out figures of
-        weights fitted on the rows outside the `held` groups (None when a side is empty)."""
+        weights fitted on the rows outside the `held` groups (None when a side is empty); the
+        figures' scores follow the held rows' order."""
         fitting = [(found, label) for group, found, label in rows if group not in held]
         testing = [(found, label) for group, found, label in rows if group in held]
         figures = None
