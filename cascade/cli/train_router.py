@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import CONFIG_HELP, Subparsers, add_command
+from cascade.cli.options import CONFIG_HELP, Subparsers, add_command, share_below_one, whole_number
 from cascade.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def register(subparsers: Subparsers) -> None:
     )
     train.add_argument(
         "--epochs",
-        type=_positive,
+        type=whole_number(1),
         default=EPOCHS_DEFAULT,
         help=f"passes over the data (default {EPOCHS_DEFAULT})",
     )
@@ -67,32 +67,12 @@ def register(subparsers: Subparsers) -> None:
     )
     train.add_argument(
         "--holdout",
-        type=_share,
+        type=share_below_one,
         default=HOLDOUT_DEFAULT,
         metavar="SHARE",
         help=f"share of the records held out for the figures, 0 to below 1 (default {HOLDOUT_DEFAULT})",
     )
     train.set_defaults(handler=handle, quiet_by_default=True)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be from 0 to below 1, not {text}")
-    return value
 
 
 def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
