@@ -4,6 +4,8 @@ Besides the cascade itself, this is the surface plug-ins (verifiers, commands) b
 `build_model` makes a priced model from a tier-shaped `model:` mapping, `call_model` asks it
 with its retries and bills every try (a `ModelCall`), `most_tokens` counts text high
 enough for budgets, and `load_recorded` reads a file of recorded outcomes (a `RecordedSet`).
+`HashedNgrams` and `LogisticWeights` (with `LogisticTraining`, `HeldOut`, `ModelFormat`) are
+the hashed text features and logistic regression of the models learned from such files.
 
 Each name is imported on first use (PEP 562): `import cascade` stays light, and a program
 that only needs `Request` or `ConfigError` does not load pydantic, the runtime or an SDK.
@@ -27,6 +29,15 @@ if TYPE_CHECKING:
         TransientProviderError,
     )
     from cascade.core.events import StreamDelta, StreamRestart, StreamResult
+    from cascade.core.hashed_text import HashedFeatures, HashedNgrams
+    from cascade.core.logistic import (
+        HeldOut,
+        LogisticTraining,
+        LogisticWeights,
+        ModelFormat,
+        held_out_groups,
+        roc_auc,
+    )
     from cascade.core.money import Price
     from cascade.core.policy import StreamPolicy
     from cascade.core.tokens import most_tokens
@@ -82,6 +93,15 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "StreamDelta",
         "StreamRestart",
         "StreamResult",
+    ),
+    "cascade.core.hashed_text": ("HashedFeatures", "HashedNgrams"),
+    "cascade.core.logistic": (
+        "HeldOut",
+        "LogisticTraining",
+        "LogisticWeights",
+        "ModelFormat",
+        "held_out_groups",
+        "roc_auc",
     ),
     "cascade.core.money": ("Price",),
     "cascade.core.policy": ("StreamPolicy",),
@@ -142,8 +162,14 @@ __all__ = [
     "CostsToCheck",
     "ExhaustedError",
     "ForcedTool",
+    "HashedFeatures",
+    "HashedNgrams",
+    "HeldOut",
+    "LogisticTraining",
+    "LogisticWeights",
     "Message",
     "ModelCall",
+    "ModelFormat",
     "Outcome",
     "PermanentProviderError",
     "PreparesRequest",
@@ -169,9 +195,11 @@ __all__ = [
     "Verifier",
     "build_model",
     "call_model",
+    "held_out_groups",
     "load_config",
     "load_recorded",
     "most_tokens",
+    "roc_auc",
 ]
 
 

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cascade.runtime.ladder", "cascade.runtime.retry"),  # the tiers and their retry strategies
     ("cascade.verification",),
     ("cascade.runtime",),
-    ("cascade.routing",),  # what picks a request's starting tier, before the runtime's drive
+    ("cascade.routing",),  # where a request's ladder starts: rules, a classifier, the learned router
     ("cascade.live",),  # the ledger, cache, audit and shadow around the runtime's drive
     ("cascade.config.build", "cascade.config.build_router", "cascade.config.build_live"),
     ("cascade.integrations.openai_client",),  # the facade's OpenAI shape, duck-typed on it

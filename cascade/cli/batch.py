@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cascade.cli.exit_codes import ExitCode
-from cascade.cli.options import CONFIG_HELP, Subparsers, add_call_options, add_command, check_starts
+from cascade.cli.options import (
+    CONFIG_HELP,
+    Subparsers,
+    add_call_options,
+    add_command,
+    check_starts,
+    whole_number,
+)
 from cascade.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -82,7 +89,7 @@ def register(subparsers: Subparsers) -> None:
     )
     batch.add_argument(
         "--max-config-failures",
-        type=_count,
+        type=whole_number(0),
         default=5,
         metavar="N",
         help="stop when one model fails with the same 401/403/404 or missing key on N items in a row "
@@ -279,16 +286,6 @@ def _check_report_path(path: Path, options: BatchOptions) -> None:
 def _configured(config: Any, tier: str) -> tuple[float | None, float | None]:
     limit = next(t for t in config.tiers if t.name == tier).rate_limit
     return limit.requests_per_minute, limit.tokens_per_minute
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
 
 
 def _decimal(text: str) -> Decimal:

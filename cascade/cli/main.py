@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from cascade.cli import audit, batch, calibrate, demo, report, run, validate
+from cascade.cli import audit, batch, calibrate, demo, report, run, train_router, validate
 from cascade.cli import eval as evaluate
 from cascade.cli.exit_codes import ExitCode
 from cascade.cli.options import COMMON, Handler, IntermixedParser, Subparsers, add_global_options
@@ -29,6 +29,7 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     audit.register,
     evaluate.register,
     calibrate.register,
+    train_router.register,
     demo.register,
 )
 

@@ -85,6 +85,32 @@ def add_command(
 CONFIG_HELP = "the cascade's YAML config (configs/ holds ready ones)"
 
 
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of `minimum` or more."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
+
+    return parse
+
+
+def share_below_one(text: str) -> float:
+    """An argparse type: a share from 0 to below 1 (of the records held out, say)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to below 1, not {text}")
+    return value
+
+
 def _tag(text: str) -> tuple[str, str]:
     from cascade.core.tags import TagError, parse_tag
 

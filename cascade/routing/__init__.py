@@ -1,1 +1,1 @@
-"""Routers: what picks the tier a request starts at, before any tier is called."""
+"""Routers: what picks the tier a request's ladder starts at, before any tier is called."""

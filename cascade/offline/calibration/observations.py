@@ -132,9 +132,12 @@ async def observe(
     base_dir: Path | None = None,
     source: str = "config",
     held_out: bool = False,
+    calibrating: bool = True,
 ) -> Observations:
     """Replay every record once on every tier alone, every verifier run (see the module doc).
-    `held_out` data is only scored: a verifier that gives it no score stays a slot."""
+    `held_out` data is only scored: a verifier that gives it no score stays a slot. Not
+    `calibrating` (the learned router's labels need only what each tier did), a ladder without
+    a calibratable verifier is observed all the same."""
     if len(config.tiers) < 2:
         raise ConfigError(f"{source}: one tier only: there is nothing to escalate, nothing to calibrate")
     records = list(recorded)
@@ -143,7 +146,7 @@ async def observe(
     async with Cascade.from_config(config, base_dir=base_dir, source=source) as live:
         cascade = replaying(live, recorded)
         slots, fixed = calibratable_slots(config, cascade)
-        if not slots:
+        if not slots and calibrating:
             below = ", ".join(t.name for t in config.tiers[:-1])
             gates = ", ".join(fixed) or "none"
             raise ConfigError(
@@ -162,7 +165,7 @@ async def observe(
                 rows[r].append(_tier_outcome(result, record, tier, k, at))
     slots, rows, unscored = (slots, rows, []) if held_out else _without_unscored(slots, rows)
     fixed += [f"{label} (no score observed)" for label in unscored]
-    if not slots:
+    if not slots and calibrating:
         raise ConfigError(
             f"nothing to calibrate: no calibratable verifier gave a score on the data ({', '.join(unscored)})"
         )
