@@ -445,3 +445,43 @@ def test_scores_never_raise_and_are_probabilities(model, turns, system):
 
 def test_the_format_is_the_routers_own():
     assert FORMAT.name == "cascade.learned-router" and FORMAT.version == 1
+
+
+# -- from YAML ---------------------------------------------------------------------------------
+
+
+def test_a_config_with_the_trained_router_starts_each_request_where_it_learned(trained, cli_run):
+    """train-router's file in `router: {learned: ...}` of the same ladder: unseen hard prompts
+    start on the top tier (no cheap call paid), easy ones on the cheapest, and the file is
+    refused by a ladder of other tiers or models."""
+    from cascade import ConfigError
+    from cascade.config import load_config
+    from cascade.engine import Cascade
+    from cascade.offline.records import with_records
+
+    folder, out, _ = trained
+    assert cli_run[0] == 0, cli_run
+    unseen = synthetic(60, seed=9)
+    data = write(folder / "unseen.jsonl", unseen)
+    config = folder / "routed.yaml"
+    config.write_text(
+        (folder / "ladder.yaml").read_text() + f"router: {{learned: {{model_file: {out.name}}}}}\n"
+    )
+    with Cascade.from_config(with_records(load_config(config), data), base_dir=folder) as cascade:
+        results = {r["id"]: cascade.run(request_of(r).replace(id=r["id"])) for r in unseen}
+    by_kind: dict[str, Counter[str]] = {}
+    for record in unseen:
+        result = results[record["id"]]
+        assert result.route is not None and result.route.by == "learned"
+        by_kind.setdefault(kind_of(record), Counter())[result.route.tier] += 1
+        assert result.attempts[0].tier == result.route.tier  # the ladder started there
+    assert set(by_kind["hard"]) == {"large"}
+    assert by_kind["easy"]["small"] >= 0.8 * sum(by_kind["easy"].values())
+
+    other = folder / "other.yaml"
+    replay_config(other, tiers=("a", "b", "c"))
+    other.write_text(other.read_text() + f"router: {{learned: {{model_file: {out}}}}}\n")
+    with pytest.raises(
+        ConfigError, match=r"router.learned: .*trained for the tiers \['small', 'medium', 'large'\]"
+    ):
+        Cascade.from_config(with_records(load_config(other), data), base_dir=folder)

@@ -9,11 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cascade.config.models import ModelConfig
-from cascade.config.routing import RouterConfig, RuleConfig
+from cascade.config.routing import LearnedRouterConfig, RouterConfig, RuleConfig
 from cascade.core.errors import ConfigError
 from cascade.core.tokens import count_tokens
 from cascade.protocols import Router
 from cascade.routing.classifier import ClassifierRouter
+from cascade.routing.learned import LearnedRouter
+from cascade.routing.learned_model import load
 from cascade.routing.rules import Condition, Rule, RuleRouter
 from cascade.routing.start import HybridRouter
 from cascade.runtime.ladder import Tier, TierModel
@@ -44,7 +46,7 @@ def build_router(
             classifier.max_request_chars,
         )
     elif config.learned is not None:
-        then = _learned(config, names, base_dir)
+        then = _learned(config.learned, tiers, base_dir)
     else:
         return rules
     return HybridRouter(rules, then) if config.rules else then
@@ -70,5 +72,14 @@ def _rule(config: RuleConfig) -> Rule:
     )
 
 
-def _learned(config: RouterConfig, names: list[str], base_dir: Path | None) -> Router:
-    raise ConfigError("router.learned: not built yet")
+def _learned(learned: LearnedRouterConfig, tiers: Sequence[Tier], base_dir: Path | None) -> Router:
+    """The router of a `cascade train-router` file, refused when it was trained for other
+    tiers or models (relative paths are relative to the config's folder)."""
+    path = Path(learned.model_file)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    try:
+        model = load(path, [t.name for t in tiers], [t.primary.model for t in tiers])
+        return LearnedRouter(model, learned.cuts)
+    except ValueError as exc:
+        raise ConfigError(f"router.learned: {exc}") from None
