@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,11 +21,6 @@ from cascade.core.errors import ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from cascade.config import CascadeConfig
-    from cascade.offline.calibration import Observations
-    from cascade.offline.calibration.observations import TierOutcome
-    from cascade.providers.replay import RecordedSet
-    from cascade.routing.training import RoutingExample
 
 # `cascade.routing.training`'s defaults, written out so that the parser does not load the
 # training (a test holds them equal)
@@ -85,6 +79,7 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     from cascade.config import load_config
     from cascade.offline.calibration import observe
     from cascade.offline.records import check_fits, with_records
+    from cascade.offline.router_examples import routing_examples
     from cascade.providers.replay import load_recorded
     from cascade.routing.training import train_router
 
@@ -107,7 +102,7 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
     observed = asyncio.run(
         observe(config, recorded, base_dir=args.config.parent, source=str(args.config), calibrating=False)
     )
-    examples, unlabelled = _examples(config, recorded, observed)
+    examples, unlabelled = routing_examples(config, recorded, observed)
     if unlabelled:
         stderr.print(
             f"{unlabelled} records lack a `correct` label for a tier's answer and were not used",
@@ -147,34 +142,3 @@ def handle(args: argparse.Namespace, stderr: Console) -> ExitCode:
         f"replayed and trained in {elapsed:.1f} s"
     )
     return ExitCode.OK
-
-
-def _examples(
-    config: CascadeConfig, recorded: RecordedSet, observed: Observations
-) -> tuple[list[RoutingExample], int]:
-    """One example per record whose every tier below the top has a known label, and how many
-    records lacked one."""
-    from cascade.routing.training import RoutingExample
-
-    models = [[tier.model, *(a.model for a in tier.alternates)] for tier in config.tiers]
-    examples: list[RoutingExample] = []
-    unlabelled = 0
-    for record_id, row in zip(observed.ids, observed.rows, strict=True):
-        record = recorded.records[record_id]
-        labels = [_label(outcome, models[k], record.correct) for k, outcome in enumerate(row[:-1])]
-        if any(label is None for label in labels):
-            unlabelled += 1
-            continue
-        examples.append(RoutingExample(record_id, record.request, tuple(label is True for label in labels)))
-    return examples, unlabelled
-
-
-def _label(outcome: TierOutcome, models: list[str], correct: Callable[[str], bool | None]) -> bool | None:
-    """Whether a tier's answer passed every check and was correct; None when its answer has
-    no `correct` label. A tier that gave no answer is a plain False."""
-    if not outcome.answered:
-        return False
-    if correct(models[outcome.model]) is None:
-        return None
-    accepted = outcome.finished and all(check.passed for check in outcome.checks)
-    return accepted and outcome.correct
