@@ -4,6 +4,7 @@ first and one of the others where no rule matched (validation only, no I/O)."""
 from __future__ import annotations
 
 import re
+import string
 
 from pydantic import Field, field_validator, model_validator
 
@@ -13,6 +14,26 @@ DEFAULT_CLASSIFIER_PROMPT = (
     "Classify how hard the request below is to answer well. Reply with exactly one word, one of: "
     "{labels}.\n\nRequest:\n{request}"
 )
+PROMPT_FIELDS = ("labels", "request")
+
+
+def checked_prompt(prompt: str) -> str:
+    """A classifier prompt: a `str.format` template whose only fields are {labels} and
+    {request}, each there (a literal brace is written {{ or }}); ValueError says what is wrong."""
+    literal = "write a literal brace as {{ or }}"
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(prompt)]
+    except ValueError as exc:
+        raise ValueError(f"the classifier prompt is no template ({exc}): {literal}") from None
+    for name, spec, conversion in fields:
+        if name is not None and (name not in PROMPT_FIELDS or spec or conversion):
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(
+                f"the classifier prompt's only fields are {{labels}} and {{request}}, not {shown}: {literal}"
+            )
+    if not set(PROMPT_FIELDS) <= {name for name, _, _ in fields}:
+        raise ValueError("the classifier prompt must contain {labels} and {request}")
+    return prompt
 
 
 class RuleCondition(Strict):
@@ -75,9 +96,7 @@ class ClassifierConfig(ModelConfig):
     @field_validator("prompt")
     @classmethod
     def _placeholders(cls, prompt: str) -> str:
-        if "{request}" not in prompt or "{labels}" not in prompt:
-            raise ValueError("the classifier prompt must contain {labels} and {request}")
-        return prompt
+        return checked_prompt(prompt)
 
 
 class LearnedRouterConfig(Strict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
+from cascade.config.routing import checked_prompt
 from cascade.core.redaction import redact
 from cascade.core.routes import Route
 from cascade.core.tokens import most_tokens
@@ -34,7 +35,7 @@ class ClassifierRouter:
         prompt: str,
         max_request_chars: int,
     ) -> None:
-        self.model, self.fallback, self.prompt = model, fallback, prompt
+        self.model, self.fallback, self.prompt = model, fallback, checked_prompt(prompt)
         self.labels = {label.casefold(): tier for label, tier in labels.items()}
         self.shown_labels = ", ".join(labels)
         self.max_request_chars = max_request_chars

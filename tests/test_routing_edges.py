@@ -1,0 +1,64 @@
+"""Routers at their edges: templates, labels and replies a classifier may meet, routers
+passed in Python that misbehave, rules that could never (or always) match, and what a
+request that routing started and the caller left behind still records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cascade import ConfigError
+from cascade.config import parse_config
+from cascade.testing.server import FakeProviderServer, Reply
+from tests.test_routing import classifier_config, ladder
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai-SECRET123")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-SECRET456")
+
+
+def simulated(router: dict[str, Any]) -> dict[str, Any]:
+    tiers = [{"name": n, "provider": "simulated", "model": "gpt-4o-mini"} for n in ("small", "large")]
+    return {"tiers": tiers, "router": router}
+
+
+# -- the classifier's prompt -----------------------------------------------------------------
+
+
+def test_literal_braces_in_the_classifier_prompt_are_written_doubled_and_reach_the_model(
+    fake_server: FakeProviderServer,
+):
+    prompt = 'Answer like {{"label": "small"}} with one of {labels}.\n{request}'
+    fake_server.script("router-model", [Reply.text("large")])
+    fake_server.script("large", [Reply.text("Done.")])
+    with ladder(fake_server, {"classifier": classifier_config(fake_server, prompt=prompt)}) as cascade:
+        result = cascade.run("Mind {labels} and {request} and {0} in here")
+    assert result.route is not None and result.route.tier == "large" and result.output == "Done."
+    asked = fake_server.requests_for("router-model")[0].body["messages"][0]["content"]
+    assert asked.startswith('Answer like {"label": "small"} with one of small, medium, large.')
+    assert asked.endswith("user: Mind {labels} and {request} and {0} in here")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ('Reply as {"label": ...}: {labels} {request}', 'not {"label": ...}: write a literal brace'),
+        ("{labels} {request} {0}", "not {0}"),
+        ("{labels} {request} {}", "not {}"),
+        ("{labels:>999999999999} {request}", "not {labels:>999999999999}"),
+        ("{labels!r} {request}", "not {labels!r}"),
+        ("{labels} {request.system}", "not {request.system}"),
+        ("{labels} {request} }", "is no template"),
+        ("{{labels}} {{request}}", "must contain {labels} and {request}"),
+    ],
+)
+def test_a_classifier_prompt_that_is_not_a_template_of_labels_and_request_is_a_config_error(
+    prompt: str, message: str
+):
+    router = {"classifier": {"provider": "simulated", "model": "gpt-4o-mini", "prompt": prompt}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(simulated(router))
+    assert "router.classifier.prompt" in str(caught.value) and message in str(caught.value)
