@@ -62,3 +62,50 @@ def test_a_classifier_prompt_that_is_not_a_template_of_labels_and_request_is_a_c
     with pytest.raises(ConfigError) as caught:
         parse_config(simulated(router))
     assert "router.classifier.prompt" in str(caught.value) and message in str(caught.value)
+
+
+# -- the classifier's labels -------------------------------------------------------------------
+
+
+def test_a_label_is_matched_as_a_reply_is_unwrapped_and_two_labels_may_name_one_tier(
+    fake_server: FakeProviderServer,
+):
+    labels = {" Easy ": "small", "hard.": "large", "**tough**": "large"}
+    fake_server.script("router-model", [Reply.text("easy"), Reply.text("HARD"), Reply.text("Tough.")])
+    fake_server.default = Reply.text("An answer.")
+    with ladder(fake_server, {"classifier": classifier_config(fake_server, labels=labels)}) as cascade:
+        routes = [cascade.run(q).route for q in ("Q1", "Q2", "Q3")]
+    assert [(r.tier, r.fallback) for r in routes if r is not None] == [
+        ("small", None),
+        ("large", None),
+        ("large", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (
+            {"Hard": "large", "hard": "small"},
+            "labels 'Hard' and 'hard' read alike (case, quotes and stops are ignored) but name different "
+            "tiers ('large', 'small')",
+        ),
+        ({'"hard"': "large", "hard.": "small"}, "labels '\"hard\"' and 'hard.' read alike"),
+        ({"": "large", "easy": "small"}, "label '' is empty once its quotes, spaces and stops are taken off"),
+        ({"**": "large"}, "label '**' is empty"),
+    ],
+)
+def test_labels_a_reply_could_not_tell_apart_are_a_config_error(labels: dict[str, str], message: str):
+    router = {"classifier": {"provider": "simulated", "model": "gpt-4o-mini", "labels": labels}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(simulated(router))
+    assert "router.classifier.labels: " in str(caught.value) and message in str(caught.value)
+
+
+def test_tier_names_that_differ_only_in_case_cannot_be_the_default_labels():
+    tiers = [{"name": n, "provider": "simulated", "model": "gpt-4o-mini"} for n in ("fast", "Fast")]
+    router = {"classifier": {"provider": "simulated", "model": "gpt-4o-mini"}}
+    with pytest.raises(ConfigError, match=r"router.classifier \(labels: the tier names\): labels 'fast' and"):
+        parse_config({"tiers": tiers, "router": router})
+    labelled = {**router["classifier"], "labels": {"quick": "fast", "slow": "Fast"}}
+    assert parse_config({"tiers": tiers, "router": {"classifier": labelled}}).router is not None

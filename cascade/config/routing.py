@@ -15,6 +15,30 @@ DEFAULT_CLASSIFIER_PROMPT = (
     "{labels}.\n\nRequest:\n{request}"
 )
 PROMPT_FIELDS = ("labels", "request")
+# A label is one word; the model may wrap it in quotes, bold marks or a full stop.
+LABEL_WRAPPING = " \t\r\n\"'`*.:"
+
+
+def label_key(text: str) -> str:
+    """A label or a classifier's reply as they are matched: unwrapped, case folded."""
+    return text.strip(LABEL_WRAPPING).casefold()
+
+
+def label_problems(labels: dict[str, str]) -> list[str]:
+    """What makes `labels` (label -> tier) ambiguous: a label that is nothing once unwrapped
+    (it would take an empty reply), or two that read alike naming different tiers."""
+    problems: list[str] = []
+    seen: dict[str, tuple[str, str]] = {}
+    for label, tier in labels.items():
+        key = label_key(label)
+        if not key:
+            problems.append(f"label {label!r} is empty once its quotes, spaces and stops are taken off")
+        elif (other := seen.setdefault(key, (label, tier)))[1] != tier:
+            problems.append(
+                f"labels {other[0]!r} and {label!r} read alike (case, quotes and stops are ignored) "
+                f"but name different tiers ({other[1]!r}, {tier!r})"
+            )
+    return problems
 
 
 def checked_prompt(prompt: str) -> str:
@@ -140,6 +164,8 @@ class RouterConfig(Strict):
             for label, tier in labels.items():
                 if tier not in known:
                     problems.append(f"router.classifier.labels.{label} names unknown tier {tier!r}")
+            where = "router.classifier.labels" if labels else "router.classifier (labels: the tier names)"
+            problems += [f"{where}: {p}" for p in label_problems(labels or {t: t for t in tiers})]
             fallback = self.classifier.fallback
             if fallback is not None and fallback not in known:
                 problems.append(f"router.classifier.fallback names unknown tier {fallback!r}")

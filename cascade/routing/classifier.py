@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from cascade.config.routing import checked_prompt
+from cascade.config.routing import checked_prompt, label_key, label_problems
 from cascade.core.redaction import redact
 from cascade.core.routes import Route
 from cascade.core.tokens import most_tokens
@@ -16,8 +16,6 @@ from cascade.core.values import Message, Request, Usage
 from cascade.runtime.call import call_model
 from cascade.runtime.ladder import TierModel
 
-# A label is one word; the model may wrap it in quotes, bold marks or a full stop.
-_WRAPPING = " \t\r\n\"'`*.:"
 # What the call asks for unless the model's own params say otherwise: a label, not an essay.
 DEFAULT_PARAMS = {"max_tokens": 16, "temperature": 0}
 SHOWN_REPLY_CHARS = 60
@@ -35,8 +33,10 @@ class ClassifierRouter:
         prompt: str,
         max_request_chars: int,
     ) -> None:
+        if problems := label_problems(dict(labels)):
+            raise ValueError("; ".join(problems))
         self.model, self.fallback, self.prompt = model, fallback, checked_prompt(prompt)
-        self.labels = {label.casefold(): tier for label, tier in labels.items()}
+        self.labels = {label_key(label): tier for label, tier in labels.items()}
         self.shown_labels = ", ".join(labels)
         self.max_request_chars = max_request_chars
         own = getattr(model.provider, "params", {}) or {}
@@ -54,7 +54,7 @@ class ClassifierRouter:
 
     def label(self, reply: str) -> str | None:
         """The tier a reply names, or None when it is not exactly one label."""
-        return self.labels.get(reply.strip(_WRAPPING).casefold())
+        return self.labels.get(label_key(reply))
 
     async def route(self, request: Request, tags: Mapping[str, str]) -> Route:
         call = await call_model(self.model, self.asking(request))
