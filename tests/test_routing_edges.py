@@ -109,3 +109,23 @@ def test_tier_names_that_differ_only_in_case_cannot_be_the_default_labels():
         parse_config({"tiers": tiers, "router": router})
     labelled = {**router["classifier"], "labels": {"quick": "fast", "slow": "Fast"}}
     assert parse_config({"tiers": tiers, "router": {"classifier": labelled}}).router is not None
+
+
+# -- what a classifier's reply may carry ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("cut", [0, 3, 7, 12])
+def test_a_key_a_classifier_echoes_is_not_shown_in_part_where_the_reply_is_cut(
+    fake_server: FakeProviderServer, cut: int
+):
+    key = "sk-test-openai-SECRET123"
+    reply = "x" * (60 - cut) + key + " and then a long tail " * 500
+    fake_server.script("router-model", [Reply.text(reply, output_tokens=3000)])
+    fake_server.script("small", [Reply.text("An answer.")])
+    with ladder(fake_server, {"classifier": classifier_config(fake_server)}) as cascade:
+        result = cascade.run("Q")
+    assert result.route is not None and result.route.fallback is not None
+    shown = result.route.fallback.split("'")[1]
+    assert shown.startswith("x" * (60 - cut)) and len(shown) <= 60
+    after = shown[60 - cut :]  # where the key was: its mask, never a piece of it
+    assert after == ("***" + " and then a long tail " * 3)[: len(after)]

@@ -19,6 +19,7 @@ from cascade.runtime.ladder import TierModel
 # What the call asks for unless the model's own params say otherwise: a label, not an essay.
 DEFAULT_PARAMS = {"max_tokens": 16, "temperature": 0}
 SHOWN_REPLY_CHARS = 60
+REDACTED_REPLY_CHARS = 4096  # what of a long reply is redacted before the shown part is cut from it
 FRAMING_TOKENS = 16  # what frames the classifier's one message, for its worst case
 
 
@@ -64,7 +65,8 @@ class ClassifierRouter:
         reply = call.completion.text
         tier = self.label(reply)
         if tier is None:
-            shown = redact(reply.strip()[:SHOWN_REPLY_CHARS])
+            # redacted before it is cut: a key cut in two would keep a piece too short to find
+            shown = redact(reply.strip()[:REDACTED_REPLY_CHARS])[:SHOWN_REPLY_CHARS]
             why = f"classifier reply {shown!r} is not one of: {self.shown_labels}"
             return Route(self.fallback, "classifier", cost_usd=call.cost_usd, fallback=why)
         return Route(tier, "classifier", cost_usd=call.cost_usd)
