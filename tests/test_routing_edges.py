@@ -4,13 +4,17 @@ request that routing started and the caller left behind still records."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from cascade import ConfigError
+from cascade import Cascade, ConfigError
 from cascade.config import parse_config
+from cascade.core.routes import Route
+from cascade.core.values import Request
 from cascade.testing.server import FakeProviderServer, Reply
+from tests.conftest import scripted_tier
 from tests.test_routing import classifier_config, ladder
 
 
@@ -129,3 +133,70 @@ def test_a_key_a_classifier_echoes_is_not_shown_in_part_where_the_reply_is_cut(
     assert shown.startswith("x" * (60 - cut)) and len(shown) <= 60
     after = shown[60 - cut :]  # where the key was: its mask, never a piece of it
     assert after == ("***" + " and then a long tail " * 3)[: len(after)]
+
+
+# -- a router passed in Python -------------------------------------------------------------------
+
+
+class Fixed:
+    """A router that returns what it was given, or raises it."""
+
+    def __init__(self, route: Any) -> None:
+        self.given = route
+
+    async def route(self, request: Request, tags: Any) -> Route:
+        if isinstance(self.given, Exception):
+            raise self.given
+        return self.given
+
+
+def two_tiers(router: Any, **extra: Any) -> Cascade:
+    small, large = scripted_tier("small", ("s", ["no"])), scripted_tier("large", ("l", ["yes"]))
+    return Cascade([small, large], router=router, **extra)
+
+
+@pytest.mark.parametrize(
+    ("given", "error", "message"),
+    [
+        (
+            Route("xl", "mine"),
+            ValueError,
+            r"the router Fixed routed to 'xl', not a tier of this cascade \(small, large\)",
+        ),
+        (Route("Large", "mine"), ValueError, "the router Fixed routed to 'Large'"),
+        ("large", TypeError, "the router Fixed returned str, not a Route"),
+        (None, TypeError, "the router Fixed returned NoneType, not a Route"),
+        (RuntimeError("the router's own failure"), RuntimeError, "the router's own failure"),
+    ],
+)
+def test_a_router_that_returns_no_route_to_a_tier_of_the_cascade_is_an_error_naming_it(
+    given: Any, error: type[Exception], message: str
+):
+    with two_tiers(Fixed(given)) as cascade, pytest.raises(error, match=message) as caught:
+        cascade.run("Q")
+    assert "min_tier" not in str(caught.value)  # the caller gave none
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cost_usd": Decimal(-5)}, "Route.cost_usd must be a finite amount of 0 or more, not -5"),
+        ({"cost_usd": Decimal("NaN")}, "Route.cost_usd must be a finite amount"),
+        ({"cost_usd": "0.1"}, "Route.cost_usd must be a Decimal, not str"),
+        ({"score": float("nan")}, "Route.score must be a finite number or None"),
+        ({"tier": ""}, "Route.tier must be a non-empty string"),
+    ],
+)
+def test_a_route_with_a_negative_or_unreadable_cost_is_refused_where_it_is_made(
+    kwargs: dict[str, Any], message: str
+):
+    with pytest.raises((TypeError, ValueError), match=message):
+        Route(**{"tier": "large", "by": "mine", **kwargs})
+
+
+def test_a_routes_cost_given_as_a_number_is_billed_as_a_decimal():
+    route = Route("large", "mine", cost_usd=0.25)  # type: ignore[arg-type]
+    assert route.cost_usd == Decimal("0.25") and isinstance(route.cost_usd, Decimal)
+    with two_tiers(Fixed(route)) as cascade:
+        result = cascade.run("Q")
+    assert result.cost.routing_usd == Decimal("0.25") and result.cost.total_usd > Decimal("0.25")

@@ -3,6 +3,7 @@ rule by which a scoring router (the learned one) picks the starting tier."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,6 +29,25 @@ class Route:
     cost_usd: Decimal = ZERO
     fallback: str | None = None
     picked: str | None = None  # the router's own pick, when the caller's `min_tier` raised it
+
+    def __post_init__(self) -> None:
+        """A route a router made by hand is checked here, not where it would go wrong later:
+        a negative cost would be taken off the request's bill and budget."""
+        for name in ("tier", "by"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise TypeError(f"Route.{name} must be a non-empty string, not {getattr(self, name)!r}")
+        cost = self.cost_usd
+        if isinstance(cost, bool) or not isinstance(cost, Decimal | int | float):
+            raise TypeError(f"Route.cost_usd must be a Decimal, not {type(cost).__name__}")
+        cost = cost if isinstance(cost, Decimal) else Decimal(str(cost))
+        if not cost.is_finite() or cost < 0:
+            raise ValueError(f"Route.cost_usd must be a finite amount of 0 or more, not {cost}")
+        object.__setattr__(self, "cost_usd", cost)
+        score = self.score
+        if score is not None and (
+            isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score)
+        ):
+            raise ValueError(f"Route.score must be a finite number or None, not {score!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"tier": self.tier, "by": self.by, "score": self.score}

@@ -58,6 +58,19 @@ def check_tier(tier: str | None, tiers: Sequence[str], what: str) -> None:
         raise ValueError(f"{what} {tier!r} is not a tier of this cascade ({', '.join(tiers)})")
 
 
+def checked_route(route: object, router: Router, tiers: Sequence[str]) -> Route:
+    """`route` as `router` gave it, when it is a Route to one of `tiers`; else a TypeError or
+    ValueError naming the router (a router passed in Python may return anything)."""
+    name = type(router).__name__
+    if not isinstance(route, Route):
+        raise TypeError(f"the router {name} returned {type(route).__name__}, not a Route")
+    if route.tier not in tiers:
+        raise ValueError(
+            f"the router {name} routed to {route.tier!r}, not a tier of this cascade ({', '.join(tiers)})"
+        )
+    return route
+
+
 async def start_route(
     router: Router | None,
     request: Request,
@@ -76,7 +89,7 @@ async def start_route(
         return Route(start_tier, "start_tier")
     if router is None:
         return None if min_tier is None else Route(min_tier, "min_tier")
-    route = await router.route(request, tags)
+    route = checked_route(await router.route(request, tags), router, tiers)
     if min_tier is not None and tiers.index(min_tier) > tiers.index(route.tier):
         return replace(route, tier=min_tier, by="min_tier", picked=route.tier)
     return route
