@@ -4,7 +4,10 @@ request that routing started and the caller left behind still records."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +17,7 @@ from cascade.config import parse_config
 from cascade.core.routes import Route
 from cascade.core.values import Request
 from cascade.testing.server import FakeProviderServer, Reply
-from tests.conftest import scripted_tier
+from tests.conftest import run_cli, scripted_tier
 from tests.test_routing import classifier_config, ladder
 
 
@@ -200,3 +203,42 @@ def test_a_routes_cost_given_as_a_number_is_billed_as_a_decimal():
     with two_tiers(Fixed(route)) as cascade:
         result = cascade.run("Q")
     assert result.cost.routing_usd == Decimal("0.25") and result.cost.total_usd > Decimal("0.25")
+
+
+# -- the caller's min_tier and start_tier together ------------------------------------------------
+
+
+def test_a_start_tier_below_the_min_tier_given_with_it_is_refused_and_one_at_or_above_starts_there():
+    tiers = [scripted_tier(n, (n, [f"from {n}"] * 4)) for n in ("small", "medium", "large")]
+    with Cascade(tiers, router=Fixed(Route("small", "mine"))) as cascade:
+        with pytest.raises(ValueError, match="start_tier 'small' is below min_tier 'medium'"):
+            cascade.run("Q", start_tier="small", min_tier="medium")
+        with pytest.raises(ValueError, match="start_tier 'medium' is below min_tier 'large'"):
+            list(cascade.stream("Q", start_tier="medium", min_tier="large"))
+        same = cascade.run("Q", start_tier="medium", min_tier="medium")
+        above = cascade.run("Q", start_tier="large", min_tier="medium")
+    assert same.route == Route("medium", "start_tier") and same.output == "from medium"
+    assert above.route == Route("large", "start_tier") and above.output == "from large"
+
+
+def test_a_batch_lines_start_tier_below_the_jobs_min_tier_is_an_error_of_that_line(tmp_path: Path):
+    from cascade.batch.items import Starts
+    from cascade.batch.runner import BatchOptions, run_batch
+
+    tiers = [{"name": n, "provider": "simulated", "model": "gpt-4o-mini"} for n in ("small", "large")]
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    lines = [{"id": 1, "prompt": "Q", "start_tier": "small"}, {"id": 2, "prompt": "Q", "start_tier": "large"}]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    options = BatchOptions(source, out, starts=Starts(min_tier="large"))
+    asyncio.run(run_batch(parse_config({"tiers": tiers}), options))
+    records = {r.get("id") or r["input_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert "line 1: start_tier 'small' is below min_tier 'large'" in records[1]["error"]
+    assert records[2]["route"]["tier"] == "large" and "error" not in records[2]
+
+
+def test_run_refuses_a_start_tier_flag_below_the_min_tier_flag(tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    tiers = [{"name": n, "provider": "simulated", "model": "gpt-4o-mini"} for n in ("small", "large")]
+    config.write_text(json.dumps({"tiers": tiers}))
+    done = run_cli("run", str(config), "Q", "--start-tier", "small", "--min-tier", "large")
+    assert done.returncode == 2 and "--start-tier 'small' is below --min-tier 'large'" in done.stderr

@@ -24,7 +24,7 @@ from cascade.core.tags import TagError, check_request_id, read_tags
 from cascade.core.values import Completion, Request, Result, Usage
 from cascade.live.cache import answer_schema, cache_key
 from cascade.live.loop import LiveLoop
-from cascade.routing.start import check_tier, start_route
+from cascade.routing.start import check_starts, start_route
 from cascade.runtime.attempt import AttemptRunner
 from cascade.runtime.drive import drive, result_of
 from cascade.runtime.ledger import Ledger
@@ -119,8 +119,7 @@ class Calls:
         except TagError as exc:
             raise ValueError(str(exc)) from None
         names = list(self.plan.tier_rank)
-        check_tier(ask.min_tier, names, "min_tier")
-        check_tier(ask.start_tier, names, "start_tier")
+        check_starts(ask.min_tier, ask.start_tier, names)
         plan = self.checked(self.plan, ask, request)
         return Prepared(request, plan, ask.request_id or uuid.uuid4().hex, tags, None, ask)
 
