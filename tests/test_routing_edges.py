@@ -242,3 +242,32 @@ def test_run_refuses_a_start_tier_flag_below_the_min_tier_flag(tmp_path: Path):
     config.write_text(json.dumps({"tiers": tiers}))
     done = run_cli("run", str(config), "Q", "--start-tier", "small", "--min-tier", "large")
     assert done.returncode == 2 and "--start-tier 'small' is below --min-tier 'large'" in done.stderr
+
+
+# -- rules that could never, or would always, match ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("when", "message"),
+    [
+        ({"tags": {}}, "router.rules.0.when.tags: Value error, name at least one tag"),
+        ({"tags": {"plan": []}}, "tag 'plan': give at least one value"),
+        ({"regex": None}, "a rule needs at least one condition"),
+        ({"has_code": None, "tags": None}, "a rule needs at least one condition"),
+        ({"min_input_tokens": 9, "max_input_tokens": 1}, "min_input_tokens 9 is above max_input_tokens 1"),
+        ({"min_messages": 5, "max_messages": 2}, "min_messages 5 is above max_messages 2"),
+    ],
+)
+def test_a_rule_that_would_match_every_request_or_none_is_a_config_error(when: dict[str, Any], message: str):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(simulated({"rules": [{"tier": "large", "when": when}]}))
+    assert message in str(caught.value)
+
+
+def test_rules_with_bounds_that_meet_and_a_list_of_tag_values_are_kept():
+    rules = [
+        {"tier": "large", "when": {"min_messages": 2, "max_messages": 2, "has_code": False}},
+        {"tier": "large", "when": {"tags": {"plan": ["pro", "team"]}, "regex": None}},
+    ]
+    config = parse_config(simulated({"rules": rules}))
+    assert config.router is not None and len(config.router.rules) == 2

@@ -60,6 +60,9 @@ def checked_prompt(prompt: str) -> str:
     return prompt
 
 
+Tags = dict[str, str | list[str]]  # tag name -> its value, or one of a list of values
+
+
 class RuleCondition(Strict):
     """What a request must show for its rule to match; every condition given must hold.
 
@@ -67,7 +70,7 @@ class RuleCondition(Strict):
     value, or one of a list of values. `regex` is searched in the request's text (system
     prompt and every message)."""
 
-    tags: dict[str, str | list[str]] | None = None
+    tags: Tags | None = None
     min_input_tokens: int | None = Field(default=None, ge=0)
     max_input_tokens: int | None = Field(default=None, ge=0)
     regex: str | None = Field(default=None, min_length=1)
@@ -85,10 +88,25 @@ class RuleCondition(Strict):
                 raise ValueError(f"not a regular expression: {exc}") from None
         return pattern
 
+    @field_validator("tags")
+    @classmethod
+    def _tags_say_something(cls, tags: Tags | None) -> Tags | None:
+        if tags is not None and not tags:
+            raise ValueError("name at least one tag (an empty mapping would match every request)")
+        for name, allowed in (tags or {}).items():
+            if isinstance(allowed, list) and not allowed:
+                raise ValueError(f"tag {name!r}: give at least one value (none would match no request)")
+        return tags
+
     @model_validator(mode="after")
     def _something(self) -> RuleCondition:
-        if not self.model_fields_set:
+        # a condition given as null is none: a rule of nulls alone would match every request
+        if not self.model_dump(exclude_none=True):
             raise ValueError("a rule needs at least one condition")
+        for what in ("input_tokens", "messages"):
+            low, high = getattr(self, f"min_{what}"), getattr(self, f"max_{what}")
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"min_{what} {low} is above max_{what} {high}: no request would match")
         return self
 
 
