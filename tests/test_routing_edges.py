@@ -271,3 +271,30 @@ def test_rules_with_bounds_that_meet_and_a_list_of_tag_values_are_kept():
     ]
     config = parse_config(simulated({"rules": rules}))
     assert config.router is not None and len(config.router.rules) == 2
+
+
+# -- a request the caller left once routing was paid -------------------------------------------------
+
+
+def test_a_request_left_after_its_classifier_answered_records_the_routing_it_paid_for(
+    tmp_path: Path, fake_server: FakeProviderServer
+):
+    from cascade.live.store import open_store
+
+    router = {"classifier": classifier_config(fake_server)}
+    fake_server.script("router-model", [Reply.text("medium", input_tokens=1000, output_tokens=1)])
+    fake_server.script("medium", [Reply.stall(2)])
+    ledger = tmp_path / "ledger.db"
+
+    async def leave_early() -> None:
+        cascade = ladder(fake_server, router, ledger={"path": str(ledger)})
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(cascade.arun("Q"), 1.0)  # the medium tier is still thinking
+        await cascade.aclose()
+
+    asyncio.run(leave_early())
+    rows = open_store(path=ledger, create=False).select("results")
+    paid = Decimal(1000 * 1 + 1 * 2) / 1_000_000  # the loopback price: $1 / $2 per Mtok
+    assert [(r["stop_reason"], r["route_tier"], r["routing_usd"], r["total_usd"]) for r in rows] == [
+        ("abandoned", "medium", paid, paid)
+    ]

@@ -98,7 +98,7 @@ class Calls:
                 exc.result = self.finished(call, exc.result, started)
             raise
         except (GeneratorExit, asyncio.CancelledError):  # the caller left: what it paid for stands
-            if result is None and len(ledger):
+            if result is None and (len(ledger) or ledger.spent):  # an attempt, or the routing alone
                 self.finished(call, result_of(plan, call.request, ledger, None, False, "abandoned"), started)
             raise
 
