@@ -15,7 +15,7 @@ import pytest
 from cascade import Cascade, ConfigError
 from cascade.config import parse_config
 from cascade.core.routes import Route
-from cascade.core.values import Request
+from cascade.core.values import Message, Request
 from cascade.testing.server import FakeProviderServer, Reply
 from tests.conftest import run_cli, scripted_tier
 from tests.test_routing import classifier_config, ladder
@@ -298,3 +298,21 @@ def test_a_request_left_after_its_classifier_answered_records_the_routing_it_pai
     assert [(r["stop_reason"], r["route_tier"], r["routing_usd"], r["total_usd"]) for r in rows] == [
         ("abandoned", "medium", paid, paid)
     ]
+
+
+def test_a_long_request_is_tokenized_once_however_many_rules_count_its_tokens():
+    from cascade.routing.rules import Condition, Rule, RuleRouter
+
+    counted: list[int] = []
+
+    def tokens(text: str) -> int:
+        counted.append(len(text))
+        return len(text.split())
+
+    rules = [Rule("large", Condition(min_input_tokens=10**9)) for _ in range(5)]
+    router = RuleRouter([*rules, Rule("medium", Condition(max_input_tokens=10**9))], "small", tokens)
+    asked = Request(messages=(Message("user", "word " * 100_000),))
+    assert asyncio.run(router.route(asked, {})) == Route("medium", "rule 6")
+    assert len(counted) == 1
+    asyncio.run(router.route(asked, {}))
+    assert len(counted) == 2  # once per request routed, not once per rule
