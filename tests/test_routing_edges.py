@@ -16,6 +16,7 @@ from cascade import Cascade, ConfigError
 from cascade.config import parse_config
 from cascade.core.routes import Route
 from cascade.core.values import Message, Request
+from cascade.routing.rules import has_code
 from cascade.testing.server import FakeProviderServer, Reply
 from tests.conftest import run_cli, scripted_tier
 from tests.test_routing import classifier_config, ladder
@@ -316,3 +317,71 @@ def test_a_long_request_is_tokenized_once_however_many_rules_count_its_tokens():
     assert len(counted) == 1
     asyncio.run(router.route(asked, {}))
     assert len(counted) == 2  # once per request routed, not once per rule
+
+
+# -- has_code ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "let me know what you think about this plan",
+        "public transport in Luxembourg: is it free?",
+        "class schedule for next semester?",
+        "import tariffs on steel, explain them",
+        "package arrived damaged, what do I do",
+        "function of the liver?",
+        "private lessons near me",
+        "def initely not a question about code",
+        "Write a haiku about {love}",
+        "My list:\n- eggs;\n- milk;",
+        "Dear team;\nthanks for the help",
+        "SELECT the best option for me",
+    ],
+)
+def test_everyday_lines_that_open_with_a_keyword_are_not_code(prose: str):
+    assert not has_code(prose)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "def f(x):\n    return x",
+        "async def main():",
+        "class Foo(Bar):",
+        "public class Foo {",
+        "public static void main(String[] args) {",
+        "private int count;",
+        "import numpy as np",
+        "import java.util.List;",
+        "import { useState } from 'react';",
+        "from os import path",
+        "let a = 1",
+        "export const add = (a, b) => a + b",
+        "function add(a, b) {",
+        "#include <stdio.h>",
+        "fn main() {",
+        "func (s *Server) Start() error {",
+        "SELECT name FROM users WHERE id = 1",
+        "package com.example;",
+        "int main() {\n  return 0;\n}",
+        "total = total + 1;",
+        "Why does this fail?\n```js\nlet a = 1\n```",
+    ],
+)
+def test_code_in_the_common_languages_is_still_code(code: str):
+    assert has_code(code)
+
+
+def test_has_code_stays_linear_on_long_lines_of_keywords():
+    import time
+
+    for text in (
+        "SELECT " * 100_000,
+        "import a, " * 100_000 + "b c",
+        "a=" * 300_000,
+        "public static " * 50_000,
+    ):
+        started = time.perf_counter()
+        has_code(text)
+        assert time.perf_counter() - started < 2

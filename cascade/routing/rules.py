@@ -11,11 +11,39 @@ from functools import cached_property
 from cascade.core.routes import Route
 from cascade.core.values import Request
 
-# Fenced code, or a line that opens (or ends) like code in the common languages.
+# Fenced code, or a line that opens (or ends) like code in the common languages: a keyword
+# with the shape that follows it in code (`def name(`, `let x =`, `import a.b`), never the
+# keyword alone, which opens everyday lines too ("let me know", "class schedule", "public
+# transport"); a line ends like code at `) {`, `);`, an assignment's `;`, or a lone `}`.
+_TYPE = r"(?:void|int|long|bool|boolean|char|double|float|string|String|[A-Z]\w*(?:<[^>\n]*>)?(?:\[\])?)"
 _CODE = re.compile(
-    r"```|^[ \t]*(?:def |class |import |from \S+ import |function |const |let |var |#include|"
-    r"public |private |fn |func |SELECT |package )|[;{}][ \t]*$",
-    re.MULTILINE,
+    r"""```
+    | ^[ \t]*(?:
+        def\s+\w+\s*\(
+      | async\s+def\s+\w+\s*\(
+      | class\s+[A-Za-z_]\w*(?:\s*\([^)\n]*\))?\s*(?::|\{|\bextends\b|\bimplements\b)
+      | import\s+[\w.]+(?:\s+as\s+\w+)?(?:\s*,\s*[\w.]+(?:\s+as\s+\w+)?)*\s*;?[ \t]*$
+      | import\s+(?:[\w$*{}, \t]+\s+from\s+)?["'][^"'\n]+["']
+      | from\s+[\w.]+\s+import\s+[\w*(]
+      | (?:export\s+)?(?:async\s+)?function\b\s*\*?\s*[\w$]*\s*\(
+      | (?:export\s+)?(?:const|let|var)\s+[\w$]+\s*(?::[^=\n]+)?=
+      | \#include\s*[<"]
+      | (?:public|private|protected)\s+(?:(?:static|final|abstract|async|override|readonly)\s+)*
+        (?:class|interface|enum|"""
+    + _TYPE
+    + r""")\s+\w+\s*[({;=]
+      | fn\s+\w+\s*[<(]
+      | func\s+(?:\([^)\n]*\)\s*)?\w+\s*\(
+      | SELECT\s[^\n]*\sFROM\s
+      | package\s+[a-z][\w.]*;[ \t]*$
+      | \}[\s;,)]*$
+      | return\b[^\n]*;[ \t]*$
+    )
+    | \)[ \t]*\{[ \t]*$
+    | \)[ \t]*;[ \t]*$
+    | [\w\])][ \t]*=[^=\n]+;[ \t]*$
+    """,
+    re.MULTILINE | re.VERBOSE,
 )
 
 
