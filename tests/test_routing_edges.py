@@ -15,7 +15,7 @@ import pytest
 from cascade import Cascade, ConfigError
 from cascade.config import parse_config
 from cascade.core.routes import Route
-from cascade.core.values import Message, Request
+from cascade.core.values import Message, Request, Result
 from cascade.routing.rules import has_code
 from cascade.testing.server import FakeProviderServer, Reply
 from tests.conftest import run_cli, scripted_tier
@@ -385,3 +385,34 @@ def test_has_code_stays_linear_on_long_lines_of_keywords():
         started = time.perf_counter()
         has_code(text)
         assert time.perf_counter() - started < 2
+
+
+# -- a start on a tier a drift alarm took out of service ------------------------------------------------
+
+
+def test_a_route_to_a_tier_out_of_service_says_where_the_request_really_started(
+    fake_server: FakeProviderServer, tmp_path: Path
+):
+    from cascade.live.store import open_store
+    from tests.live_helpers import auditor_of, live_cascade, serve
+
+    serve(fake_server)
+    audit = {"sample": 0.0001, "seed": 1, "max_false_accept": 0.5, "window": 10, "on_drift": "tighten"}
+    ledger = {"path": "ledger.db"}
+
+    async def main() -> list[Result]:
+        async with live_cascade(fake_server, tmp_path, ledger=ledger, audit=audit) as cascade:
+            auditor = auditor_of(cascade)
+            for _ in range(5):  # five audited answers of the cheap tier, every one refuted
+                auditor.monitor.observe([("small", "")], False)
+            assert auditor.drifted("small", {})
+            return [await cascade.arun("Q", start_tier="small"), await cascade.arun("Q", min_tier="small")]
+
+    chosen, floored = asyncio.run(main())
+    for result, by in ((chosen, "start_tier"), (floored, "min_tier")):
+        assert [a.tier for a in result.attempts] == ["large"]
+        assert result.route is not None and (result.route.tier, result.route.by) == ("large", by)
+        assert result.route.picked == "small" and result.route.fallback is not None
+        assert "'small' is out of service (its drift alarm is up)" in result.route.fallback
+    rows = open_store(path=tmp_path / "ledger.db", create=False).select("results")
+    assert [r["route_tier"] for r in rows] == ["large", "large"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,9 @@ class Route:
     cheapest tier), "classifier", "learned", "min_tier" (the caller's floor raised the
     router's pick), or "start_tier" (the caller chose, no router asked). `score` is the
     learned router's probability for the chosen tier. `cost_usd` is what routing cost (a
-    classifier's calls); `fallback` says why a classifier's label was not used.
+    classifier's calls); `fallback` says why a classifier's label was not used, or why the
+    request started above the tier chosen (a drift alarm took that tier out of service; its
+    `picked` is then the tier chosen).
     """
 
     tier: str
@@ -28,7 +30,7 @@ class Route:
     score: float | None = None
     cost_usd: Decimal = ZERO
     fallback: str | None = None
-    picked: str | None = None  # the router's own pick, when the caller's `min_tier` raised it
+    picked: str | None = None  # the router's own pick, when `min_tier` (or a drift alarm) raised it
 
     def __post_init__(self) -> None:
         """A route a router made by hand is checked here, not where it would go wrong later:
@@ -57,6 +59,18 @@ class Route:
         if self.picked is not None:
             out["picked"] = self.picked
         return out
+
+
+def out_of_service(route: Route, tier: str) -> Route:
+    """`route` moved up to `tier`, the tier it named being out of service (its drift alarm is
+    up): the request starts there, and the route says so."""
+    why = f"{route.tier!r} is out of service (its drift alarm is up): started at {tier!r}"
+    return replace(
+        route,
+        tier=tier,
+        picked=route.picked or route.tier,
+        fallback=why if route.fallback is None else f"{route.fallback}; {why}",
+    )
 
 
 def routed_tier(scores: Sequence[float], cuts: Sequence[float]) -> int:

@@ -19,7 +19,7 @@ from cascade.core.errors import ExhaustedError
 from cascade.core.events import CascadeEvent, StreamDelta, StreamResult
 from cascade.core.messages import Prompt, to_request
 from cascade.core.policy import STREAM_MODES, StreamMode, StreamPolicy
-from cascade.core.routes import Route
+from cascade.core.routes import Route, out_of_service
 from cascade.core.tags import TagError, check_request_id, read_tags
 from cascade.core.values import Completion, Request, Result, Usage
 from cascade.live.cache import answer_schema, cache_key
@@ -141,6 +141,8 @@ class Calls:
         live, key = self.live, None
         if live is not None:
             plan = live.plan_for(plan, call.tags)
+            if route is not None and plan.tiers[0].name != route.tier:
+                route = out_of_service(route, plan.tiers[0].name)
             if ask.cache and live.cache is not None:
                 schema = answer_schema(ask.response_model, ask.response_format)
                 start = None if route is None else route.tier
