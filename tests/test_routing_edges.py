@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -416,3 +417,18 @@ def test_a_route_to_a_tier_out_of_service_says_where_the_request_really_started(
         assert "'small' is out of service (its drift alarm is up)" in result.route.fallback
     rows = open_store(path=tmp_path / "ledger.db", create=False).select("results")
     assert [r["route_tier"] for r in rows] == ["large", "large"]
+
+
+def test_a_router_is_written_from_the_public_surface_alone():
+    import cascade as public
+
+    class Paid:
+        async def route(self, request: public.Request, tags: Mapping[str, str]) -> public.Route:
+            return public.Route("large" if tags.get("plan") == "pro" else "small", "paid plan")
+
+    router: public.Router = Paid()
+    assert isinstance(router, public.Router) and "Route" in public.__all__ and "Router" in public.__all__
+    small, large = scripted_tier("small", ("s", ["cheap"])), scripted_tier("large", ("l", ["dear"]))
+    with public.Cascade([small, large], router=router) as cascade:
+        result = cascade.run("Q", tags={"plan": "pro"})
+    assert result.output == "dear" and result.route == public.Route("large", "paid plan")
