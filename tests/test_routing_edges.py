@@ -432,3 +432,46 @@ def test_a_router_is_written_from_the_public_surface_alone():
     with public.Cascade([small, large], router=router) as cascade:
         result = cascade.run("Q", tags={"plan": "pro"})
     assert result.output == "dear" and result.route == public.Route("large", "paid plan")
+
+
+# -- cascade report on a batch output -------------------------------------------------------------------
+
+
+RECORD = {"id": 1, "attempts": [], "verified": True, "tier": "large", "output": "x"}
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"cost": {"routing_usd": None}}, "line 2: `cost.routing_usd` is None, not an amount"),
+        ({"cost": {"routing_usd": "abc"}}, "line 2: `cost.routing_usd` is 'abc', not an amount"),
+        ({"cost": {"routing_usd": "NaN"}}, "`cost.routing_usd` is 'NaN', not an amount"),
+        ({"cost": {"total_usd": True}}, "`cost.total_usd` is True, not an amount"),
+        ({"cost": [1]}, "`cost` is [1], not a mapping of amounts"),
+        ({"cost": {}, "route": "large"}, "`route` is 'large', not a route with a `tier` and a `by`"),
+        ({"cost": {}, "route": {"tier": None, "by": "rule 1"}}, "not a route with a `tier` and a `by`"),
+    ],
+)
+def test_report_on_an_output_with_malformed_routing_or_money_says_which_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], record: dict[str, Any], message: str
+):
+    from cascade.cli.main import main
+
+    good = {**RECORD, "cost": {"total_usd": 0.5}, "route": {"tier": "large", "by": "rule 1"}}
+    output = tmp_path / "out.jsonl"
+    output.write_text(json.dumps(good) + "\n" + json.dumps({**RECORD, **record}) + "\n")
+    assert main(["report", str(output)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "not a batch output file" in err and message in err and "internal error" not in err
+
+
+def test_report_on_an_output_from_before_routing_counts_no_route_and_no_routing_cost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from cascade.cli.main import main
+
+    output = tmp_path / "out.jsonl"
+    output.write_text(json.dumps({**RECORD, "cost": {"total_usd": 0.5, "baseline_usd": 1}}) + "\n")
+    assert main(["report", str(output), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["routing_usd"] == 0 and figures["routed_to_tier"] == {} and figures["total_usd"] == 0.5
