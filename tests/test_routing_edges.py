@@ -475,3 +475,16 @@ def test_report_on_an_output_from_before_routing_counts_no_route_and_no_routing_
     assert main(["report", str(output), "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["routing_usd"] == 0 and figures["routed_to_tier"] == {} and figures["total_usd"] == 0.5
+
+
+def test_a_router_without_a_route_method_is_refused_when_the_cascade_is_made():
+    small = scripted_tier("small", ("s", ["a"]))
+    for wrong in (lambda request, tags: Route("small", "f"), "small", RuleConfigLike()):
+        with pytest.raises(TypeError, match="router must have an async route\\(request, tags\\) method"):
+            Cascade([small], router=wrong)  # type: ignore[arg-type]
+
+
+class RuleConfigLike:
+    """An object that is no router: a config section passed in its place, say."""
+
+    tier = "small"
