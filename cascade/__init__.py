@@ -4,6 +4,7 @@ Besides the cascade itself, this is the surface plug-ins (verifiers, commands) b
 `build_model` makes a priced model from a tier-shaped `model:` mapping, `call_model` asks it
 with its retries and bills every try (a `ModelCall`), `most_tokens` counts text high
 enough for budgets, and `load_recorded` reads a file of recorded outcomes (a `RecordedSet`).
+A `Router` (`Cascade(tiers, router=...)`) picks where each request's ladder starts, as a `Route`.
 `HashedNgrams` and `LogisticWeights` (with `LogisticTraining`, `HeldOut`, `ModelFormat`) are
 the hashed text features and logistic regression of the models learned from such files.
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     )
     from cascade.core.money import Price
     from cascade.core.policy import StreamPolicy
+    from cascade.core.routes import Route
     from cascade.core.tokens import most_tokens
     from cascade.core.values import (
         Attempt,
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
         CostsToCheck,
         PreparesRequest,
         Provider,
+        Router,
         StreamingProvider,
         Verifier,
     )
@@ -105,6 +108,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     ),
     "cascade.core.money": ("Price",),
     "cascade.core.policy": ("StreamPolicy",),
+    "cascade.core.routes": ("Route",),
     "cascade.core.tokens": ("most_tokens",),
     "cascade.core.values": (
         "Attempt",
@@ -133,6 +137,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "CostsToCheck",
         "PreparesRequest",
         "Provider",
+        "Router",
         "StreamingProvider",
         "Verifier",
     ),
@@ -180,6 +185,8 @@ __all__ = [
     "RecordedSet",
     "Request",
     "Result",
+    "Route",
+    "Router",
     "StreamDelta",
     "StreamPolicy",
     "StreamRestart",

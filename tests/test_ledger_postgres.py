@@ -291,3 +291,30 @@ def test_the_days_spend_a_budget_reads_is_the_sum_of_its_rows_since_then(store: 
     assert store.total("audits", "audit_usd", 9_999.0) == 0.0
     with pytest.raises(ValueError, match="no column"):
         store.total("audits", "nope", 0.0)
+
+
+def test_a_ledger_from_before_routing_reads_with_create_false_its_route_columns_empty(
+    pg: Cluster, url: str
+) -> None:
+    """A reader that only opens the ledger (`cascade report --ledger`, perhaps as a role that may
+    not alter it) reads one made before the route columns: they read as empty."""
+    from cascade.live.rows import ADDED_COLUMNS
+
+    db = url.rsplit("/", 1)[1]
+    PostgresStore(url).close()
+    for column in ADDED_COLUMNS["results"]:
+        pg.admin(f"ALTER TABLE results DROP COLUMN {column}", db=db)
+    pg.admin("INSERT INTO results (request_id, ts, total_usd, tags) VALUES ('old', 1.0, '0.5', '{}')", db=db)
+    opened = PostgresStore(url, create=False)
+    try:
+        rows = opened.select("results")
+    finally:
+        opened.close()
+    assert [(r["request_id"], r["total_usd"], r["route_tier"], r["routing_usd"]) for r in rows] == [
+        ("old", Decimal("0.5"), None, None)
+    ]
+    PostgresStore(url).close()  # a store that writes gives the ledger its columns
+    reopened = PostgresStore(url, create=False)
+    reopened.insert(one_result("new"))
+    assert [r["request_id"] for r in reopened.select("results")] == ["old", "new"]
+    reopened.close()

@@ -20,6 +20,7 @@ from typing import Any
 from cascade.core.messages import MessagesError, read_request
 from cascade.core.tags import TagError, read_tags
 from cascade.core.values import Request
+from cascade.routing.start import check_starts
 
 # A longer line is refused, and never held whole: it is read in chunks of at most this
 # size and the rest of it skipped, so memory stays bounded whatever the input holds.
@@ -130,13 +131,12 @@ class Starts:
         return item.min_tier or self.min_tier, item.start_tier or self.start_tier
 
     def checked(self, item: Item, tiers: list[str]) -> Item | LineError:
-        """`item`, or an error naming its line when it starts at a tier the cascade lacks."""
-        for name, tier in zip(("min_tier", "start_tier"), self.of(item), strict=True):
-            if tier is not None and tier not in tiers:
-                message = (
-                    f"line {item.line}: {name} {tier!r} is not a tier of this cascade ({', '.join(tiers)})"
-                )
-                return LineError(item.line, message, item.id)
+        """`item`, or an error naming its line when it starts at a tier the cascade lacks, or
+        its `start_tier` is below its `min_tier` (the job's `--min-tier` is a floor for it too)."""
+        try:
+            check_starts(*self.of(item), tiers)
+        except ValueError as exc:
+            return LineError(item.line, f"line {item.line}: {exc}", item.id)
         return item
 
 

@@ -77,23 +77,27 @@ class BatchReport:
         if any(a.get("outcome") == "error" for a in attempts):
             self.fell_back += 1
         cost = record.get("cost") or {}
+        if not isinstance(cost, dict):
+            raise NotBatchOutput(f"`cost` is {_shown(cost)}, not a mapping of amounts")
         route = record.get("route")
-        if isinstance(route, dict):
-            self.routed_to_tier[str(route.get("tier"))] += 1
-            by = str(route.get("by"))
+        if route is not None:
+            if not isinstance(route, dict) or not all(isinstance(route.get(k), str) for k in ("tier", "by")):
+                raise NotBatchOutput(f"`route` is {_shown(route)}, not a route with a `tier` and a `by`")
+            self.routed_to_tier[route["tier"]] += 1
+            by = route["by"]
             self.routed_by["rule" if by.startswith("rule ") else by] += 1
-            self.routed_by["fallback"] += "fallback" in route
+            self.routed_by["fallback"] += route.get("fallback") is not None
         for key in ("total_usd", "wasted_usd", "verification_usd", "routing_usd", "baseline_usd"):
-            self.money[key] += Decimal(str(cost.get(key, 0)))
+            self.money[key] += _amount(cost.get(key, 0), f"cost.{key}")
         # an item run again (--retry-failed): what its earlier runs cost was spent, and wasted
         earlier = record.get("earlier") or {}
-        spent_before = Decimal(str(earlier.get("cost_usd", 0)))
+        spent_before = _amount(earlier.get("cost_usd", 0), "earlier.cost_usd")
         self.attempts += int(earlier.get("attempts", 0))
         self.money["total_usd"] += spent_before
         self.money["wasted_usd"] += spent_before
         if record.get("verified"):
-            self.money["saved_usd"] += Decimal(str(cost.get("saved_usd", 0))) - spent_before
-            self.money["saved_baseline_usd"] += Decimal(str(cost.get("baseline_usd", 0)))
+            self.money["saved_usd"] += _amount(cost.get("saved_usd", 0), "cost.saved_usd") - spent_before
+            self.money["saved_baseline_usd"] += _amount(cost.get("baseline_usd", 0), "cost.baseline_usd")
         else:
             self.saved_excluded += 1
 
@@ -135,8 +139,29 @@ def report_lines(lines: Iterable[str]) -> BatchReport:
             continue
         if not _is_record(record):
             raise NotBatchOutput(f"line {number} is no batch output record: {_looks_like(record)}")
-        report.add(record)
+        try:
+            report.add(record)
+        except NotBatchOutput as exc:
+            raise NotBatchOutput(f"line {number}: {exc}") from None
     return report
+
+
+def _amount(value: Any, where: str) -> Decimal:
+    """An amount of a record (a number, or its exact text); NotBatchOutput names `where` it is."""
+    if not isinstance(value, bool) and isinstance(value, int | float | Decimal | str):
+        try:
+            amount = Decimal(str(value))
+        except ArithmeticError:
+            pass
+        else:
+            if amount.is_finite():
+                return amount
+    raise NotBatchOutput(f"`{where}` is {_shown(value)}, not an amount")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _is_record(record: Any) -> bool:

@@ -134,7 +134,11 @@ def add_call_options(parser: argparse.ArgumentParser, *, tags_help: str) -> None
 
 
 def check_starts(args: argparse.Namespace, tiers: list[str]) -> None:
-    """ConfigError for a `--min-tier` / `--start-tier` the config has no tier of."""
+    """ConfigError for a `--min-tier` / `--start-tier` the config has no tier of, or for a
+    `--start-tier` below the `--min-tier` given with it."""
     for flag, tier in (("--min-tier", args.min_tier), ("--start-tier", args.start_tier)):
         if tier is not None and tier not in tiers:
             raise ConfigError(f"{flag} {tier!r} is not a tier of this cascade ({', '.join(tiers)})")
+    floor, start = args.min_tier, args.start_tier
+    if floor is not None and start is not None and tiers.index(start) < tiers.index(floor):
+        raise ConfigError(f"--start-tier {start!r} is below --min-tier {floor!r}")

@@ -4,6 +4,7 @@ first and one of the others where no rule matched (validation only, no I/O)."""
 from __future__ import annotations
 
 import re
+import string
 
 from pydantic import Field, field_validator, model_validator
 
@@ -13,6 +14,53 @@ DEFAULT_CLASSIFIER_PROMPT = (
     "Classify how hard the request below is to answer well. Reply with exactly one word, one of: "
     "{labels}.\n\nRequest:\n{request}"
 )
+PROMPT_FIELDS = ("labels", "request")
+# A label is one word; the model may wrap it in quotes, bold marks or a full stop.
+LABEL_WRAPPING = " \t\r\n\"'`*.:"
+
+
+def label_key(text: str) -> str:
+    """A label or a classifier's reply as they are matched: unwrapped, case folded."""
+    return text.strip(LABEL_WRAPPING).casefold()
+
+
+def label_problems(labels: dict[str, str]) -> list[str]:
+    """What makes `labels` (label -> tier) ambiguous: a label that is nothing once unwrapped
+    (it would take an empty reply), or two that read alike naming different tiers."""
+    problems: list[str] = []
+    seen: dict[str, tuple[str, str]] = {}
+    for label, tier in labels.items():
+        key = label_key(label)
+        if not key:
+            problems.append(f"label {label!r} is empty once its quotes, spaces and stops are taken off")
+        elif (other := seen.setdefault(key, (label, tier)))[1] != tier:
+            problems.append(
+                f"labels {other[0]!r} and {label!r} read alike (case, quotes and stops are ignored) "
+                f"but name different tiers ({other[1]!r}, {tier!r})"
+            )
+    return problems
+
+
+def checked_prompt(prompt: str) -> str:
+    """A classifier prompt: a `str.format` template whose only fields are {labels} and
+    {request}, each there (a literal brace is written {{ or }}); ValueError says what is wrong."""
+    literal = "write a literal brace as {{ or }}"
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(prompt)]
+    except ValueError as exc:
+        raise ValueError(f"the classifier prompt is no template ({exc}): {literal}") from None
+    for name, spec, conversion in fields:
+        if name is not None and (name not in PROMPT_FIELDS or spec or conversion):
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(
+                f"the classifier prompt's only fields are {{labels}} and {{request}}, not {shown}: {literal}"
+            )
+    if not set(PROMPT_FIELDS) <= {name for name, _, _ in fields}:
+        raise ValueError("the classifier prompt must contain {labels} and {request}")
+    return prompt
+
+
+Tags = dict[str, str | list[str]]  # tag name -> its value, or one of a list of values
 
 
 class RuleCondition(Strict):
@@ -22,7 +70,7 @@ class RuleCondition(Strict):
     value, or one of a list of values. `regex` is searched in the request's text (system
     prompt and every message)."""
 
-    tags: dict[str, str | list[str]] | None = None
+    tags: Tags | None = None
     min_input_tokens: int | None = Field(default=None, ge=0)
     max_input_tokens: int | None = Field(default=None, ge=0)
     regex: str | None = Field(default=None, min_length=1)
@@ -40,10 +88,25 @@ class RuleCondition(Strict):
                 raise ValueError(f"not a regular expression: {exc}") from None
         return pattern
 
+    @field_validator("tags")
+    @classmethod
+    def _tags_say_something(cls, tags: Tags | None) -> Tags | None:
+        if tags is not None and not tags:
+            raise ValueError("name at least one tag (an empty mapping would match every request)")
+        for name, allowed in (tags or {}).items():
+            if isinstance(allowed, list) and not allowed:
+                raise ValueError(f"tag {name!r}: give at least one value (none would match no request)")
+        return tags
+
     @model_validator(mode="after")
     def _something(self) -> RuleCondition:
-        if not self.model_fields_set:
+        # a condition given as null is none: a rule of nulls alone would match every request
+        if not self.model_dump(exclude_none=True):
             raise ValueError("a rule needs at least one condition")
+        for what in ("input_tokens", "messages"):
+            low, high = getattr(self, f"min_{what}"), getattr(self, f"max_{what}")
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"min_{what} {low} is above max_{what} {high}: no request would match")
         return self
 
 
@@ -75,9 +138,7 @@ class ClassifierConfig(ModelConfig):
     @field_validator("prompt")
     @classmethod
     def _placeholders(cls, prompt: str) -> str:
-        if "{request}" not in prompt or "{labels}" not in prompt:
-            raise ValueError("the classifier prompt must contain {labels} and {request}")
-        return prompt
+        return checked_prompt(prompt)
 
 
 class LearnedRouterConfig(Strict):
@@ -121,6 +182,8 @@ class RouterConfig(Strict):
             for label, tier in labels.items():
                 if tier not in known:
                     problems.append(f"router.classifier.labels.{label} names unknown tier {tier!r}")
+            where = "router.classifier.labels" if labels else "router.classifier (labels: the tier names)"
+            problems += [f"{where}: {p}" for p in label_problems(labels or {t: t for t in tiers})]
             fallback = self.classifier.fallback
             if fallback is not None and fallback not in known:
                 problems.append(f"router.classifier.fallback names unknown tier {fallback!r}")

@@ -3,8 +3,9 @@ rule by which a scoring router (the learned one) picks the starting tier."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +20,9 @@ class Route:
     cheapest tier), "classifier", "learned", "min_tier" (the caller's floor raised the
     router's pick), or "start_tier" (the caller chose, no router asked). `score` is the
     learned router's probability for the chosen tier. `cost_usd` is what routing cost (a
-    classifier's calls); `fallback` says why a classifier's label was not used.
+    classifier's calls); `fallback` says why a classifier's label was not used, or why the
+    request started above the tier chosen (a drift alarm took that tier out of service; its
+    `picked` is then the tier chosen).
     """
 
     tier: str
@@ -27,7 +30,26 @@ class Route:
     score: float | None = None
     cost_usd: Decimal = ZERO
     fallback: str | None = None
-    picked: str | None = None  # the router's own pick, when the caller's `min_tier` raised it
+    picked: str | None = None  # the router's own pick, when `min_tier` (or a drift alarm) raised it
+
+    def __post_init__(self) -> None:
+        """A route a router made by hand is checked here, not where it would go wrong later:
+        a negative cost would be taken off the request's bill and budget."""
+        for name in ("tier", "by"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise TypeError(f"Route.{name} must be a non-empty string, not {getattr(self, name)!r}")
+        cost = self.cost_usd
+        if isinstance(cost, bool) or not isinstance(cost, Decimal | int | float):
+            raise TypeError(f"Route.cost_usd must be a Decimal, not {type(cost).__name__}")
+        cost = cost if isinstance(cost, Decimal) else Decimal(str(cost))
+        if not cost.is_finite() or cost < 0:
+            raise ValueError(f"Route.cost_usd must be a finite amount of 0 or more, not {cost}")
+        object.__setattr__(self, "cost_usd", cost)
+        score = self.score
+        if score is not None and (
+            isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score)
+        ):
+            raise ValueError(f"Route.score must be a finite number or None, not {score!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"tier": self.tier, "by": self.by, "score": self.score}
@@ -37,6 +59,18 @@ class Route:
         if self.picked is not None:
             out["picked"] = self.picked
         return out
+
+
+def out_of_service(route: Route, tier: str) -> Route:
+    """`route` moved up to `tier`, the tier it named being out of service (its drift alarm is
+    up): the request starts there, and the route says so."""
+    why = f"{route.tier!r} is out of service (its drift alarm is up): started at {tier!r}"
+    return replace(
+        route,
+        tier=tier,
+        picked=route.picked or route.tier,
+        fallback=why if route.fallback is None else f"{route.fallback}; {why}",
+    )
 
 
 def routed_tier(scores: Sequence[float], cuts: Sequence[float]) -> int:

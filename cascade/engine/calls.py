@@ -19,12 +19,12 @@ from cascade.core.errors import ExhaustedError
 from cascade.core.events import CascadeEvent, StreamDelta, StreamResult
 from cascade.core.messages import Prompt, to_request
 from cascade.core.policy import STREAM_MODES, StreamMode, StreamPolicy
-from cascade.core.routes import Route
+from cascade.core.routes import Route, out_of_service
 from cascade.core.tags import TagError, check_request_id, read_tags
 from cascade.core.values import Completion, Request, Result, Usage
 from cascade.live.cache import answer_schema, cache_key
 from cascade.live.loop import LiveLoop
-from cascade.routing.start import check_tier, start_route
+from cascade.routing.start import check_starts, start_route
 from cascade.runtime.attempt import AttemptRunner
 from cascade.runtime.drive import drive, result_of
 from cascade.runtime.ledger import Ledger
@@ -98,7 +98,7 @@ class Calls:
                 exc.result = self.finished(call, exc.result, started)
             raise
         except (GeneratorExit, asyncio.CancelledError):  # the caller left: what it paid for stands
-            if result is None and len(ledger):
+            if result is None and (len(ledger) or ledger.spent):  # an attempt, or the routing alone
                 self.finished(call, result_of(plan, call.request, ledger, None, False, "abandoned"), started)
             raise
 
@@ -119,8 +119,7 @@ class Calls:
         except TagError as exc:
             raise ValueError(str(exc)) from None
         names = list(self.plan.tier_rank)
-        check_tier(ask.min_tier, names, "min_tier")
-        check_tier(ask.start_tier, names, "start_tier")
+        check_starts(ask.min_tier, ask.start_tier, names)
         plan = self.checked(self.plan, ask, request)
         return Prepared(request, plan, ask.request_id or uuid.uuid4().hex, tags, None, ask)
 
@@ -142,6 +141,8 @@ class Calls:
         live, key = self.live, None
         if live is not None:
             plan = live.plan_for(plan, call.tags)
+            if route is not None and plan.tiers[0].name != route.tier:
+                route = out_of_service(route, plan.tiers[0].name)
             if ask.cache and live.cache is not None:
                 schema = answer_schema(ask.response_model, ask.response_format)
                 start = None if route is None else route.tier

@@ -47,6 +47,9 @@ class PostgresStore:
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.where = safe_url(url)
         self._lock = threading.Lock()  # one connection: a budget's check and the writer take turns
+        # columns added since the ledger was made, which a store opened with create=False (that
+        # alters nothing: its role may not) reads as NULL
+        self._missing: dict[str, frozenset[str]] = {}
         if psycopg is None:
             raise ConfigError(
                 f"{self.where}: a PostgreSQL ledger needs psycopg: pip install 'verified-cascade[postgres]'"
@@ -68,6 +71,8 @@ class PostgresStore:
                         self.db.execute(statement)
             elif not self._is_ledger():
                 raise ConfigError(f"{self.where}: not a cascade ledger (no `results` table)")
+            else:
+                self._missing = self._missing_columns()
         except BaseException as exc:
             self.db.close()
             if isinstance(exc, psycopg.Error):
@@ -78,6 +83,16 @@ class PostgresStore:
         found = self.db.execute("SELECT to_regclass('results') IS NOT NULL").fetchone()
         return bool(found and found[0])
 
+    def _missing_columns(self) -> dict[str, frozenset[str]]:
+        found: dict[str, set[str]] = {}
+        for table, column in self.db.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ANY(%s)",
+            (list(ADDED_COLUMNS),),
+        ).fetchall():
+            found.setdefault(table, set()).add(column)
+        return {t: frozenset(set(ADDED_COLUMNS[t]) - columns) for t, columns in found.items()}
+
     def insert(self, rows: Sequence[Row]) -> None:
         with self.db.transaction(), self.db.cursor() as cursor:  # an error rolls back every table
             for table, values in grouped(rows).items():
@@ -87,7 +102,8 @@ class PostgresStore:
         if table not in TABLES:
             raise ValueError(f"no table {table!r}")
         try:
-            cursor = self.db.execute(select_statement(table, "%s", since), () if since is None else (since,))
+            statement = select_statement(table, "%s", since, self._missing.get(table, frozenset()))
+            cursor = self.db.execute(statement, () if since is None else (since,))
         except psycopg.errors.UndefinedTable:  # a ledger from before a table existed
             return []
         return read_rows(table, cursor, where=self.where)

@@ -62,9 +62,14 @@ def total_statement(table: str, column: str, placeholder: str, real: str) -> str
     return f"SELECT COALESCE(SUM(CAST({column} AS {real})), 0) FROM {table} WHERE ts >= {placeholder}"
 
 
-def select_statement(table: str, placeholder: str, since: float | None) -> str:
+def select_statement(
+    table: str, placeholder: str, since: float | None, missing: frozenset[str] = frozenset()
+) -> str:
+    """The rows of `table` (from a time on); a column of `missing` (one added since the ledger
+    was made, on a ledger opened without altering it) reads as NULL."""
     where = "" if since is None else f" WHERE ts >= {placeholder}"
-    return f"SELECT {', '.join(TABLES[table])} FROM {table}{where} ORDER BY ts"
+    columns = ", ".join(f"NULL AS {c}" if c in missing else c for c in TABLES[table])
+    return f"SELECT {columns} FROM {table}{where} ORDER BY ts"
 
 
 def grouped(rows: Sequence[Row]) -> dict[str, list[tuple[Any, ...]]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
+from cascade.config.routing import checked_prompt, label_key, label_problems
 from cascade.core.redaction import redact
 from cascade.core.routes import Route
 from cascade.core.tokens import most_tokens
@@ -15,11 +16,10 @@ from cascade.core.values import Message, Request, Usage
 from cascade.runtime.call import call_model
 from cascade.runtime.ladder import TierModel
 
-# A label is one word; the model may wrap it in quotes, bold marks or a full stop.
-_WRAPPING = " \t\r\n\"'`*.:"
 # What the call asks for unless the model's own params say otherwise: a label, not an essay.
 DEFAULT_PARAMS = {"max_tokens": 16, "temperature": 0}
 SHOWN_REPLY_CHARS = 60
+REDACTED_REPLY_CHARS = 4096  # what of a long reply is redacted before the shown part is cut from it
 FRAMING_TOKENS = 16  # what frames the classifier's one message, for its worst case
 
 
@@ -34,8 +34,10 @@ class ClassifierRouter:
         prompt: str,
         max_request_chars: int,
     ) -> None:
-        self.model, self.fallback, self.prompt = model, fallback, prompt
-        self.labels = {label.casefold(): tier for label, tier in labels.items()}
+        if problems := label_problems(dict(labels)):
+            raise ValueError("; ".join(problems))
+        self.model, self.fallback, self.prompt = model, fallback, checked_prompt(prompt)
+        self.labels = {label_key(label): tier for label, tier in labels.items()}
         self.shown_labels = ", ".join(labels)
         self.max_request_chars = max_request_chars
         own = getattr(model.provider, "params", {}) or {}
@@ -53,7 +55,7 @@ class ClassifierRouter:
 
     def label(self, reply: str) -> str | None:
         """The tier a reply names, or None when it is not exactly one label."""
-        return self.labels.get(reply.strip(_WRAPPING).casefold())
+        return self.labels.get(label_key(reply))
 
     async def route(self, request: Request, tags: Mapping[str, str]) -> Route:
         call = await call_model(self.model, self.asking(request))
@@ -63,7 +65,8 @@ class ClassifierRouter:
         reply = call.completion.text
         tier = self.label(reply)
         if tier is None:
-            shown = redact(reply.strip()[:SHOWN_REPLY_CHARS])
+            # redacted before it is cut: a key cut in two would keep a piece too short to find
+            shown = redact(reply.strip()[:REDACTED_REPLY_CHARS])[:SHOWN_REPLY_CHARS]
             why = f"classifier reply {shown!r} is not one of: {self.shown_labels}"
             return Route(self.fallback, "classifier", cost_usd=call.cost_usd, fallback=why)
         return Route(tier, "classifier", cost_usd=call.cost_usd)

@@ -6,15 +6,44 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from cascade.core.routes import Route
 from cascade.core.values import Request
 
-# Fenced code, or a line that opens (or ends) like code in the common languages.
+# Fenced code, or a line that opens (or ends) like code in the common languages: a keyword
+# with the shape that follows it in code (`def name(`, `let x =`, `import a.b`), never the
+# keyword alone, which opens everyday lines too ("let me know", "class schedule", "public
+# transport"); a line ends like code at `) {`, `);`, an assignment's `;`, or a lone `}`.
+_TYPE = r"(?:void|int|long|bool|boolean|char|double|float|string|String|[A-Z]\w*(?:<[^>\n]*>)?(?:\[\])?)"
 _CODE = re.compile(
-    r"```|^[ \t]*(?:def |class |import |from \S+ import |function |const |let |var |#include|"
-    r"public |private |fn |func |SELECT |package )|[;{}][ \t]*$",
-    re.MULTILINE,
+    r"""```
+    | ^[ \t]*(?:
+        def\s+\w+\s*\(
+      | async\s+def\s+\w+\s*\(
+      | class\s+[A-Za-z_]\w*(?:\s*\([^)\n]*\))?\s*(?::|\{|\bextends\b|\bimplements\b)
+      | import\s+[\w.]+(?:\s+as\s+\w+)?(?:\s*,\s*[\w.]+(?:\s+as\s+\w+)?)*\s*;?[ \t]*$
+      | import\s+(?:[\w$*{}, \t]+\s+from\s+)?["'][^"'\n]+["']
+      | from\s+[\w.]+\s+import\s+[\w*(]
+      | (?:export\s+)?(?:async\s+)?function\b\s*\*?\s*[\w$]*\s*\(
+      | (?:export\s+)?(?:const|let|var)\s+[\w$]+\s*(?::[^=\n]+)?=
+      | \#include\s*[<"]
+      | (?:public|private|protected)\s+(?:(?:static|final|abstract|async|override|readonly)\s+)*
+        (?:class|interface|enum|"""
+    + _TYPE
+    + r""")\s+\w+\s*[({;=]
+      | fn\s+\w+\s*[<(]
+      | func\s+(?:\([^)\n]*\)\s*)?\w+\s*\(
+      | SELECT\s[^\n]*\sFROM\s
+      | package\s+[a-z][\w.]*;[ \t]*$
+      | \}[\s;,)]*$
+      | return\b[^\n]*;[ \t]*$
+    )
+    | \)[ \t]*\{[ \t]*$
+    | \)[ \t]*;[ \t]*$
+    | [\w\])][ \t]*=[^=\n]+;[ \t]*$
+    """,
+    re.MULTILINE | re.VERBOSE,
 )
 
 
@@ -35,7 +64,7 @@ class Condition:
     min_messages: int | None = None
     max_messages: int | None = None
 
-    def holds(self, request: Request, tags: Mapping[str, str], tokens: Callable[[str], int]) -> bool:
+    def holds(self, request: Request, tags: Mapping[str, str], seen: Seen) -> bool:
         if self.tags is not None and any(tags.get(k) not in allowed for k, allowed in self.tags.items()):
             return False
         n = len(request.messages)
@@ -43,17 +72,37 @@ class Condition:
             self.max_messages is not None and n > self.max_messages
         ):
             return False
-        text = request.text()
-        if self.has_code is not None and has_code(text) != self.has_code:
+        if self.has_code is not None and seen.code != self.has_code:
             return False
-        if self.regex is not None and self.regex.search(text) is None:
+        if self.regex is not None and self.regex.search(seen.text) is None:
             return False
         if self.min_input_tokens is None and self.max_input_tokens is None:
             return True
-        count = tokens(text)  # last: the costliest condition
+        count = seen.tokens  # last: the costliest condition
         return (self.min_input_tokens is None or count >= self.min_input_tokens) and (
             self.max_input_tokens is None or count <= self.max_input_tokens
         )
+
+
+class Seen:
+    """What the rules read of one request, each worked out once, when a rule first needs it:
+    its text, whether it holds code, its token count (a long request is not tokenized again
+    for every rule that counts it)."""
+
+    def __init__(self, request: Request, count: Callable[[str], int]) -> None:
+        self.request, self.count = request, count
+
+    @cached_property
+    def text(self) -> str:
+        return self.request.text()
+
+    @cached_property
+    def code(self) -> bool:
+        return has_code(self.text)
+
+    @cached_property
+    def tokens(self) -> int:
+        return self.count(self.text)
 
 
 @dataclass(frozen=True)
@@ -71,8 +120,9 @@ class RuleRouter:
 
     def match(self, request: Request, tags: Mapping[str, str]) -> Route | None:
         """The route of the first rule that matches, or None."""
+        seen = Seen(request, self.tokens)
         for i, rule in enumerate(self.rules, start=1):
-            if rule.when.holds(request, tags, self.tokens):
+            if rule.when.holds(request, tags, seen):
                 return Route(rule.tier, f"rule {i}")
         return None
 

@@ -58,6 +58,28 @@ def check_tier(tier: str | None, tiers: Sequence[str], what: str) -> None:
         raise ValueError(f"{what} {tier!r} is not a tier of this cascade ({', '.join(tiers)})")
 
 
+def check_starts(min_tier: str | None, start_tier: str | None, tiers: Sequence[str]) -> None:
+    """ValueError for a `min_tier` / `start_tier` the cascade does not have, or for a
+    `start_tier` below the `min_tier` given with it (the floor would not hold)."""
+    check_tier(min_tier, tiers, "min_tier")
+    check_tier(start_tier, tiers, "start_tier")
+    if min_tier is not None and start_tier is not None and tiers.index(start_tier) < tiers.index(min_tier):
+        raise ValueError(f"start_tier {start_tier!r} is below min_tier {min_tier!r}: give one at or above it")
+
+
+def checked_route(route: object, router: Router, tiers: Sequence[str]) -> Route:
+    """`route` as `router` gave it, when it is a Route to one of `tiers`; else a TypeError or
+    ValueError naming the router (a router passed in Python may return anything)."""
+    name = type(router).__name__
+    if not isinstance(route, Route):
+        raise TypeError(f"the router {name} returned {type(route).__name__}, not a Route")
+    if route.tier not in tiers:
+        raise ValueError(
+            f"the router {name} routed to {route.tier!r}, not a tier of this cascade ({', '.join(tiers)})"
+        )
+    return route
+
+
 async def start_route(
     router: Router | None,
     request: Request,
@@ -69,14 +91,14 @@ async def start_route(
 ) -> Route | None:
     """The route of one request (None: no router, no override). `start_tier` wins outright
     (the router is not asked, so it costs nothing); `min_tier` is a floor under the router's
-    pick. Both are checked against `tiers` (ValueError)."""
-    check_tier(min_tier, tiers, "min_tier")
-    check_tier(start_tier, tiers, "start_tier")
+    pick. Both are checked against `tiers`, and a `start_tier` below `min_tier` refused
+    (ValueError)."""
+    check_starts(min_tier, start_tier, tiers)
     if start_tier is not None:
         return Route(start_tier, "start_tier")
     if router is None:
         return None if min_tier is None else Route(min_tier, "min_tier")
-    route = await router.route(request, tags)
+    route = checked_route(await router.route(request, tags), router, tiers)
     if min_tier is not None and tiers.index(min_tier) > tiers.index(route.tier):
         return replace(route, tier=min_tier, by="min_tier", picked=route.tier)
     return route

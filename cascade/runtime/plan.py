@@ -44,6 +44,11 @@ class CascadePlan:
             raise ValueError("a cascade needs at least one tier")
         if self.on_exhausted not in ON_EXHAUSTED:
             raise ValueError(f"on_exhausted must be one of {', '.join(ON_EXHAUSTED)}")
+        if self.router is not None and not callable(getattr(self.router, "route", None)):
+            kind = type(self.router).__name__
+            raise TypeError(
+                f"router must have an async route(request, tags) method returning a Route, not {kind}"
+            )
 
     def chain(self, tier: str) -> tuple[Verifier, ...]:
         """The verifiers that judge answers of `tier`."""
