@@ -423,6 +423,7 @@ def test_batch_lines_and_flags_set_the_start_and_the_report_counts_the_routing(
     figures = json.loads(report.read_text())
     assert figures["routed_to_tier"] == {"medium": 1, "small": 1, "large": 1}
     assert figures["routed_by"] == {"rule": 1, "classifier": 1, "start_tier": 1}
+    assert figures["routing_fallbacks"] == 0  # counted apart: routed_by adds up to the items routed
     routing = sum(r["cost"]["routing_usd"] for r in records.values() if "cost" in r)
     assert figures["routing_usd"] == pytest.approx(routing) and routing == pytest.approx(52e-6)
     assert figures["total_usd"] == pytest.approx(

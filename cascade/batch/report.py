@@ -51,7 +51,8 @@ class BatchReport:
     accepted_by_tier: Counter[str] = field(default_factory=Counter)
     # where the items' ladders started (a router's or the caller's pick), and by what
     routed_to_tier: Counter[str] = field(default_factory=Counter)
-    routed_by: Counter[str] = field(default_factory=Counter)
+    routed_by: Counter[str] = field(default_factory=Counter)  # adds up to the items routed
+    routing_fallbacks: int = 0  # a classifier gave no label, or a router could not score
     money: dict[str, Decimal] = field(default_factory=lambda: dict.fromkeys(MONEY, ZERO))
 
     def add(self, record: dict[str, Any]) -> None:
@@ -86,7 +87,7 @@ class BatchReport:
             self.routed_to_tier[route["tier"]] += 1
             by = route["by"]
             self.routed_by["rule" if by.startswith("rule ") else by] += 1
-            self.routed_by["fallback"] += route.get("fallback") is not None
+            self.routing_fallbacks += route.get("fallback") is not None
         for key in ("total_usd", "wasted_usd", "verification_usd", "routing_usd", "baseline_usd"):
             self.money[key] += _amount(cost.get(key, 0), f"cost.{key}")
         # an item run again (--retry-failed): what its earlier runs cost was spent, and wasted
@@ -118,6 +119,7 @@ class BatchReport:
             "accepted_by_tier": dict(self.accepted_by_tier),
             "routed_to_tier": dict(self.routed_to_tier),
             "routed_by": {k: v for k, v in self.routed_by.items() if v},
+            "routing_fallbacks": self.routing_fallbacks,
             "escalation_rate": round(self.rate(self.escalated), 6),
             "fallback_rate": round(self.rate(self.fell_back), 6),
             **{key: float(value) for key, value in self.money.items()},

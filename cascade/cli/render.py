@@ -122,6 +122,8 @@ def batch_table(report: BatchReport, title: str = "Batch report") -> Table:
     if report.routed_by:
         shown = ", ".join(f"{by} {n}" for by, n in sorted(report.routed_by.items()) if n)
         table.add_row("  routed by", escape(shown))
+    if report.routing_fallbacks:
+        table.add_row("    of which fell back (no label)", str(report.routing_fallbacks))
     table.add_row("attempts (all billed)", str(report.attempts))
     if report.cache_hits:
         table.add_row("  answered from the cache (free)", str(report.cache_hits))
