@@ -8,11 +8,13 @@ import asyncio
 import json
 import re
 import sqlite3
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
@@ -445,3 +447,15 @@ def test_the_readmes_router_section_is_a_valid_config() -> None:
     ]
     config = parse_config({"tiers": tiers, **yaml.safe_load(block)})
     assert config.router is not None and config.router.kind == "hybrid" and len(config.router.rules) == 3
+
+
+def test_a_rule_regex_that_blows_up_gives_up_in_time_and_does_not_match() -> None:
+    """A backtracking blow-up on a hostile request: the rule does not match (and says so), and
+    the request is routed at once rather than holding the event loop for minutes."""
+    router = RuleRouter([Rule("large", Condition(regex=re.compile(r"^(\w+\s?)*$")))], "small", len)
+    started = time.perf_counter()
+    with structlog.testing.capture_logs() as logs:
+        found = route(router, request("a" * 5000 + "!"), {})
+    assert found == Route("small", "no rule") and time.perf_counter() - started < 2
+    assert [e["event"] for e in logs] == ["rule_regex_timed_out"]
+    assert route(router, request("two words"), {}) == Route("large", "rule 1")  # a fast match still matches

@@ -4,9 +4,10 @@ of the other two."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import regex
 
 from cascade.config.models import ModelConfig
 from cascade.config.routing import LearnedRouterConfig, RouterConfig, RuleConfig
@@ -63,7 +64,7 @@ def _rule(config: RuleConfig) -> Rule:
             tags=tags,
             min_input_tokens=when.min_input_tokens,
             max_input_tokens=when.max_input_tokens,
-            regex=None if when.regex is None else re.compile(when.regex),
+            regex=None if when.regex is None else regex.compile(when.regex),
             has_code=when.has_code,
             min_messages=when.min_messages,
             max_messages=when.max_messages,

@@ -3,9 +3,9 @@ first and one of the others where no rule matched (validation only, no I/O)."""
 
 from __future__ import annotations
 
-import re
 import string
 
+import regex
 from pydantic import Field, field_validator, model_validator
 
 from cascade.config.models import ModelConfig, Strict
@@ -83,8 +83,8 @@ class RuleCondition(Strict):
     def _compiles(cls, pattern: str | None) -> str | None:
         if pattern is not None:
             try:
-                re.compile(pattern)
-            except re.error as exc:
+                regex.compile(pattern)
+            except regex.error as exc:
                 raise ValueError(f"not a regular expression: {exc}") from None
         return pattern
 

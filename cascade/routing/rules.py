@@ -8,8 +8,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+import regex
+
 from cascade.core.routes import Route
 from cascade.core.values import Request
+from cascade.logs import get_logger
+
+REGEX_TIMEOUT_S = 0.05
 
 # Fenced code, or a line that opens (or ends) like code in the common languages: a keyword
 # with the shape that follows it in code (`def name(`, `let x =`, `import a.b`), never the
@@ -52,6 +57,17 @@ def has_code(text: str) -> bool:
     return _CODE.search(text) is not None
 
 
+def searched(pattern: regex.Pattern[str], text: str) -> bool:
+    """Does `pattern` match somewhere in `text`? A pattern that takes longer than
+    REGEX_TIMEOUT_S (a backtracking blow-up on a hostile request) does not match, and says so:
+    a rule must never hold the event loop."""
+    try:
+        return pattern.search(text, timeout=REGEX_TIMEOUT_S) is not None
+    except TimeoutError:
+        get_logger().warning("rule_regex_timed_out", pattern=pattern.pattern[:80], chars=len(text))
+        return False
+
+
 @dataclass(frozen=True)
 class Condition:
     """What a request must show for its rule to match; every field set must hold."""
@@ -59,10 +75,14 @@ class Condition:
     tags: Mapping[str, frozenset[str]] | None = None
     min_input_tokens: int | None = None
     max_input_tokens: int | None = None
-    regex: re.Pattern[str] | None = None
+    regex: regex.Pattern[str] | re.Pattern[str] | None = None
     has_code: bool | None = None
     min_messages: int | None = None
     max_messages: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.regex, re.Pattern):  # the `re` module's: searched with a timeout all the same
+            object.__setattr__(self, "regex", regex.compile(self.regex.pattern, self.regex.flags))
 
     def holds(self, request: Request, tags: Mapping[str, str], seen: Seen) -> bool:
         if self.tags is not None and any(tags.get(k) not in allowed for k, allowed in self.tags.items()):
@@ -74,7 +94,7 @@ class Condition:
             return False
         if self.has_code is not None and seen.code != self.has_code:
             return False
-        if self.regex is not None and self.regex.search(seen.text) is None:
+        if isinstance(self.regex, regex.Pattern) and not searched(self.regex, seen.text):
             return False
         if self.min_input_tokens is None and self.max_input_tokens is None:
             return True
